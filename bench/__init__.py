@@ -1,0 +1,1 @@
+"""The load generator and benchmark report (`make bench`); talks HTTP only."""

@@ -1,0 +1,104 @@
+"""The one HTTP client for every outside call (gateways, couriers, SMS/e-mail).
+
+Connection pooling, connect/read timeouts and one error vocabulary, so that the domain
+apps decide on meaning (retry, fail over, give up) and not on httpx details. Each process
+(and each forked worker child) gets its own pooled client.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any
+
+import httpx
+from django.conf import settings
+
+from core import metrics
+
+
+class ExternalError(Exception):
+    """An outside call did not give a usable answer."""
+
+    def __init__(self, target: str, message: str) -> None:
+        super().__init__(f"{target}: {message}")
+        self.target = target
+
+
+class ExternalUnavailable(ExternalError):
+    """The call surely had no effect (connection refused, 503, breaker open): fail over."""
+
+
+class ExternalTimeout(ExternalError):
+    """The call may or may not have had an effect: retry the same target with the same key."""
+
+
+class ExternalServerError(ExternalError):
+    """The target answered 5xx (other than 503): retry later with the same key."""
+
+
+class ExternalRejected(ExternalError):
+    """The target refused the request (4xx): retrying the same request will not help."""
+
+    def __init__(self, target: str, status_code: int, body: Any) -> None:
+        super().__init__(target, f"rejected with {status_code}: {body!r}")
+        self.status_code = status_code
+        self.body = body
+
+
+_local = threading.local()
+
+
+def _client() -> httpx.Client:
+    # httpx clients are not fork-safe: a worker child must not reuse its parent's pool.
+    pid = os.getpid()
+    client: httpx.Client | None = getattr(_local, "client", None)
+    if client is None or getattr(_local, "pid", None) != pid:
+        client = httpx.Client(
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        )
+        _local.client, _local.pid = client, pid
+    return client
+
+
+def post_json(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """POST `payload` to `url` on behalf of `target` (e.g. "gateways/alpha").
+
+    Returns the decoded JSON answer of a 2xx; raises an `ExternalError` subclass otherwise.
+    """
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        try:
+            response = _client().post(
+                url,
+                json=payload,
+                timeout=httpx.Timeout(
+                    settings.COT_HTTP_READ_TIMEOUT, connect=settings.COT_HTTP_CONNECT_TIMEOUT
+                ),
+            )
+        except httpx.ConnectError as exc:
+            raise ExternalUnavailable(target, f"connection failed: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise ExternalTimeout(target, f"timed out: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise ExternalTimeout(target, f"transport error: {exc}") from exc
+        if response.status_code == 503:
+            raise ExternalUnavailable(target, "503 service unavailable")
+        if response.status_code >= 500:
+            raise ExternalServerError(target, f"{response.status_code} server error")
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        if response.status_code >= 400:
+            raise ExternalRejected(target, response.status_code, body)
+        if not isinstance(body, dict):
+            raise ExternalServerError(target, "answer is not a JSON object")
+        outcome = "ok"
+        return body
+    finally:
+        metrics.EXTERNAL_CALL_SECONDS.labels(target=target, outcome=outcome).observe(
+            time.perf_counter() - started
+        )

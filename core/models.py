@@ -1,0 +1,49 @@
+"""The shared kernel's tables: the API clients every domain refers to."""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from rest_framework_api_key.models import AbstractAPIKey
+
+from core.enums import Channel
+
+
+class TimeStampedModel(models.Model):
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+def _new_webhook_secret() -> str:
+    return secrets.token_hex(32)
+
+
+class ApiClient(TimeStampedModel):
+    """A channel client (website, app, partner store) that places orders over the API."""
+
+    name = models.CharField(max_length=100, unique=True)
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    webhook_url = models.URLField(blank=True, default="")
+    webhook_secret = models.CharField(max_length=128, default=_new_webhook_secret)
+    active = models.BooleanField(default=True)
+
+    # The API authenticates a client, not a Django user: these let DRF's permission
+    # classes treat it as the request's principal without pretending it is staff.
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.channel})"
+
+
+class ClientAPIKey(AbstractAPIKey):
+    client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="api_keys")
+
+    class Meta(AbstractAPIKey.Meta):
+        verbose_name = "client API key"
+        verbose_name_plural = "client API keys"

@@ -1,0 +1,75 @@
+"""The Celery app. Broker settings here are what the pipeline's safety rests on (DESIGN §5)."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from django.conf import settings
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cot_project.settings")
+
+app = Celery("cot")
+
+# One queue per domain, so a slow SMS provider never starves payments and each queue can
+# get its own workers; `make run` starts one worker that consumes them all.
+QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
+TASK_ROUTES = {
+    # Exact names first: the pipeline's outside calls go to their domain's queue.
+    "orders.payment_prepare": {"queue": "payments"},
+    "orders.payment_charge": {"queue": "payments"},
+    "orders.shipment_book": {"queue": "logistics"},
+    "orders.sweep_stuck_orders": {"queue": "maintenance"},
+    "orders.*": {"queue": "pipeline"},
+    "payments.*": {"queue": "payments"},
+    "logistics.*": {"queue": "logistics"},
+    "notifications.*": {"queue": "notifications"},
+    "maintenance.*": {"queue": "maintenance"},
+}
+
+
+def _configure() -> None:
+    app.conf.update(
+        broker_url=settings.CELERY_BROKER_URL,
+        result_backend=settings.CELERY_RESULT_BACKEND,
+        task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        # A task is acknowledged only when it has finished, and a worker that dies mid-task
+        # gives its message back; every step is idempotent, which is what makes this safe.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        # Redis re-delivers a message that was not acked within the visibility timeout, so
+        # it must exceed every time limit and every countdown (retries, ETA).
+        broker_transport_options={
+            "visibility_timeout": settings.COT_VISIBILITY_TIMEOUT,
+            "max_connections": 200,
+        },
+        result_backend_transport_options={"visibility_timeout": settings.COT_VISIBILITY_TIMEOUT},
+        result_expires=3600,
+        result_backend_thread_safe=True,
+        task_time_limit=settings.COT_TASK_TIME_LIMIT,
+        task_soft_time_limit=settings.COT_TASK_TIME_LIMIT - 10,
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="pipeline",
+        task_routes=TASK_ROUTES,
+        # Task events let Flower show every step of the pipeline.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        broker_connection_retry_on_startup=True,
+        beat_schedule={
+            "sweep-stuck-orders": {
+                "task": "orders.sweep_stuck_orders",
+                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
+                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
+            },
+        },
+    )
+
+
+_configure()
+app.autodiscover_tasks()

@@ -1,0 +1,214 @@
+"""COT settings: every value comes from the environment (see `.env.example`).
+
+Development defaults are chosen so that `make run` works on a fresh clone; each one that
+would be a secret in production is marked DEV-ONLY and must be overridden there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local `.env` is a convenience for developers; real deployments set the environment.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# DEV-ONLY default: production must set DJANGO_SECRET_KEY.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "rest_framework",
+    "rest_framework_api_key",
+    "drf_spectacular",
+    "drf_standardized_errors",
+    "django_filters",
+    "core",
+    "inventory",
+    "prescriptions",
+    "payments",
+    "logistics",
+    "orders",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.middleware.BodySizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "cot_project.urls"
+WSGI_APPLICATION = "cot_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+_db = DATABASES["default"]
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets readers run beside the writer; IMMEDIATE takes the write lock when a
+    # transaction starts, so concurrent workers queue on busy_timeout instead of failing
+    # with "database is locked" when a read transaction later tries to write.
+    _db["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": (
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;"
+        ),
+    }
+    _db["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
+elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.backends.postgresql"):
+    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    if env.bool("DB_POOL", default=True):
+        # psycopg 3's pool (Django >= 5.1) instead of one connection per request or task;
+        # Celery's Django fixup "closes" connections around every task, which with a pool
+        # only returns them.
+        _db["CONN_MAX_AGE"] = 0
+        _db["OPTIONS"] = {
+            "pool": {
+                "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
+                "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+                "timeout": 10,
+            }
+        }
+    else:
+        _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "media/"
+MEDIA_ROOT = env.path("COT_MEDIA_ROOT", default=str(BASE_DIR / "media"))
+
+# Bodies over 1 MiB are refused with 413 (core.middleware); Django's own limit backs it up.
+COT_MAX_BODY_BYTES = 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = COT_MAX_BODY_BYTES
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
+
+# --- API ----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "core.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.BasicAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "UNAUTHENTICATED_USER": None,
+}
+DRF_STANDARDIZED_ERRORS = {
+    "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
+    "EXCEPTION_HANDLER_CLASS": "core.errors.CotExceptionHandler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "COT – Common Order Taking",
+    "DESCRIPTION": "Order API of the online pharmacy. See CONTRACT.md and docs/API.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        f"{name}Enum": f"drf_standardized_errors.openapi_serializers.{name}Enum.choices"
+        for name in ("ValidationError", "ClientError", "ServerError")
+    },
+    "POSTPROCESSING_HOOKS": [
+        "drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
+    ],
+}
+
+# --- Redis, Celery ------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# Longest a task may run; the broker's visibility timeout must exceed every task's time
+# limit and every countdown, or Redis re-delivers a task that is still running.
+COT_TASK_TIME_LIMIT = env.int("COT_TASK_TIME_LIMIT", default=120)
+COT_MAX_COUNTDOWN_SECONDS = env.int("COT_MAX_COUNTDOWN_SECONDS", default=300)
+COT_VISIBILITY_TIMEOUT = env.int("COT_VISIBILITY_TIMEOUT", default=3600)
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = False
+
+COT_PIPELINE_MODE = env.str("COT_PIPELINE_MODE", default="celery")
+
+# --- Business rules -----------------------------------------------------------------------
+COT_RESERVATION_TTL_SECONDS = env.int("COT_RESERVATION_TTL_SECONDS", default=900)
+COT_STUCK_ORDER_SECONDS = env.int("COT_STUCK_ORDER_SECONDS", default=120)
+COT_SWEEP_INTERVAL_SECONDS = env.int("COT_SWEEP_INTERVAL_SECONDS", default=30)
+COT_SHELF_LIFE_FLOOR_DAYS = env.int("COT_SHELF_LIFE_FLOOR_DAYS", default=30)
+COT_PRESCRIPTION_VALIDITY_DAYS = env.int("COT_PRESCRIPTION_VALIDITY_DAYS", default=180)
+COT_PAYMENT_GATEWAYS = env.list("COT_PAYMENT_GATEWAYS", default=["alpha", "beta"])
+COT_LOGISTICS_PARTNERS = env.list("COT_LOGISTICS_PARTNERS", default=["swift", "roadie"])
+# Attempts a pipeline step gets (Celery retries with exponential backoff) before the task
+# itself ends the order and compensates.
+COT_STEP_MAX_RETRIES = env.int("COT_STEP_MAX_RETRIES", default=5)
+COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=60)
+
+# --- Outside world ------------------------------------------------------------------------
+SIMULATOR_URL = env.str("SIMULATOR_URL", default="http://127.0.0.1:8099")
+PAYMENTS_BASE_URL = env.str("PAYMENTS_BASE_URL", default=f"{SIMULATOR_URL}/gateways")
+LOGISTICS_BASE_URL = env.str("LOGISTICS_BASE_URL", default=f"{SIMULATOR_URL}/logistics")
+NOTIFY_BASE_URL = env.str("NOTIFY_BASE_URL", default=f"{SIMULATOR_URL}/notify")
+COT_HTTP_CONNECT_TIMEOUT = env.float("COT_HTTP_CONNECT_TIMEOUT", default=2.0)
+COT_HTTP_READ_TIMEOUT = env.float("COT_HTTP_READ_TIMEOUT", default=5.0)
+# DEV-ONLY defaults: production must set the partners' real webhook secrets.
+PAYMENTS_WEBHOOK_SECRET = env.str("PAYMENTS_WEBHOOK_SECRET", default="dev-only-payments-secret")
+LOGISTICS_WEBHOOK_SECRET = env.str("LOGISTICS_WEBHOOK_SECRET", default="dev-only-logistics-secret")
+
+# --- Logging ------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("COT_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

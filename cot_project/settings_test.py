@@ -1,0 +1,13 @@
+"""The small test override: a Redis database of its own and fast password hashing."""
+
+from cot_project.settings import *  # noqa: F403
+from cot_project.settings import env
+
+# Tests flush this Redis database; it must not be the one `make run` uses.
+REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Short waits, so the end-to-end tests see retries and re-drives within seconds.
+COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=2)
+COT_HTTP_READ_TIMEOUT = env.float("COT_HTTP_READ_TIMEOUT", default=3.0)

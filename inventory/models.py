@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import F, Q
+
+from core.models import TimeStampedModel
+from inventory.enums import PRESCRIPTION_SCHEDULES, ReservationStatus, Schedule
+
+
+class Product(TimeStampedModel):
+    sku = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    schedule = models.CharField(max_length=4, choices=Schedule.choices, default=Schedule.OTC)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["sku"]
+        constraints = [
+            models.CheckConstraint(condition=Q(price__gte=0), name="product_price_gte_0")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sku} – {self.name}"
+
+    @property
+    def requires_prescription(self) -> bool:
+        return self.schedule in PRESCRIPTION_SCHEDULES
+
+
+class FulfillmentCenter(TimeStampedModel):
+    code = models.CharField(max_length=20, unique=True)
+    name = models.CharField(max_length=100)
+    priority = models.PositiveIntegerField(help_text="1 is tried first.")
+    pincode_prefixes = models.JSONField(default=list)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["priority", "code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} – {self.name}"
+
+    def serves(self, pincode: str) -> bool:
+        return any(pincode.startswith(prefix) for prefix in self.pincode_prefixes)
+
+
+class StockBatch(TimeStampedModel):
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="batches")
+    center = models.ForeignKey(FulfillmentCenter, on_delete=models.PROTECT, related_name="batches")
+    batch = models.CharField(max_length=64)
+    expires_on = models.DateField()
+    on_hand = models.PositiveIntegerField(default=0)
+    reserved = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "stock batches"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["product", "center", "batch"], name="stockbatch_unique_batch"
+            ),
+            # The last line of defence against an oversell; the row lock is how it never fires.
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="stockbatch_reserved_gte_0"),
+            models.CheckConstraint(
+                condition=Q(reserved__lte=F("on_hand")), name="stockbatch_reserved_lte_on_hand"
+            ),
+        ]
+        indexes = [models.Index(fields=["product", "center", "expires_on"])]
+
+    def __str__(self) -> str:
+        return f"{self.product_id}@{self.center_id} {self.batch}"
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved
+
+
+class Reservation(TimeStampedModel):
+    """Stock held for one order; the items say which batch gives how much."""
+
+    order_id = models.UUIDField(unique=True)
+    status = models.CharField(
+        max_length=12, choices=ReservationStatus.choices, default=ReservationStatus.HELD
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"reservation for {self.order_id} ({self.status})"
+
+
+class ReservationItem(models.Model):
+    reservation = models.ForeignKey(Reservation, on_delete=models.CASCADE, related_name="items")
+    batch = models.ForeignKey(StockBatch, on_delete=models.PROTECT, related_name="+")
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="reservationitem_qty_gt_0")
+        ]

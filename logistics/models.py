@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from django.db import models
+
+from core.models import TimeStampedModel
+from logistics.enums import ShipmentStatus
+
+
+class Shipment(TimeStampedModel):
+    """One parcel from one fulfilment centre to the customer."""
+
+    order_id = models.UUIDField(db_index=True)
+    center = models.CharField(max_length=20)
+    partner = models.CharField(max_length=20)
+    awb = models.CharField(max_length=64, blank=True, db_index=True)
+    eta = models.DateField(null=True, blank=True)
+    status = models.CharField(
+        max_length=12, choices=ShipmentStatus.choices, default=ShipmentStatus.BOOKED
+    )
+    idempotency_key = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order_id", "center"], name="shipment_unique_center")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.awb or '(unbooked)'} for {self.order_id}"
+
+
+class ShipmentItem(models.Model):
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="items")
+    sku = models.CharField(max_length=64)
+    batch = models.CharField(max_length=64, help_text="Recall traceability.")
+    quantity = models.PositiveIntegerField()

@@ -1,0 +1,153 @@
+"""The public order API: one view per operation (input -> service/selector -> output)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, permissions, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import Conflict
+from core.models import ApiClient
+from orders import selectors
+from orders.filters import OrderFilter
+from orders.models import Order
+from orders.serializers import OrderOut, OrderPlaceIn
+from orders.services.placement import IdempotencyKeyReused, ItemRequest, UnknownSku, order_place
+
+IDEMPOTENCY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="1-255 characters; the same key and body return the original order.",
+)
+
+
+class IsApiClient(permissions.BasePermission):
+    """Order endpoints belong to channel clients (an `Api-Key`), not to staff logins."""
+
+    message = "This endpoint needs a channel client's API key."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.user, ApiClient)
+
+
+def _fingerprint(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise serializers.ValidationError(
+            {"Idempotency-Key": ["Must be 1 to 255 printable characters."]}
+        )
+    return key
+
+
+def _render(orders: list[Order]) -> list[dict[str, Any]]:
+    context = {"related": selectors.order_related(orders)}
+    return OrderOut(orders, many=True, context=context).data
+
+
+class OrderPagination(CursorPagination):
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class OrderListCreateApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+
+    @extend_schema(
+        request=OrderPlaceIn,
+        responses={202: OpenApiTypes.OBJECT},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Place an order",
+        operation_id="orders_place",
+    )
+    def post(self, request: Request) -> Response:
+        client: ApiClient = request.user
+        key = _idempotency_key(request)
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        payload = OrderPlaceIn(data=request.data, context={"client": client})
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        try:
+            order, replayed = order_place(
+                client=client,
+                customer_id=data["customer_id"],
+                items=[ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in data["items"]],
+                delivery_address=dict(data["delivery_address"]),
+                payment_method=data["payment_method"],
+                payment_token=data["payment_token"],
+                prescription_id=data["prescription_id"],
+                idempotency_key=key,
+                fingerprint=_fingerprint(request.data),
+            )
+        except IdempotencyKeyReused:
+            raise Conflict(
+                "This Idempotency-Key was used with a different request body.",
+                code="idempotency_key_reused",
+            ) from None
+        except UnknownSku as exc:
+            raise serializers.ValidationError(
+                {
+                    "items": {
+                        exc.index: {"sku": [serializers.ErrorDetail(str(exc), code="unknown_sku")]}
+                    }
+                }
+            ) from None
+        order = selectors.order_get_for_client(client=client, order_id=order.pk)
+        headers = {"Location": f"/api/v1/orders/{order.pk}/"}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(_render([order])[0], status=status.HTTP_202_ACCEPTED, headers=headers)
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        parameters=[
+            OpenApiParameter("status", OpenApiTypes.STR),
+            OpenApiParameter("customer_id", OpenApiTypes.STR),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
+        ],
+        summary="List the client's orders, newest first",
+        operation_id="orders_list",
+    )
+    def get(self, request: Request) -> Response:
+        queryset: QuerySet[Order] = selectors.order_list_for_client(client=request.user)
+        filterset = OrderFilter(request.query_params, queryset=queryset)
+        if not filterset.is_valid():
+            raise serializers.ValidationError(filterset.errors)
+        paginator = OrderPagination()
+        page = paginator.paginate_queryset(filterset.qs, request, view=self)
+        return paginator.get_paginated_response(_render(list(page)))
+
+
+class OrderDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT}, summary="Get one order", operation_id="orders_get"
+    )
+    def get(self, request: Request, order_id: uuid.UUID) -> Response:
+        order = selectors.order_get_for_client(client=request.user, order_id=order_id)
+        if order is None:
+            raise exceptions.NotFound("No such order.")
+        return Response(_render([order])[0])

@@ -1,0 +1,70 @@
+from django.db import models
+
+
+class OrderStatus(models.TextChoices):
+    RECEIVED = "received", "Received"
+    PROCESSING = "processing", "Processing"
+    ON_HOLD = "on_hold", "On hold (prescription review)"
+    CONFIRMED = "confirmed", "Confirmed"
+    SHIPPED = "shipped", "Shipped"
+    DELIVERED = "delivered", "Delivered"
+    REJECTED = "rejected", "Rejected"
+    PAYMENT_FAILED = "payment_failed", "Payment failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+TERMINAL_STATUSES = frozenset(
+    {OrderStatus.DELIVERED, OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED}
+)
+
+
+class FailureReason(models.TextChoices):
+    PRESCRIPTION_REQUIRED = "prescription_required"
+    PRESCRIPTION_INVALID = "prescription_invalid"
+    PRESCRIPTION_EXPIRED = "prescription_expired"
+    PRESCRIPTION_REJECTED = "prescription_rejected"
+    PRESCRIPTION_QUANTITY_EXCEEDED = "prescription_quantity_exceeded"
+    NOT_SELLABLE_ONLINE = "not_sellable_online"
+    OUT_OF_STOCK = "out_of_stock"
+    UNSERVICEABLE_PINCODE = "unserviceable_pincode"
+    PAYMENT_DECLINED = "payment_declined"
+    PAYMENT_UNAVAILABLE = "payment_unavailable"
+    FULFILMENT_UNAVAILABLE = "fulfilment_unavailable"
+    CANCELLED_BY_CLIENT = "cancelled_by_client"
+    CANCELLED_BY_OPS = "cancelled_by_ops"
+
+
+class EventType(models.TextChoices):
+    ORDER_RECEIVED = "order.received"
+    ORDER_PROCESSING = "order.processing"
+    PRESCRIPTION_VALIDATED = "prescription.validated"
+    PRESCRIPTION_FAILED = "prescription.failed"
+    ORDER_ON_HOLD = "order.on_hold"
+    INVENTORY_RESERVED = "inventory.reserved"
+    INVENTORY_INSUFFICIENT = "inventory.insufficient"
+    INVENTORY_RELEASED = "inventory.released"
+    INVENTORY_COMMITTED = "inventory.committed"
+    PAYMENT_PREPARED = "payment.prepared"
+    PAYMENT_CAPTURED = "payment.captured"
+    PAYMENT_FAILED = "payment.failed"
+    PAYMENT_REFUNDED = "payment.refunded"
+    SHIPMENT_BOOKED = "shipment.booked"
+    SHIPMENT_FAILED = "shipment.failed"
+    ORDER_CONFIRMED = "order.confirmed"
+    ORDER_SHIPPED = "order.shipped"
+    ORDER_DELIVERED = "order.delivered"
+    ORDER_REJECTED = "order.rejected"
+    ORDER_CANCELLED = "order.cancelled"
+    NOTIFICATION_SENT = "notification.sent"
+    NOTIFICATION_FAILED = "notification.failed"
+
+
+class Step(models.TextChoices):
+    """Pipeline steps; each records its outcome once per order (`OrderStep`)."""
+
+    PRESCRIPTION = "prescription"
+    STOCK = "stock"
+    PAYMENT_PREPARE = "payment_prepare"
+    CHARGE = "charge"
+    SHIPMENT = "shipment"
+    CONFIRM = "confirm"

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from core.enums import Channel
+from core.models import ApiClient, TimeStampedModel
+from orders.enums import EventType, FailureReason, OrderStatus, Step
+from payments.enums import PaymentMethod
+
+
+class OrderNumber(models.Model):
+    """A counter for human order numbers (`COT-00001234`) on every database backend."""
+
+    id = models.BigAutoField(primary_key=True)
+
+
+class Order(TimeStampedModel):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    number = models.CharField(max_length=20, unique=True)
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="orders")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    customer_id = models.CharField(max_length=64)
+    delivery_address = models.JSONField()
+    prescription_id = models.UUIDField(null=True, blank=True)
+    payment_method = models.CharField(max_length=12, choices=PaymentMethod.choices)
+    # A gateway token (never card data); needed to charge after the asynchronous checks.
+    payment_token = models.CharField(max_length=200, blank=True)
+    total_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3, default="INR")
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.RECEIVED
+    )
+    # null, not "": the API promises `"failure_reason": null` until an order fails.
+    failure_reason = models.CharField(  # noqa: DJ001
+        max_length=40, choices=FailureReason.choices, null=True, blank=True
+    )
+    # null when absent, so the unique (client, key) constraint ignores keyless orders.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["client", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="order_unique_idempotency_key",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["client", "-created_at"]),
+            models.Index(fields=["status", "updated_at"]),
+            models.Index(fields=["customer_id"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=64)
+    name = models.CharField(max_length=200)
+    schedule = models.CharField(max_length=4)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    line_total = models.DecimalField(max_digits=12, decimal_places=2)
+    requires_prescription = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["pk"]
+
+
+class OrderEvent(models.Model):
+    """The order's timeline, and its outbox: subscribers get each event after commit."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+    type = models.CharField(max_length=40, choices=EventType.choices)
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        indexes = [models.Index(fields=["order", "id"])]
+
+    def __str__(self) -> str:
+        return f"{self.type} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class OrderStep(TimeStampedModel):
+    """A pipeline step's outcome (once per order) and how often it was attempted."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="steps")
+    step = models.CharField(max_length=20, choices=Step.choices)
+    ok = models.BooleanField(null=True)
+    result = models.CharField(max_length=40, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order", "step"], name="orderstep_unique_step")
+        ]

@@ -1,0 +1,77 @@
+"""The order pipeline's canvas, built in one place (DESIGN.md §4):
+
+    chord(
+        group(prescription_check, stock_reserve, payment_prepare),
+        payment_charge,
+    ) | shipment_book | order_confirm
+
+`COT_PIPELINE_MODE=inline` runs the same step functions one after another in the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import chord, group
+from django.conf import settings
+
+from core.http import ExternalError
+from orders import tasks
+from orders.enums import Step
+from orders.services import steps
+
+logger = logging.getLogger(__name__)
+
+INLINE_STEPS = (
+    (Step.PRESCRIPTION, steps.order_check_prescription),
+    (Step.STOCK, steps.order_reserve_stock),
+    (Step.PAYMENT_PREPARE, steps.order_prepare_payment),
+    (Step.CHARGE, steps.order_charge_payment),
+    (Step.SHIPMENT, steps.order_book_shipment),
+    (Step.CONFIRM, steps.order_confirm),
+)
+
+
+def canvas(order_id: uuid.UUID):  # -> celery.canvas.Signature
+    oid = str(order_id)
+    return (
+        chord(
+            group(
+                tasks.prescription_check.si(oid),
+                tasks.stock_reserve.si(oid),
+                tasks.payment_prepare.si(oid),
+            ),
+            tasks.payment_charge.si(oid),
+        )
+        | tasks.shipment_book.si(oid)
+        | tasks.order_confirm.si(oid)
+    )
+
+
+def start(order_id: uuid.UUID) -> None:
+    """Run the pipeline for an order (after its commit)."""
+    if settings.COT_PIPELINE_MODE == "inline":
+        run_inline(order_id)
+    else:
+        canvas(order_id).apply_async()
+
+
+def run_inline(order_id: uuid.UUID) -> None:
+    for step, function in INLINE_STEPS:
+        try:
+            function(order_id)
+        except (ExternalError, steps.StepIncomplete):
+            logger.warning("inline pipeline: step %s failed for order %s", step, order_id)
+            steps.order_step_exhausted(order_id, step)
+            return
+
+
+def compensate(order_id: uuid.UUID) -> None:
+    if settings.COT_PIPELINE_MODE == "inline":
+        try:
+            steps.order_compensate(order_id)
+            return
+        except ExternalError:
+            logger.warning("inline compensation failed for %s; handing it to a worker", order_id)
+    tasks.order_compensate.delay(str(order_id))

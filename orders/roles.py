@@ -1,0 +1,55 @@
+"""Staff roles: a group per role with exactly the permissions its work needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+
+# (app_label, model) -> actions
+ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
+    "pharmacist": {
+        ("prescriptions", "prescription"): ("view", "change"),
+        ("prescriptions", "prescriptionitem"): ("view",),
+        ("orders", "order"): ("view",),
+        ("orders", "orderline"): ("view",),
+        ("orders", "orderevent"): ("view",),
+        ("inventory", "product"): ("view",),
+    },
+    "ops": {
+        ("orders", "order"): ("view", "change"),
+        ("orders", "orderline"): ("view",),
+        ("orders", "orderevent"): ("view",),
+        ("orders", "orderstep"): ("view",),
+        ("payments", "payment"): ("view",),
+        ("payments", "paymentattempt"): ("view",),
+        ("logistics", "shipment"): ("view",),
+        ("logistics", "shipmentitem"): ("view",),
+        ("notifications", "notification"): ("view",),
+        ("inventory", "product"): ("view",),
+        ("inventory", "stockbatch"): ("view",),
+        ("inventory", "fulfillmentcenter"): ("view",),
+        ("inventory", "reservation"): ("view",),
+        ("prescriptions", "prescription"): ("view",),
+    },
+    "inventory": {
+        ("inventory", "product"): ("view", "add", "change"),
+        ("inventory", "fulfillmentcenter"): ("view", "add", "change"),
+        ("inventory", "stockbatch"): ("view", "add", "change"),
+        ("inventory", "reservation"): ("view",),
+    },
+}
+ROLES = tuple(ROLE_PERMISSIONS)
+
+
+def roles_sync(**kwargs: Any) -> None:
+    """Create or update the role groups (run after every migrate)."""
+    for role, grants in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = []
+        for (app_label, model), actions in grants.items():
+            codenames = [f"{action}_{model}" for action in actions]
+            wanted += list(
+                Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+            )
+        group.permissions.set(wanted)

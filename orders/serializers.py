@@ -1,0 +1,131 @@
+"""Input and output shapes of the order API (CONTRACT.md §2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+
+from core.enums import Channel
+from core.serializers import StrictSerializer
+from orders.models import Order
+from payments.enums import PaymentMethod
+
+PINCODE = RegexValidator(r"^[1-9][0-9]{5}$", "A pincode is six digits, the first not 0.", "invalid")
+E164 = RegexValidator(r"^\+[1-9][0-9]{7,14}$", "A phone number in E.164 form (+919800000001).")
+
+
+class AddressIn(StrictSerializer):
+    name = serializers.CharField(max_length=200)
+    line1 = serializers.CharField(max_length=200)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    city = serializers.CharField(max_length=100)
+    state = serializers.CharField(max_length=100)
+    pincode = serializers.CharField(validators=[PINCODE])
+    phone = serializers.CharField(validators=[E164])
+
+
+class ItemIn(StrictSerializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=100)
+
+
+class OrderPlaceIn(StrictSerializer):
+    customer_id = serializers.CharField(max_length=64)
+    items = serializers.ListField(child=ItemIn(), min_length=1, max_length=50)
+    prescription_id = serializers.UUIDField(required=False, allow_null=True, default=None)
+    delivery_address = AddressIn()
+    payment_method = serializers.ChoiceField(choices=PaymentMethod.choices)
+    payment_token = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default=""
+    )
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+
+    def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            if item["sku"] in seen:
+                raise serializers.ValidationError(
+                    {index: {"sku": [serializers.ErrorDetail("Duplicate SKU.", code="duplicate")]}}
+                )
+            seen.add(item["sku"])
+        return items
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        client = self.context["client"]
+        if "channel" in attrs and attrs["channel"] != client.channel:
+            raise serializers.ValidationError(
+                {"channel": [f"This API key belongs to the {client.channel} channel."]}
+            )
+        if attrs["payment_method"] != PaymentMethod.COD and not attrs["payment_token"]:
+            raise serializers.ValidationError(
+                {"payment_token": ["Required for every payment method except cod."]}
+            )
+        return attrs
+
+
+def _money(value: Any) -> str:
+    return f"{value:.2f}"
+
+
+class OrderOut(serializers.BaseSerializer):
+    """The order as clients see it; payments and shipments come from the context."""
+
+    def to_representation(self, order: Order) -> dict[str, Any]:
+        related = self.context.get("related", {})
+        payment = related.get("payments", {}).get(order.pk)
+        shipments = related.get("shipments", {}).get(order.pk, [])
+        return {
+            "id": str(order.pk),
+            "number": order.number,
+            "status": order.status,
+            "failure_reason": order.failure_reason,
+            "channel": order.channel,
+            "customer_id": order.customer_id,
+            "items": [
+                {
+                    "sku": line.sku,
+                    "name": line.name,
+                    "quantity": line.quantity,
+                    "unit_price": _money(line.unit_price),
+                    "line_total": _money(line.line_total),
+                    "requires_prescription": line.requires_prescription,
+                }
+                for line in order.lines.all()
+            ],
+            "total_amount": _money(order.total_amount),
+            "currency": order.currency,
+            "delivery_address": order.delivery_address,
+            "prescription_id": str(order.prescription_id) if order.prescription_id else None,
+            "payment": {
+                "method": order.payment_method,
+                "status": payment.status if payment else "pending",
+                "gateway": (payment.gateway or None) if payment else None,
+                "amount": _money(order.total_amount),
+                "reference": (payment.reference or None) if payment else None,
+            },
+            "shipments": [
+                {
+                    "partner": s.partner or None,
+                    "awb": s.awb or None,
+                    "center": s.center,
+                    "status": s.status,
+                    "eta": s.eta.isoformat() if s.eta else None,
+                    "items": [
+                        {"sku": i.sku, "batch": i.batch, "quantity": i.quantity}
+                        for i in s.items.all()
+                    ],
+                }
+                for s in shipments
+            ],
+            "events": [
+                {"type": e.type, "at": _iso(e.at), "data": e.data} for e in order.events.all()
+            ],
+            "created_at": _iso(order.created_at),
+            "updated_at": _iso(order.updated_at),
+        }
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z")

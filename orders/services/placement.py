@@ -1,0 +1,113 @@
+"""Order intake: one insert transaction, then the pipeline starts after commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from core.models import ApiClient
+from core.money import to_money
+from inventory.models import Product
+from orders.enums import EventType
+from orders.models import Order, OrderLine, OrderNumber
+from orders.services.transitions import order_event_record
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was used before by this client with a different body."""
+
+
+class UnknownSku(Exception):
+    def __init__(self, index: int, sku: str) -> None:
+        super().__init__(f"unknown or inactive SKU {sku!r}")
+        self.index, self.sku = index, sku
+
+
+@dataclass(frozen=True)
+class ItemRequest:
+    sku: str
+    quantity: int
+
+
+def _replay(client: ApiClient, key: str, fingerprint: str) -> Order | None:
+    existing = Order.objects.filter(client=client, idempotency_key=key).first()
+    if existing is not None and existing.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(key)
+    return existing
+
+
+def order_place(
+    *,
+    client: ApiClient,
+    customer_id: str,
+    items: list[ItemRequest],
+    delivery_address: dict[str, Any],
+    payment_method: str,
+    payment_token: str,
+    prescription_id: uuid.UUID | None,
+    idempotency_key: str | None = None,
+    fingerprint: str = "",
+    request_id: str = "",
+) -> tuple[Order, bool]:
+    """Persist a received order and hand it to the pipeline after commit.
+
+    Returns (order, replayed): with an idempotency key already used with the same body,
+    the original order and True. Raises IdempotencyKeyReused, UnknownSku."""
+    if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):
+        return existing, True
+
+    products = {
+        p.sku: p for p in Product.objects.filter(sku__in=[i.sku for i in items], active=True)
+    }
+    for index, item in enumerate(items):
+        if item.sku not in products:
+            raise UnknownSku(index, item.sku)
+
+    lines = []
+    for item in items:
+        product = products[item.sku]
+        lines.append(
+            OrderLine(
+                sku=product.sku,
+                name=product.name,
+                schedule=product.schedule,
+                quantity=item.quantity,
+                unit_price=product.price,
+                line_total=to_money(product.price * item.quantity),
+                requires_prescription=product.requires_prescription,
+            )
+        )
+    try:
+        with transaction.atomic():
+            number = OrderNumber.objects.create().pk
+            order = Order.objects.create(
+                number=f"COT-{number:08d}",
+                client=client,
+                channel=client.channel,
+                customer_id=customer_id,
+                delivery_address=delivery_address,
+                prescription_id=prescription_id,
+                payment_method=payment_method,
+                payment_token=payment_token,
+                total_amount=to_money(sum((line.line_total for line in lines), start=0)),
+                idempotency_key=idempotency_key or None,
+                request_fingerprint=fingerprint,
+                request_id=request_id,
+            )
+            for line in lines:
+                line.order = order
+            OrderLine.objects.bulk_create(lines)
+            order_event_record(order_id=order.pk, type=EventType.ORDER_RECEIVED)
+            # Imported here: the pipeline module imports the tasks, which import services.
+            from orders import pipeline
+
+            transaction.on_commit(lambda: pipeline.start(order.pk))
+    except IntegrityError:
+        # Two requests with one key raced; the loser returns the winner's order.
+        if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):
+            return existing, True
+        raise
+    return order, False

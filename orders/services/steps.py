@@ -1,0 +1,269 @@
+"""The pipeline's steps. Each takes an order id, is idempotent, and records its outcome
+in the database (`OrderStep`), so that redelivered tasks, a re-driving sweeper and two
+workers on one order all end in the same place. A business "no" is an outcome, not an
+exception; exceptions mean infrastructure trouble and make the caller retry.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import asdict
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+
+from core import metrics
+from inventory.services import LineRequest, stock_commit, stock_release, stock_reserve
+from logistics.services import ParcelItem, shipment_book, shipment_cancel
+from orders.enums import EventType, FailureReason, OrderStatus, Step
+from orders.models import Order, OrderStep
+from orders.services.transitions import order_event_record, order_transition
+from payments.enums import PaymentStatus
+from payments.services import payment_cancel, payment_charge, payment_prepare
+from prescriptions.enums import CheckResult
+from prescriptions.services import RxLine, prescription_check
+
+S = OrderStatus
+ENDED = frozenset({S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED})
+ENDABLE = frozenset({S.RECEIVED, S.PROCESSING, S.ON_HOLD})
+HEADER_STEPS = (Step.PRESCRIPTION, Step.STOCK, Step.PAYMENT_PREPARE)
+
+
+class StepIncomplete(Exception):
+    """A step ran before the steps it depends on recorded their outcome: retry later."""
+
+
+def _begin(order_id: uuid.UUID) -> Order:
+    """Load the order; the first step to run moves it from received to processing."""
+    order = Order.objects.get(pk=order_id)
+    if order.status == S.RECEIVED:
+        order_transition(order=order, to=S.PROCESSING, expected=S.RECEIVED)
+        order.refresh_from_db(fields=["status", "updated_at"])
+    return order
+
+
+def _step_begin(order: Order, step: str) -> OrderStep:
+    row, _ = OrderStep.objects.get_or_create(order=order, step=step)
+    if row.ok is None:
+        OrderStep.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
+    return row
+
+
+def _step_finish(
+    row: OrderStep,
+    *,
+    ok: bool,
+    result: str,
+    data: dict[str, Any] | None = None,
+    events: list[tuple[str, dict[str, Any]]] = (),
+) -> OrderStep:
+    """Record the outcome once; a concurrent run that finished first wins."""
+    with transaction.atomic():
+        updated = OrderStep.objects.filter(pk=row.pk, ok__isnull=True).update(
+            ok=ok, result=result, data=data or {}
+        )
+        if updated:
+            for event_type, event_data in events:
+                order_event_record(order_id=row.order_id, type=event_type, data=event_data)
+    row.refresh_from_db()
+    return row
+
+
+def order_check_prescription(order_id: uuid.UUID) -> str:
+    order = _begin(order_id)
+    row = _step_begin(order, Step.PRESCRIPTION)
+    if row.ok is not None or order.status != S.PROCESSING:
+        return row.result
+    lines = [RxLine(sku=l.sku, quantity=l.quantity, schedule=l.schedule) for l in order.lines.all()]
+    result = prescription_check(
+        customer_id=order.customer_id,
+        prescription_id=order.prescription_id,
+        lines=lines,
+        ordered_on=order.created_at.date(),
+    )
+    needs_rx = any(line.schedule in ("h", "h1", "x") for line in lines)
+    events: list[tuple[str, dict[str, Any]]] = []
+    if result == CheckResult.OK and needs_rx:
+        events.append(
+            (EventType.PRESCRIPTION_VALIDATED, {"prescription_id": str(order.prescription_id)})
+        )
+    elif result not in (CheckResult.OK, CheckResult.ON_HOLD):
+        events.append((EventType.PRESCRIPTION_FAILED, {"reason": str(result)}))
+    ok = result in (CheckResult.OK, CheckResult.ON_HOLD)
+    return _step_finish(row, ok=ok, result=result, events=events).result
+
+
+def order_reserve_stock(order_id: uuid.UUID) -> str:
+    order = _begin(order_id)
+    row = _step_begin(order, Step.STOCK)
+    if row.ok is not None or order.status != S.PROCESSING:
+        return row.result
+    outcome = stock_reserve(
+        order_id=order.pk,
+        lines=[LineRequest(sku=l.sku, quantity=l.quantity) for l in order.lines.all()],
+        pincode=order.delivery_address["pincode"],
+    )
+    allocations = [asdict(a) for a in outcome.allocations]
+    if outcome.ok:
+        event = (EventType.INVENTORY_RESERVED, {"allocations": allocations})
+    else:
+        event = (EventType.INVENTORY_INSUFFICIENT, {"reason": outcome.reason})
+    return _step_finish(
+        row,
+        ok=outcome.ok,
+        result="reserved" if outcome.ok else str(outcome.reason),
+        data={"allocations": allocations},
+        events=[event],
+    ).result
+
+
+def order_prepare_payment(order_id: uuid.UUID) -> str:
+    order = _begin(order_id)
+    row = _step_begin(order, Step.PAYMENT_PREPARE)
+    if row.ok is not None or order.status != S.PROCESSING:
+        return row.result
+    payment = payment_prepare(
+        order_id=order.pk, method=order.payment_method, amount=order.total_amount
+    )
+    event = (
+        EventType.PAYMENT_PREPARED,
+        {"method": payment.method, "gateway": payment.gateway, "amount": str(payment.amount)},
+    )
+    return _step_finish(row, ok=True, result="prepared", events=[event]).result
+
+
+def order_charge_payment(order_id: uuid.UUID) -> str:
+    """The chord's body: decide from the three recorded outcomes, then charge."""
+    order = Order.objects.get(pk=order_id)
+    if order.status != S.PROCESSING:
+        return order.status
+    steps = {s.step: s for s in order.steps.all()}
+    if any(step not in steps or steps[step].ok is None for step in HEADER_STEPS):
+        raise StepIncomplete(f"order {order_id}: header steps not all recorded")
+    for step in (Step.PRESCRIPTION, Step.STOCK):
+        if not steps[step].ok:
+            order_end(order=order, to=S.REJECTED, reason=steps[step].result)
+            return S.REJECTED
+    if steps[Step.PRESCRIPTION].result == CheckResult.ON_HOLD:
+        order_transition(order=order, to=S.ON_HOLD, expected=S.PROCESSING)
+        return S.ON_HOLD
+    row = _step_begin(order, Step.CHARGE)
+    if row.ok is not None:
+        return row.result
+    outcome = payment_charge(order_id=order.pk, token=order.payment_token)
+    if outcome.status == PaymentStatus.DECLINED:
+        _step_finish(row, ok=False, result=FailureReason.PAYMENT_DECLINED)
+        order_end(order=order, to=S.PAYMENT_FAILED, reason=FailureReason.PAYMENT_DECLINED)
+        return S.PAYMENT_FAILED
+    if outcome.status not in (PaymentStatus.CAPTURED, PaymentStatus.PENDING_COLLECTION):
+        # Voided or refunded under us: the order was ended by someone else.
+        return outcome.status
+    events = []
+    if outcome.status == PaymentStatus.CAPTURED:
+        events.append((EventType.PAYMENT_CAPTURED, {"amount": str(order.total_amount)}))
+    row = _step_finish(row, ok=True, result=outcome.status, events=events)
+    if outcome.status == PaymentStatus.CAPTURED:
+        transaction.on_commit(lambda: metrics.REVENUE_TOTAL.inc(float(order.total_amount)))
+    order.refresh_from_db(fields=["status"])
+    if order.status != S.PROCESSING:
+        # Ended (cancelled) while we were charging: make sure the money goes back.
+        from orders import pipeline
+
+        pipeline.compensate(order.pk)
+    return row.result
+
+
+def order_book_shipment(order_id: uuid.UUID) -> str:
+    order = Order.objects.get(pk=order_id)
+    if order.status != S.PROCESSING:
+        return order.status
+    steps = {s.step: s for s in order.steps.all()}
+    if Step.CHARGE not in steps or not steps[Step.CHARGE].ok:
+        raise StepIncomplete(f"order {order_id}: not charged yet")
+    row = _step_begin(order, Step.SHIPMENT)
+    if row.ok is not None:
+        return row.result
+    parcels: dict[str, list[ParcelItem]] = defaultdict(list)
+    for allocation in steps[Step.STOCK].data["allocations"]:
+        parcels[allocation["center"]].append(
+            ParcelItem(
+                sku=allocation["sku"], batch=allocation["batch"], quantity=allocation["quantity"]
+            )
+        )
+    outcome = shipment_book(
+        order_id=order.pk,
+        reference=order.number,
+        pincode=order.delivery_address["pincode"],
+        parcels=dict(parcels),
+    )
+    if not outcome.ok:
+        _step_finish(
+            row,
+            ok=False,
+            result=FailureReason.FULFILMENT_UNAVAILABLE,
+            events=[(EventType.SHIPMENT_FAILED, {"reason": outcome.reason})],
+        )
+        order_end(order=order, to=S.CANCELLED, reason=FailureReason.FULFILMENT_UNAVAILABLE)
+        return S.CANCELLED
+    events = [
+        (
+            EventType.SHIPMENT_BOOKED,
+            {"center": s.center, "partner": s.partner, "awb": s.awb},
+        )
+        for s in outcome.shipments
+    ]
+    return _step_finish(row, ok=True, result="booked", events=events).result
+
+
+def order_confirm(order_id: uuid.UUID) -> str:
+    with transaction.atomic():
+        order = Order.objects.select_for_update().get(pk=order_id)
+        if order.status != S.PROCESSING:
+            return order.status
+        booked = OrderStep.objects.filter(order=order, step=Step.SHIPMENT, ok=True).exists()
+        if not booked:
+            raise StepIncomplete(f"order {order_id}: shipment not booked yet")
+        if stock_commit(order_id=order.pk):
+            order_event_record(order_id=order.pk, type=EventType.INVENTORY_COMMITTED)
+        order_transition(order=order, to=S.CONFIRMED, expected=S.PROCESSING)
+    return S.CONFIRMED
+
+
+def order_end(*, order: Order, to: str, reason: str) -> bool:
+    """End an order that cannot go on: move it (compare-and-set), give its stock back in
+    the same transaction, then void/refund and cancel bookings after commit."""
+    with transaction.atomic():
+        moved = order_transition(order=order, to=to, expected=ENDABLE, failure_reason=reason)
+        if not moved:
+            return False
+        if stock_release(order_id=order.pk):
+            order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED)
+        from orders import pipeline
+
+        transaction.on_commit(lambda: pipeline.compensate(order.pk))
+    return True
+
+
+def order_compensate(order_id: uuid.UUID) -> None:
+    """Undo the outside effects of an ended order: bookings, then the payment, then any
+    stock still held. Idempotent; raises on outside trouble so the caller retries."""
+    order = Order.objects.get(pk=order_id)
+    if order.status not in ENDED:
+        return
+    shipment_cancel(order_id=order.pk)
+    if payment_cancel(order_id=order.pk) == PaymentStatus.REFUNDED:
+        order_event_record(order_id=order.pk, type=EventType.PAYMENT_REFUNDED)
+    if stock_release(order_id=order.pk):
+        order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED)
+
+
+def order_step_exhausted(order_id: uuid.UUID, step: str) -> None:
+    """A step's retries ran out. Payment and booking trouble end the order; anything else
+    (the database, say) leaves it for the sweeper to re-drive."""
+    order = Order.objects.get(pk=order_id)
+    if step in (Step.PAYMENT_PREPARE, Step.CHARGE):
+        order_end(order=order, to=S.PAYMENT_FAILED, reason=FailureReason.PAYMENT_UNAVAILABLE)
+    elif step == Step.SHIPMENT:
+        order_end(order=order, to=S.CANCELLED, reason=FailureReason.FULFILMENT_UNAVAILABLE)

@@ -1,0 +1,42 @@
+"""Re-drive orders stuck in received/processing: the broker is only a doorbell.
+
+Safe while the original run may still be alive, because every step is idempotent and
+status moves are compare-and-set.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.utils import timezone
+
+from orders.enums import OrderStatus
+from orders.models import Order
+
+logger = logging.getLogger(__name__)
+BATCH = 500
+
+
+def order_sweep_stuck(*, now: datetime.datetime | None = None) -> int:
+    """Start the pipeline again for orders untouched for COT_STUCK_ORDER_SECONDS."""
+    from orders import pipeline
+
+    now = now or timezone.now()
+    deadline = now - datetime.timedelta(seconds=settings.COT_STUCK_ORDER_SECONDS)
+    stuck = list(
+        Order.objects.filter(
+            status__in=(OrderStatus.RECEIVED, OrderStatus.PROCESSING), updated_at__lt=deadline
+        )
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:BATCH]
+    )
+    for order_id in stuck:
+        # Touch first (compare-and-set on the old timestamp), so the next sweep waits again
+        # and two sweepers never re-drive the same order at once.
+        touched = Order.objects.filter(pk=order_id, updated_at__lt=deadline).update(updated_at=now)
+        if touched:
+            logger.info("sweeper re-drives order %s", order_id)
+            pipeline.start(order_id)
+    return len(stuck)

@@ -1,0 +1,111 @@
+"""The only way an order's status changes, and the only way events are recorded.
+
+`order_transition` checks the table, moves the status compare-and-set (`UPDATE ... WHERE
+status = <expected>`), so of two deliveries of the same step exactly one moves the
+order, and appends the event in the same transaction. Subscribers (notifications,
+outbound webhooks) receive events after commit through `order_event_committed`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import django.dispatch
+from django.db import transaction
+from django.utils import timezone
+
+from core import metrics
+from orders.enums import TERMINAL_STATUSES, EventType, OrderStatus
+from orders.models import Order, OrderEvent
+
+S = OrderStatus
+TRANSITIONS: dict[str, frozenset[str]] = {
+    S.RECEIVED: frozenset({S.PROCESSING, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED}),
+    S.PROCESSING: frozenset({S.ON_HOLD, S.CONFIRMED, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED}),
+    S.ON_HOLD: frozenset({S.PROCESSING, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED}),
+    S.CONFIRMED: frozenset({S.SHIPPED, S.DELIVERED, S.CANCELLED}),
+    S.SHIPPED: frozenset({S.DELIVERED}),
+    S.DELIVERED: frozenset(),
+    S.REJECTED: frozenset(),
+    S.PAYMENT_FAILED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+STATUS_EVENTS: dict[str, str] = {
+    S.PROCESSING: EventType.ORDER_PROCESSING,
+    S.ON_HOLD: EventType.ORDER_ON_HOLD,
+    S.CONFIRMED: EventType.ORDER_CONFIRMED,
+    S.SHIPPED: EventType.ORDER_SHIPPED,
+    S.DELIVERED: EventType.ORDER_DELIVERED,
+    S.REJECTED: EventType.ORDER_REJECTED,
+    S.PAYMENT_FAILED: EventType.PAYMENT_FAILED,
+    S.CANCELLED: EventType.ORDER_CANCELLED,
+}
+
+# Sent after commit with `order_id`, `event_id` and `event_type`; `orders` does not know
+# who listens.
+order_event_committed = django.dispatch.Signal()
+
+
+class InvalidTransition(Exception):
+    def __init__(self, current: str, target: str) -> None:
+        super().__init__(f"cannot move an order from {current} to {target}")
+        self.current, self.target = current, target
+
+
+def order_event_record(
+    *, order_id: uuid.UUID, type: str, data: dict[str, Any] | None = None
+) -> OrderEvent:
+    event = OrderEvent.objects.create(order_id=order_id, type=type, data=data or {})
+    transaction.on_commit(
+        lambda: order_event_committed.send(
+            sender=Order, order_id=order_id, event_id=event.pk, event_type=type
+        )
+    )
+    return event
+
+
+def order_transition(
+    *,
+    order: Order,
+    to: str,
+    expected: str | frozenset[str] | None = None,
+    failure_reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> bool:
+    """Move `order` to `to` if it is still in `expected` (default: its loaded status).
+
+    Returns False, changing nothing, when another actor moved the order first.
+    Raises InvalidTransition when the table forbids the move."""
+    allowed_from = (frozenset({expected}) if isinstance(expected, str) else expected) or frozenset(
+        {order.status}
+    )
+    for current in allowed_from:
+        if to not in TRANSITIONS[current]:
+            raise InvalidTransition(current, to)
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": to, "updated_at": now}
+    if failure_reason is not None:
+        fields["failure_reason"] = failure_reason
+    if to == S.CONFIRMED:
+        fields["confirmed_at"] = now
+    with transaction.atomic():
+        moved = Order.objects.filter(pk=order.pk, status__in=allowed_from).update(**fields)
+        if not moved:
+            return False
+        event_data = dict(data or {})
+        if failure_reason is not None:
+            event_data.setdefault("reason", failure_reason)
+        order_event_record(order_id=order.pk, type=STATUS_EVENTS[to], data=event_data)
+        transaction.on_commit(lambda: _count(order, to, now))
+    for name, value in fields.items():
+        setattr(order, name, value)
+    return True
+
+
+def _count(order: Order, status: str, at: Any) -> None:
+    if status == S.CONFIRMED or status in TERMINAL_STATUSES:
+        metrics.ORDERS_TOTAL.labels(channel=order.channel, status=status).inc()
+    if status == S.CONFIRMED:
+        metrics.ORDER_DURATION_SECONDS.observe((at - order.created_at).total_seconds())

@@ -1,0 +1,36 @@
+"""Orders are made the way the API makes them: through `order_place`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.models import ApiClient
+from orders.models import Order
+from orders.services.placement import ItemRequest, order_place
+
+ADDRESS = {
+    "name": "A. Rao",
+    "line1": "12 MG Road",
+    "line2": "",
+    "city": "Bengaluru",
+    "state": "KA",
+    "pincode": "560001",
+    "phone": "+919800000001",
+}
+
+
+def place_order(client: ApiClient, *, items: list[tuple[str, int]], **overrides: Any) -> Order:
+    arguments: dict[str, Any] = {
+        "customer_id": "C-1001",
+        "delivery_address": dict(ADDRESS),
+        "payment_method": "upi",
+        "payment_token": "tok_ok",
+        "prescription_id": None,
+    }
+    arguments.update(overrides)
+    order, _ = order_place(
+        client=client,
+        items=[ItemRequest(sku=sku, quantity=quantity) for sku, quantity in items],
+        **arguments,
+    )
+    return order

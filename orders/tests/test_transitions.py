@@ -1,0 +1,47 @@
+import pytest
+
+from core.tests.factories import ApiClientFactory
+from orders.enums import OrderStatus
+from orders.models import Order
+from orders.services.transitions import TRANSITIONS, InvalidTransition, order_transition
+from orders.tests.factories import place_order
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def order(demo_catalog):
+    return place_order(ApiClientFactory(), items=[("PARA-500", 1)])
+
+
+def test_every_status_has_a_row_and_terminal_ones_lead_nowhere():
+    assert set(TRANSITIONS) == set(OrderStatus.values)
+    for status in ("delivered", "rejected", "payment_failed", "cancelled"):
+        assert TRANSITIONS[status] == frozenset()
+
+
+def test_a_move_appends_its_event_in_the_same_transaction(order):
+    assert order_transition(order=order, to=OrderStatus.PROCESSING)
+    assert order_transition(order=order, to=OrderStatus.REJECTED, failure_reason="out_of_stock")
+    order.refresh_from_db()
+    assert (order.status, order.failure_reason) == ("rejected", "out_of_stock")
+    assert list(order.events.values_list("type", flat=True)) == [
+        "order.received",
+        "order.processing",
+        "order.rejected",
+    ]
+    assert order.events.last().data == {"reason": "out_of_stock"}
+
+
+def test_the_table_forbids_moves_it_does_not_list(order):
+    with pytest.raises(InvalidTransition):
+        order_transition(order=order, to=OrderStatus.SHIPPED)
+    order.refresh_from_db()
+    assert order.status == OrderStatus.RECEIVED
+
+
+def test_compare_and_set_lets_only_the_first_of_two_actors_move(order):
+    stale = Order.objects.get(pk=order.pk)
+    assert order_transition(order=order, to=OrderStatus.PROCESSING)
+    assert not order_transition(order=stale, to=OrderStatus.PROCESSING)
+    assert order.events.filter(type="order.processing").count() == 1

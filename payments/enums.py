@@ -1,0 +1,28 @@
+from django.db import models
+
+
+class PaymentMethod(models.TextChoices):
+    UPI = "upi", "UPI"
+    CARD = "card", "Card"
+    NETBANKING = "netbanking", "Net banking"
+    WALLET = "wallet", "Wallet"
+    COD = "cod", "Cash on delivery"
+
+
+class PaymentStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    PREPARED = "prepared", "Prepared"
+    PENDING_COLLECTION = "pending_collection", "Pending collection (COD)"
+    CAPTURED = "captured", "Captured"
+    DECLINED = "declined", "Declined"
+    FAILED = "failed", "Failed"
+    VOIDED = "voided", "Voided"
+    REFUNDED = "refunded", "Refunded"
+
+
+class AttemptStatus(models.TextChoices):
+    STARTED = "started", "Started"
+    CAPTURED = "captured", "Captured"
+    DECLINED = "declined", "Declined"
+    UNAVAILABLE = "unavailable", "Gateway unavailable"
+    ERROR = "error", "Error (outcome unknown)"
