@@ -173,8 +173,8 @@ COT_TASK_TIME_LIMIT = env.int("COT_TASK_TIME_LIMIT", default=120)
 COT_MAX_COUNTDOWN_SECONDS = env.int("COT_MAX_COUNTDOWN_SECONDS", default=300)
 COT_VISIBILITY_TIMEOUT = env.int("COT_VISIBILITY_TIMEOUT", default=3600)
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = False
 
 COT_PIPELINE_MODE = env.str("COT_PIPELINE_MODE", default="celery")
@@ -194,9 +194,9 @@ COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=60)
 
 # --- Outside world ------------------------------------------------------------------------
 SIMULATOR_URL = env.str("SIMULATOR_URL", default="http://127.0.0.1:8099")
-PAYMENTS_BASE_URL = env.str("PAYMENTS_BASE_URL", default=f"{SIMULATOR_URL}/gateways")
-LOGISTICS_BASE_URL = env.str("LOGISTICS_BASE_URL", default=f"{SIMULATOR_URL}/logistics")
-NOTIFY_BASE_URL = env.str("NOTIFY_BASE_URL", default=f"{SIMULATOR_URL}/notify")
+PAYMENTS_BASE_URL = env.str("PAYMENTS_BASE_URL", default="") or f"{SIMULATOR_URL}/gateways"
+LOGISTICS_BASE_URL = env.str("LOGISTICS_BASE_URL", default="") or f"{SIMULATOR_URL}/logistics"
+NOTIFY_BASE_URL = env.str("NOTIFY_BASE_URL", default="") or f"{SIMULATOR_URL}/notify"
 COT_HTTP_CONNECT_TIMEOUT = env.float("COT_HTTP_CONNECT_TIMEOUT", default=2.0)
 COT_HTTP_READ_TIMEOUT = env.float("COT_HTTP_READ_TIMEOUT", default=5.0)
 # DEV-ONLY defaults: production must set the partners' real webhook secrets.

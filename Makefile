@@ -1,0 +1,42 @@
+# The two commands that do everything on a fresh clone: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint format migrate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+## run: the whole stack in the foreground (API, worker, beat, Flower, simulator); Ctrl-C stops it
+run: $(VENV)/.runtime
+	scripts/run
+
+## test: lint, import layers and the whole test suite against real Redis and a real database
+test: $(VENV)/.dev
+	scripts/test
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: $(VENV)/.dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate
+
+clean:
+	rm -rf $(VENV) .run staticfiles db.sqlite3* test_db.sqlite3*
