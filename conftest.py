@@ -101,6 +101,14 @@ def _celery_eager_in_process() -> Iterator[None]:
     app.conf.task_always_eager = False
 
 
+def pytest_configure(config: Any) -> None:
+    # A fresh SQLite test database must not meet the WAL/SHM files of an earlier run: the
+    # live processes would read a stale write-ahead log ("disk I/O error").
+    if not config.getoption("reuse_db", default=False):
+        for leftover in ROOT.glob("test_db.sqlite3*"):
+            leftover.unlink()
+
+
 def pytest_collection_modifyitems(config: Any, items: list[pytest.Item]) -> None:
     # End-to-end tests last: they share committed data with the live processes, which
     # a transactional test's flush would remove.
