@@ -24,8 +24,14 @@ def test_create_api_client_prints_a_working_key_once():
 
 
 def test_create_api_client_with_webhook_prints_the_secret_second():
-    lines = run("create_api_client", "app", "--channel", "mobile", "--webhook-url",
-                "https://example.test/hooks")
+    lines = run(
+        "create_api_client",
+        "app",
+        "--channel",
+        "mobile",
+        "--webhook-url",
+        "https://example.test/hooks",
+    )
     assert lines[1] == ApiClient.objects.get(name="app").webhook_secret
 
 

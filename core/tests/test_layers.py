@@ -11,7 +11,7 @@ def test_import_layers_hold():
     import none of them (import-linter contracts in pyproject.toml)."""
     lint_imports = shutil.which("lint-imports", path=str(Path(sys.executable).parent))
     assert lint_imports, "import-linter is not installed"
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [lint_imports, "--no-cache"], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr

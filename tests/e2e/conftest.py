@@ -71,7 +71,10 @@ def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> su
 
 @pytest.fixture(scope="session")
 def live_stack(
-    django_db_setup: Any, django_db_blocker: Any, simulator_process: Simulator, tmp_path_factory: Any
+    django_db_setup: Any,
+    django_db_blocker: Any,
+    simulator_process: Simulator,
+    tmp_path_factory: Any,
 ) -> Iterator[Stack]:
     from django.conf import settings
     from django.core.management import call_command
@@ -81,7 +84,9 @@ def live_stack(
 
     run = uuid.uuid4().hex[:8]
     with django_db_blocker.unblock():
-        call_command("load_catalog", str(ROOT / "inventory/fixtures/demo_catalog.json"), verbosity=0)
+        call_command(
+            "load_catalog", str(ROOT / "inventory/fixtures/demo_catalog.json"), verbosity=0
+        )
         keys = {
             name: api_key_for(ApiClientFactory(name=f"e2e-{name}-{run}", channel=channel))
             for name, channel in (("web", "web"), ("mobile", "mobile"))
@@ -103,16 +108,43 @@ def live_stack(
     processes = {
         "api": _start(
             "api",
-            [sys.executable, "-m", "gunicorn", "cot_project.wsgi", "--bind",
-             f"127.0.0.1:{api_port}", "--workers", "2", "--access-logfile", "-"],
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "cot_project.wsgi",
+                "--bind",
+                f"127.0.0.1:{api_port}",
+                "--workers",
+                "2",
+                "--access-logfile",
+                "-",
+            ],
             env,
             log_dir,
         ),
         "worker": _start(
             "worker",
-            [sys.executable, "-m", "celery", "-A", "cot_project", "worker", "-Q", QUEUES,
-             "--pool", "prefork", "--concurrency", "4", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--hostname", f"e2e-{run}@%h"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "cot_project",
+                "worker",
+                "-Q",
+                QUEUES,
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "4",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"e2e-{run}@%h",
+            ],
             env,
             log_dir,
         ),

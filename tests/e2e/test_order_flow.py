@@ -14,8 +14,13 @@ BODY = {
     "items": [{"sku": "PARA-500", "quantity": 2}],
     "prescription_id": None,
     "delivery_address": {
-        "name": "A. Rao", "line1": "12 MG Road", "line2": "", "city": "Bengaluru",
-        "state": "KA", "pincode": "560001", "phone": "+919800000001",
+        "name": "A. Rao",
+        "line1": "12 MG Road",
+        "line2": "",
+        "city": "Bengaluru",
+        "state": "KA",
+        "pincode": "560001",
+        "phone": "+919800000001",
     },
     "payment_method": "upi",
     "payment_token": "tok_ok",
@@ -57,8 +62,10 @@ def test_otc_order_is_confirmed_through_the_celery_chord(stack):
     ("items", "reason"),
     [
         ([{"sku": "AMOX-500", "quantity": 1}], "prescription_required"),
-        ([{"sku": "PARA-500", "quantity": 1}, {"sku": "MPHD-10", "quantity": 1}],
-         "not_sellable_online"),
+        (
+            [{"sku": "PARA-500", "quantity": 1}, {"sku": "MPHD-10", "quantity": 1}],
+            "not_sellable_online",
+        ),
     ],
 )
 def test_business_rejections_end_the_order_and_charge_nothing(stack, items, reason):
@@ -73,7 +80,9 @@ def test_business_rejections_end_the_order_and_charge_nothing(stack, items, reas
 
 def test_decline_ends_payment_failed(stack):
     with stack.client() as client:
-        order_id = client.post("/api/v1/orders/", json=body(payment_token="tok_decline")).json()["id"]
+        order_id = client.post("/api/v1/orders/", json=body(payment_token="tok_decline")).json()[
+            "id"
+        ]
         order = stack.wait_for(client, order_id)
     assert (order["status"], order["failure_reason"]) == ("payment_failed", "payment_declined")
     assert "inventory.released" in [e["type"] for e in order["events"]]
@@ -85,9 +94,7 @@ def test_idempotent_replay_and_conflicting_reuse(stack):
     with stack.client() as client:
         first = client.post("/api/v1/orders/", json=data, headers={"Idempotency-Key": key})
         second = client.post("/api/v1/orders/", json=data, headers={"Idempotency-Key": key})
-        conflict = client.post(
-            "/api/v1/orders/", json=body(), headers={"Idempotency-Key": key}
-        )
+        conflict = client.post("/api/v1/orders/", json=body(), headers={"Idempotency-Key": key})
         listed = client.get("/api/v1/orders/", params={"customer_id": data["customer_id"]})
     assert first.status_code == second.status_code == 202
     assert second.headers["Idempotent-Replayed"] == "true"
@@ -130,7 +137,9 @@ def test_malformed_bodies_are_400_and_write_nothing(stack, data, attr):
 def test_bad_key_is_401_and_probes_answer(stack):
     import httpx
 
-    response = httpx.get(f"{stack.api_url}/api/v1/orders/", headers={"Authorization": "Api-Key x.y"})
+    response = httpx.get(
+        f"{stack.api_url}/api/v1/orders/", headers={"Authorization": "Api-Key x.y"}
+    )
     assert response.status_code == 401
     assert httpx.get(f"{stack.api_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{stack.api_url}/readyz")
