@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "drf_standardized_errors",
     "django_filters",
     "core",
@@ -155,6 +156,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Order API of the online pharmacy. See CONTRACT.md and docs/API.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI's assets are served from this installation, not from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         f"{name}Enum": f"drf_standardized_errors.openapi_serializers.{name}Enum.choices"
         for name in ("ValidationError", "ClientError", "ServerError")

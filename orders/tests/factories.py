@@ -18,6 +18,16 @@ ADDRESS = {
     "phone": "+919800000001",
 }
 
+# The contract's example request body (CONTRACT.md §2).
+ORDER_BODY = {
+    "customer_id": "C-1001",
+    "items": [{"sku": "PARA-500", "quantity": 2}],
+    "prescription_id": None,
+    "delivery_address": ADDRESS,
+    "payment_method": "upi",
+    "payment_token": "tok_ok",
+}
+
 
 def place_order(client: ApiClient, *, items: list[tuple[str, int]], **overrides: Any) -> Order:
     arguments: dict[str, Any] = {

@@ -9,25 +9,10 @@ from rest_framework.test import APIClient
 
 from core.tests.factories import ApiClientFactory, api_key_for
 from orders.models import Order, OrderEvent, OrderLine
+from orders.tests.factories import ORDER_BODY as BODY
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/orders/"
-BODY = {
-    "customer_id": "C-1001",
-    "items": [{"sku": "PARA-500", "quantity": 2}],
-    "prescription_id": None,
-    "delivery_address": {
-        "name": "A. Rao",
-        "line1": "12 MG Road",
-        "line2": "",
-        "city": "Bengaluru",
-        "state": "KA",
-        "pincode": "560001",
-        "phone": "+919800000001",
-    },
-    "payment_method": "upi",
-    "payment_token": "tok_ok",
-}
 
 
 def api(key=None):
@@ -221,3 +206,9 @@ def test_health_and_schema(db):
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     assert b"/api/v1/orders/" in schema.content
+
+
+def test_browsable_docs_serve_their_own_assets(db):
+    page = APIClient().get("/api/docs/")
+    assert page.status_code == 200
+    assert b"cdn" not in page.content.lower()

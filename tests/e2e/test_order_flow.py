@@ -7,24 +7,9 @@ import uuid
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+from orders.tests.factories import ORDER_BODY as BODY
 
-BODY = {
-    "customer_id": "C-1001",
-    "items": [{"sku": "PARA-500", "quantity": 2}],
-    "prescription_id": None,
-    "delivery_address": {
-        "name": "A. Rao",
-        "line1": "12 MG Road",
-        "line2": "",
-        "city": "Bengaluru",
-        "state": "KA",
-        "pincode": "560001",
-        "phone": "+919800000001",
-    },
-    "payment_method": "upi",
-    "payment_token": "tok_ok",
-}
+pytestmark = pytest.mark.e2e
 
 
 def body(**changes):
