@@ -25,10 +25,9 @@ class BodySizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             return json_error(400, "bad_request", "Content-Length is not a number.")
-        if length > settings.COT_MAX_BODY_BYTES:
+        limit = settings.COT_UPLOAD_BODY_LIMITS.get(request.path, settings.COT_MAX_BODY_BYTES)
+        if length > limit:
             return json_error(
-                413,
-                "payload_too_large",
-                f"Request body is larger than {settings.COT_MAX_BODY_BYTES} bytes.",
+                413, "payload_too_large", f"Request body is larger than {limit} bytes."
             )
         return self.get_response(request)

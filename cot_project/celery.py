@@ -48,8 +48,12 @@ def _configure() -> None:
         broker_transport_options={
             "visibility_timeout": settings.COT_VISIBILITY_TIMEOUT,
             "max_connections": 200,
+            "global_keyprefix": settings.COT_REDIS_KEY_PREFIX,
         },
-        result_backend_transport_options={"visibility_timeout": settings.COT_VISIBILITY_TIMEOUT},
+        result_backend_transport_options={
+            "visibility_timeout": settings.COT_VISIBILITY_TIMEOUT,
+            "global_keyprefix": settings.COT_REDIS_KEY_PREFIX,
+        },
         result_expires=3600,
         result_backend_thread_safe=True,
         task_time_limit=settings.COT_TASK_TIME_LIMIT,

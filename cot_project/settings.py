@@ -129,6 +129,8 @@ MEDIA_ROOT = env.path("COT_MEDIA_ROOT", default=str(BASE_DIR / "media"))
 
 # Bodies over 1 MiB are refused with 413 (core.middleware); Django's own limit backs it up.
 COT_MAX_BODY_BYTES = 1024 * 1024
+# Upload endpoints take a file up to 5 MiB plus the multipart envelope around it.
+COT_UPLOAD_BODY_LIMITS = {"/api/v1/prescriptions/": 5 * 1024 * 1024 + 256 * 1024}
 DATA_UPLOAD_MAX_MEMORY_SIZE = COT_MAX_BODY_BYTES
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 
@@ -178,6 +180,9 @@ COT_TASK_TIME_LIMIT = env.int("COT_TASK_TIME_LIMIT", default=120)
 COT_MAX_COUNTDOWN_SECONDS = env.int("COT_MAX_COUNTDOWN_SECONDS", default=300)
 COT_VISIBILITY_TIMEOUT = env.int("COT_VISIBILITY_TIMEOUT", default=3600)
 
+# Prefix for every key Celery keeps in Redis, so that several stacks (test runs, say) can
+# share one Redis database without consuming each other's tasks.
+COT_REDIS_KEY_PREFIX = env.str("COT_REDIS_KEY_PREFIX", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = False

@@ -49,6 +49,12 @@ def canvas(order_id: uuid.UUID):  # -> celery.canvas.Signature
     )
 
 
+def after_hold(order_id: uuid.UUID):  # -> celery.canvas.Signature
+    """What is left once a pharmacist approved: the header ran before the hold."""
+    oid = str(order_id)
+    return tasks.payment_charge.si(oid) | tasks.shipment_book.si(oid) | tasks.order_confirm.si(oid)
+
+
 def start(order_id: uuid.UUID) -> None:
     """Run the pipeline for an order (after its commit)."""
     if settings.COT_PIPELINE_MODE == "inline":
@@ -57,8 +63,24 @@ def start(order_id: uuid.UUID) -> None:
         canvas(order_id).apply_async()
 
 
-def run_inline(order_id: uuid.UUID) -> None:
-    for step, function in INLINE_STEPS:
+def resume(order_id: uuid.UUID) -> None:
+    """Continue an order that left `on_hold` for `processing`."""
+    if settings.COT_PIPELINE_MODE == "inline":
+        run_inline(order_id, steps_to_run=INLINE_STEPS[3:])
+    else:
+        after_hold(order_id).apply_async()
+
+
+def review_decided(order_id: uuid.UUID) -> None:
+    """Hand an on-hold order whose prescription was just reviewed to the pipeline."""
+    if settings.COT_PIPELINE_MODE == "inline":
+        steps.order_resume_after_review(order_id)
+    else:
+        tasks.order_resume_after_review.delay(str(order_id))
+
+
+def run_inline(order_id: uuid.UUID, steps_to_run=INLINE_STEPS) -> None:
+    for step, function in steps_to_run:
         try:
             function(order_id)
         except (ExternalError, steps.StepIncomplete):

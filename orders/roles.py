@@ -9,8 +9,10 @@ from django.contrib.auth.models import Group, Permission
 # (app_label, model) -> actions
 ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
     "pharmacist": {
-        ("prescriptions", "prescription"): ("view", "change"),
+        ("prescriptions", "prescription"): ("view", "change", "review"),
         ("prescriptions", "prescriptionitem"): ("view",),
+        ("prescriptions", "dispensation"): ("view",),
+        ("prescriptions", "h1registerentry"): ("view",),
         ("orders", "order"): ("view",),
         ("orders", "orderline"): ("view",),
         ("orders", "orderevent"): ("view",),
@@ -31,6 +33,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "fulfillmentcenter"): ("view",),
         ("inventory", "reservation"): ("view",),
         ("prescriptions", "prescription"): ("view",),
+        ("prescriptions", "h1registerentry"): ("view",),
     },
     "inventory": {
         ("inventory", "product"): ("view", "add", "change"),

@@ -81,6 +81,11 @@ def order_compensate(self: Task, order_id: str) -> None:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
+@shared_task(bind=True, name="orders.order_resume_after_review", max_retries=None)
+def order_resume_after_review(self: Task, order_id: str) -> str:
+    return _run(self, Step.PRESCRIPTION, steps.order_resume_after_review, order_id)
+
+
 @shared_task(name="orders.sweep_stuck_orders", ignore_result=True)
 def sweep_stuck_orders() -> int:
     return sweeper.order_sweep_stuck()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import F, Q
@@ -9,7 +10,26 @@ from core.models import ApiClient, TimeStampedModel
 from prescriptions.enums import PrescriptionStatus
 
 
-class Prescription(TimeStampedModel):
+class RegulatoryRecordError(Exception):
+    """Prescriptions, their review history and the H1 register are never deleted."""
+
+
+class NeverDeletedQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise RegulatoryRecordError(f"{self.model.__name__} rows are regulatory records")
+
+
+class NeverDeleted(models.Model):
+    objects = NeverDeletedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise RegulatoryRecordError(f"{type(self).__name__} rows are regulatory records")
+
+
+class Prescription(NeverDeleted, TimeStampedModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+")
     customer_id = models.CharField(max_length=64, db_index=True)
@@ -29,12 +49,13 @@ class Prescription(TimeStampedModel):
 
     class Meta:
         indexes = [models.Index(fields=["status", "created_at"])]
+        permissions = [("review_prescription", "Can approve or reject prescriptions")]
 
     def __str__(self) -> str:
-        return f"Rx {self.id} for {self.patient_name} ({self.status})"
+        return f"Rx {str(self.id)[:8]} for {self.patient_name} ({self.status})"
 
 
-class PrescriptionItem(models.Model):
+class PrescriptionItem(NeverDeleted):
     prescription = models.ForeignKey(Prescription, on_delete=models.PROTECT, related_name="items")
     sku = models.CharField(max_length=64)
     quantity = models.PositiveIntegerField()
@@ -43,11 +64,61 @@ class PrescriptionItem(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["prescription", "sku"], name="rxitem_unique_sku"),
+            # The last line of defence against dispensing more than was prescribed.
             models.CheckConstraint(
                 condition=Q(dispensed_quantity__lte=F("quantity")), name="rxitem_dispensed_lte_qty"
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.sku} ×{self.quantity} ({self.dispensed_quantity} dispensed)"
+
     @property
     def remaining(self) -> int:
         return self.quantity - self.dispensed_quantity
+
+
+class Dispensation(NeverDeleted, TimeStampedModel):
+    """Quantity of one prescription item claimed by one order; returned if it fails."""
+
+    order_id = models.UUIDField(db_index=True)
+    item = models.ForeignKey(
+        PrescriptionItem, on_delete=models.PROTECT, related_name="dispensations"
+    )
+    quantity = models.PositiveIntegerField()
+    returned = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["order_id", "item"], name="dispensation_unique_item")
+        ]
+
+
+class H1RegisterEntry(NeverDeleted):
+    """Schedule H1 register: one row per confirmed H1 line and batch (Drugs and Cosmetics
+    Rules, rule 65(3)(b)); written when the order is confirmed, never changed."""
+
+    recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    order_id = models.UUIDField(db_index=True)
+    order_number = models.CharField(max_length=20)
+    prescription = models.ForeignKey(Prescription, on_delete=models.PROTECT, related_name="+")
+    patient_name = models.CharField(max_length=200)
+    doctor_name = models.CharField(max_length=200)
+    doctor_registration_no = models.CharField(max_length=64)
+    sku = models.CharField(max_length=64)
+    drug_name = models.CharField(max_length=200)
+    batch = models.CharField(max_length=64)
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "Schedule H1 register entry"
+        verbose_name_plural = "Schedule H1 register"
+        ordering = ["-recorded_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order_id", "sku", "batch"], name="h1_register_unique_line_batch"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_number} {self.sku} {self.batch} ×{self.quantity}"

@@ -6,10 +6,18 @@ import datetime
 import uuid
 from dataclasses import dataclass
 
+import django.dispatch
+import filetype
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files import File
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
+from core.models import ApiClient
 from prescriptions.enums import CheckResult, PrescriptionStatus
-from prescriptions.models import Prescription
+from prescriptions.models import Dispensation, H1RegisterEntry, Prescription, PrescriptionItem
 
 # Drug schedules as the catalog names them (Drugs and Cosmetics Rules): H and H1 need a
 # prescription, X is never sold online.
@@ -58,3 +66,159 @@ def prescription_check(
     if prescription.status == PrescriptionStatus.PENDING_REVIEW:
         return CheckResult.ON_HOLD
     return CheckResult.OK
+
+
+class AlreadyReviewed(Exception):
+    """The prescription was approved or rejected before."""
+
+
+@dataclass(frozen=True)
+class RxItemRequest:
+    sku: str
+    quantity: int
+
+
+# Sent after commit with `prescription_id` and `status` once a pharmacist has decided.
+prescription_reviewed = django.dispatch.Signal()
+
+
+def prescription_create(
+    *,
+    client: ApiClient,
+    customer_id: str,
+    patient_name: str,
+    doctor_name: str,
+    doctor_registration_no: str,
+    issued_on: datetime.date,
+    items: list[RxItemRequest],
+    image: File | None = None,
+) -> Prescription:
+    with transaction.atomic():
+        prescription = Prescription(
+            client=client,
+            customer_id=customer_id,
+            patient_name=patient_name,
+            doctor_name=doctor_name,
+            doctor_registration_no=doctor_registration_no,
+            issued_on=issued_on,
+        )
+        if image is not None:
+            # Stored under a generated name: the client's file name is never trusted.
+            extension = {"image/jpeg": "jpg", "image/png": "png", "application/pdf": "pdf"}
+            kind = filetype.guess_mime(image.read(2048))
+            image.seek(0)
+            prescription.image.save(f"{prescription.id}.{extension[kind]}", image, save=False)
+        prescription.save()
+        PrescriptionItem.objects.bulk_create(
+            PrescriptionItem(prescription=prescription, sku=i.sku, quantity=i.quantity)
+            for i in items
+        )
+    return prescription
+
+
+def prescription_review(
+    *, prescription_id: uuid.UUID, reviewer: User, decision: str, note: str = ""
+) -> Prescription:
+    """Record a pharmacist's decision once; every order waiting on it then resumes.
+    Raises AlreadyReviewed when it was decided before, Prescription.DoesNotExist."""
+    if decision not in (PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED):
+        raise ValueError(f"not a decision: {decision}")
+    with transaction.atomic():
+        decided = Prescription.objects.filter(
+            pk=prescription_id, status=PrescriptionStatus.PENDING_REVIEW
+        ).update(
+            status=decision,
+            reviewed_by=reviewer,
+            reviewed_at=timezone.now(),
+            review_note=note,
+            updated_at=timezone.now(),
+        )
+        prescription = Prescription.objects.get(pk=prescription_id)
+        if not decided:
+            raise AlreadyReviewed(str(prescription_id))
+        transaction.on_commit(
+            lambda: prescription_reviewed.send(
+                sender=Prescription, prescription_id=prescription.pk, status=decision
+            )
+        )
+    return prescription
+
+
+def prescription_dispense(
+    *, order_id: uuid.UUID, prescription_id: uuid.UUID, lines: list[RxItemRequest]
+) -> bool:
+    """Claim the lines' quantities from the prescription for this order, all or nothing.
+
+    Idempotent per order. Two orders racing for the last remaining quantity never both get
+    it: each claim is a conditional UPDATE (dispensed + q <= quantity). Returns False, with
+    nothing claimed, when any line is not covered."""
+    with transaction.atomic():
+        items = {
+            item.sku: item
+            for item in PrescriptionItem.objects.select_for_update()
+            .filter(prescription_id=prescription_id, sku__in=[line.sku for line in lines])
+            .order_by("pk")
+        }
+        if Dispensation.objects.filter(order_id=order_id, returned=False).exists():
+            return True
+        for line in lines:
+            item = items.get(line.sku)
+            if item is None:
+                transaction.set_rollback(True)
+                return False
+            claimed = PrescriptionItem.objects.filter(
+                pk=item.pk, dispensed_quantity__lte=F("quantity") - line.quantity
+            ).update(dispensed_quantity=F("dispensed_quantity") + line.quantity)
+            if not claimed:
+                transaction.set_rollback(True)
+                return False
+            Dispensation.objects.create(order_id=order_id, item=item, quantity=line.quantity)
+    return True
+
+
+def prescription_return(*, order_id: uuid.UUID) -> int:
+    """Give an order's claimed quantities back (cancelled or failed). Idempotent."""
+    returned = 0
+    with transaction.atomic():
+        for dispensation in (
+            Dispensation.objects.select_for_update()
+            .filter(order_id=order_id, returned=False)
+            .order_by("item_id")
+        ):
+            PrescriptionItem.objects.filter(pk=dispensation.item_id).update(
+                dispensed_quantity=F("dispensed_quantity") - dispensation.quantity
+            )
+            Dispensation.objects.filter(pk=dispensation.pk).update(returned=True)
+            returned += 1
+    return returned
+
+
+@dataclass(frozen=True)
+class H1Line:
+    sku: str
+    drug_name: str
+    batch: str
+    quantity: int
+
+
+def h1_register_record(
+    *, order_id: uuid.UUID, order_number: str, prescription_id: uuid.UUID, lines: list[H1Line]
+) -> int:
+    """Write the Schedule H1 register rows of a confirmed order. Idempotent."""
+    prescription = Prescription.objects.get(pk=prescription_id)
+    entries = [
+        H1RegisterEntry(
+            order_id=order_id,
+            order_number=order_number,
+            prescription=prescription,
+            patient_name=prescription.patient_name,
+            doctor_name=prescription.doctor_name,
+            doctor_registration_no=prescription.doctor_registration_no,
+            sku=line.sku,
+            drug_name=line.drug_name,
+            batch=line.batch,
+            quantity=line.quantity,
+        )
+        for line in lines
+    ]
+    return len(H1RegisterEntry.objects.bulk_create(entries, ignore_conflicts=True))

@@ -23,7 +23,15 @@ from orders.services.transitions import order_event_record, order_transition
 from payments.enums import PaymentStatus
 from payments.services import payment_cancel, payment_charge, payment_prepare
 from prescriptions.enums import CheckResult
-from prescriptions.services import RxLine, prescription_check
+from prescriptions.services import (
+    H1Line,
+    RxItemRequest,
+    RxLine,
+    h1_register_record,
+    prescription_check,
+    prescription_dispense,
+    prescription_return,
+)
 
 S = OrderStatus
 ENDED = frozenset({S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED})
@@ -71,11 +79,8 @@ def _step_finish(
     return row
 
 
-def order_check_prescription(order_id: uuid.UUID) -> str:
-    order = _begin(order_id)
-    row = _step_begin(order, Step.PRESCRIPTION)
-    if row.ok is not None or order.status != S.PROCESSING:
-        return row.result
+def _prescription_verdict(order: Order) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+    """The Rx rules' result for this order now, and the timeline events it warrants."""
     lines = [RxLine(sku=l.sku, quantity=l.quantity, schedule=l.schedule) for l in order.lines.all()]
     result = prescription_check(
         customer_id=order.customer_id,
@@ -83,16 +88,59 @@ def order_check_prescription(order_id: uuid.UUID) -> str:
         lines=lines,
         ordered_on=order.created_at.date(),
     )
-    needs_rx = any(line.schedule in ("h", "h1", "x") for line in lines)
     events: list[tuple[str, dict[str, Any]]] = []
-    if result == CheckResult.OK and needs_rx:
+    if result == CheckResult.OK and any(line.requires_prescription for line in order.lines.all()):
         events.append(
             (EventType.PRESCRIPTION_VALIDATED, {"prescription_id": str(order.prescription_id)})
         )
     elif result not in (CheckResult.OK, CheckResult.ON_HOLD):
         events.append((EventType.PRESCRIPTION_FAILED, {"reason": str(result)}))
+    return result, events
+
+
+def order_check_prescription(order_id: uuid.UUID) -> str:
+    order = _begin(order_id)
+    row = _step_begin(order, Step.PRESCRIPTION)
+    if row.ok is not None or order.status != S.PROCESSING:
+        return row.result
+    result, events = _prescription_verdict(order)
     ok = result in (CheckResult.OK, CheckResult.ON_HOLD)
     return _step_finish(row, ok=ok, result=result, events=events).result
+
+
+def _prescription_recheck(order: Order) -> str:
+    """Re-apply the Rx rules to an order that waited for a review, and record the new
+    verdict once (compare-and-set on the step's `on_hold` result)."""
+    result, events = _prescription_verdict(order)
+    if result == CheckResult.ON_HOLD:
+        return result
+    with transaction.atomic():
+        updated = OrderStep.objects.filter(
+            order=order, step=Step.PRESCRIPTION, result=CheckResult.ON_HOLD
+        ).update(ok=result == CheckResult.OK, result=result)
+        if updated:
+            for event_type, data in events:
+                order_event_record(order_id=order.pk, type=event_type, data=data)
+    return OrderStep.objects.get(order=order, step=Step.PRESCRIPTION).result
+
+
+def order_resume_after_review(order_id: uuid.UUID) -> str:
+    """A pharmacist decided on the prescription an on-hold order waits for: continue to
+    payment (approved) or end it (rejected). Exactly one caller moves the order."""
+    order = Order.objects.get(pk=order_id)
+    if order.status != S.ON_HOLD:
+        return order.status
+    result = _prescription_recheck(order)
+    if result == CheckResult.ON_HOLD:
+        return S.ON_HOLD
+    if result != CheckResult.OK:
+        order_end(order=order, to=S.REJECTED, reason=result)
+        return S.REJECTED
+    if order_transition(order=order, to=S.PROCESSING, expected=S.ON_HOLD):
+        from orders import pipeline
+
+        transaction.on_commit(lambda: pipeline.resume(order.pk))
+    return S.PROCESSING
 
 
 def order_reserve_stock(order_id: uuid.UUID) -> str:
@@ -147,8 +195,22 @@ def order_charge_payment(order_id: uuid.UUID) -> str:
             order_end(order=order, to=S.REJECTED, reason=steps[step].result)
             return S.REJECTED
     if steps[Step.PRESCRIPTION].result == CheckResult.ON_HOLD:
-        order_transition(order=order, to=S.ON_HOLD, expected=S.PROCESSING)
-        return S.ON_HOLD
+        # The review may have happened while the header ran: look again before waiting.
+        result = _prescription_recheck(order)
+        if result == CheckResult.ON_HOLD:
+            order_transition(order=order, to=S.ON_HOLD, expected=S.PROCESSING)
+            return S.ON_HOLD
+        if result != CheckResult.OK:
+            order_end(order=order, to=S.REJECTED, reason=result)
+            return S.REJECTED
+    if not _claim_prescribed_quantities(order):
+        order_event_record(
+            order_id=order.pk,
+            type=EventType.PRESCRIPTION_FAILED,
+            data={"reason": FailureReason.PRESCRIPTION_QUANTITY_EXCEEDED},
+        )
+        order_end(order=order, to=S.REJECTED, reason=FailureReason.PRESCRIPTION_QUANTITY_EXCEEDED)
+        return S.REJECTED
     row = _step_begin(order, Step.CHARGE)
     if row.ok is not None:
         return row.result
@@ -173,6 +235,22 @@ def order_charge_payment(order_id: uuid.UUID) -> str:
 
         pipeline.compensate(order.pk)
     return row.result
+
+
+def _claim_prescribed_quantities(order: Order) -> bool:
+    """Claim the Rx lines from the prescription before any money moves, so two orders
+    racing for its last remaining quantity never both get it (and nobody is charged for
+    an order that cannot be served). Returned when the order fails or is cancelled."""
+    rx_lines = [
+        RxItemRequest(sku=line.sku, quantity=line.quantity)
+        for line in order.lines.all()
+        if line.requires_prescription
+    ]
+    if not rx_lines or order.prescription_id is None:
+        return True
+    return prescription_dispense(
+        order_id=order.pk, prescription_id=order.prescription_id, lines=rx_lines
+    )
 
 
 def order_book_shipment(order_id: uuid.UUID) -> str:
@@ -227,8 +305,28 @@ def order_confirm(order_id: uuid.UUID) -> str:
             raise StepIncomplete(f"order {order_id}: shipment not booked yet")
         if stock_commit(order_id=order.pk):
             order_event_record(order_id=order.pk, type=EventType.INVENTORY_COMMITTED)
+        _record_h1_register(order)
         order_transition(order=order, to=S.CONFIRMED, expected=S.PROCESSING)
     return S.CONFIRMED
+
+
+def _record_h1_register(order: Order) -> None:
+    h1_names = {l.sku: l.name for l in order.lines.all() if l.schedule == "h1"}
+    if not h1_names or order.prescription_id is None:
+        return
+    allocations = OrderStep.objects.get(order=order, step=Step.STOCK).data["allocations"]
+    h1_register_record(
+        order_id=order.pk,
+        order_number=order.number,
+        prescription_id=order.prescription_id,
+        lines=[
+            H1Line(
+                sku=a["sku"], drug_name=h1_names[a["sku"]], batch=a["batch"], quantity=a["quantity"]
+            )
+            for a in allocations
+            if a["sku"] in h1_names
+        ],
+    )
 
 
 def order_end(*, order: Order, to: str, reason: str) -> bool:
@@ -240,6 +338,7 @@ def order_end(*, order: Order, to: str, reason: str) -> bool:
             return False
         if stock_release(order_id=order.pk):
             order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED)
+        prescription_return(order_id=order.pk)
         from orders import pipeline
 
         transaction.on_commit(lambda: pipeline.compensate(order.pk))

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from orders.enums import OrderStatus
 from orders.models import Order
+from prescriptions.selectors import prescription_decided_ids
 
 logger = logging.getLogger(__name__)
 BATCH = 500
@@ -39,4 +40,19 @@ def order_sweep_stuck(*, now: datetime.datetime | None = None) -> int:
         if touched:
             logger.info("sweeper re-drives order %s", order_id)
             pipeline.start(order_id)
-    return len(stuck)
+    return len(stuck) + _resume_decided_holds()
+
+
+def _resume_decided_holds() -> int:
+    """On-hold orders whose prescription was decided but that missed the news (the
+    review landed between their check and their hold): hand them on now."""
+    from orders import pipeline
+
+    held = Order.objects.filter(status=OrderStatus.ON_HOLD, prescription_id__isnull=False)
+    decided = prescription_decided_ids(
+        prescription_ids=set(held.values_list("prescription_id", flat=True))
+    )
+    order_ids = list(held.filter(prescription_id__in=decided).values_list("pk", flat=True))
+    for order_id in order_ids:
+        pipeline.review_decided(order_id)
+    return len(order_ids)

@@ -102,6 +102,8 @@ def live_stack(
         "TEST_REDIS_URL": settings.REDIS_URL,
         "SIMULATOR_URL": simulator_process.url,
         "COT_PIPELINE_MODE": "celery",
+        # Queues of their own: another test run on this Redis never takes these tasks.
+        "COT_REDIS_KEY_PREFIX": f"e2e-{run}:",
         "PYTHONUNBUFFERED": "1",
     }
     log_dir = tmp_path_factory.mktemp("live-stack")

@@ -1,0 +1,238 @@
+"""The prescription API. It lives in `orders` because it composes two domains: the
+prescription (prescriptions) and the catalog its SKUs must exist in (inventory)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import uuid
+from typing import Any
+
+import filetype
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, parsers, permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.errors import Conflict
+from core.models import ApiClient
+from core.serializers import StrictSerializer
+from inventory.models import Product
+from orders.api import IsApiClient
+from prescriptions.enums import PrescriptionStatus
+from prescriptions.models import Prescription
+from prescriptions.selectors import prescription_get_for_client
+from prescriptions.services import (
+    AlreadyReviewed,
+    RxItemRequest,
+    prescription_create,
+    prescription_review,
+)
+
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "application/pdf"})
+# Indian medical council registration numbers: a council prefix and a number, with the
+# separators councils print ("KMC-12345", "MCI/2010/12345", "DMC R 12345", "123456").
+REGISTRATION_NO = re.compile(r"^(?=(?:[^0-9]*[0-9]){3})[A-Z0-9][A-Z0-9/ .-]{2,29}$")
+
+
+class RxItemIn(StrictSerializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=1000)
+
+
+class PrescriptionCreateIn(StrictSerializer):
+    customer_id = serializers.CharField(max_length=64)
+    patient_name = serializers.CharField(max_length=200)
+    doctor_name = serializers.CharField(max_length=200)
+    doctor_registration_no = serializers.CharField(max_length=30)
+    issued_on = serializers.DateField()
+    items = serializers.ListField(child=RxItemIn(), min_length=1, max_length=50)
+    image = serializers.FileField(required=False, allow_empty_file=False)
+
+    def validate_doctor_registration_no(self, value: str) -> str:
+        value = value.upper()
+        if not REGISTRATION_NO.match(value):
+            raise serializers.ValidationError(
+                "A council registration number such as KMC-12345 or MCI/2010/12345."
+            )
+        return value
+
+    def validate_issued_on(self, value: datetime.date) -> datetime.date:
+        if value > timezone.localdate():
+            raise serializers.ValidationError("A prescription cannot be issued in the future.")
+        return value
+
+    def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        skus = [item["sku"] for item in items]
+        known = set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
+        errors: dict[int, dict[str, list[serializers.ErrorDetail]]] = {}
+        for index, sku in enumerate(skus):
+            if sku not in known:
+                errors[index] = {"sku": [serializers.ErrorDetail("Unknown SKU.", "unknown_sku")]}
+            elif sku in skus[:index]:
+                errors[index] = {"sku": [serializers.ErrorDetail("Duplicate SKU.", "duplicate")]}
+        if errors:
+            raise serializers.ValidationError(errors)
+        return items
+
+    def validate_image(self, image: Any) -> Any:
+        if image.size > MAX_IMAGE_BYTES:
+            raise serializers.ValidationError("The image is larger than 5 MiB.", "too_large")
+        # Decided by the file's content, never by its name or declared type.
+        kind = filetype.guess_mime(image.read(2048))
+        image.seek(0)
+        if kind not in IMAGE_TYPES:
+            raise serializers.ValidationError(
+                "Only JPEG, PNG or PDF files are accepted.", "unsupported_file_type"
+            )
+        return image
+
+
+class ReviewIn(StrictSerializer):
+    decision = serializers.ChoiceField(
+        choices=[PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED]
+    )
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+def prescription_out(prescription: Prescription) -> dict[str, Any]:
+    decided = prescription.status != PrescriptionStatus.PENDING_REVIEW
+    return {
+        "id": str(prescription.pk),
+        "status": prescription.status,
+        "customer_id": prescription.customer_id,
+        "patient_name": prescription.patient_name,
+        "doctor_name": prescription.doctor_name,
+        "doctor_registration_no": prescription.doctor_registration_no,
+        "issued_on": prescription.issued_on.isoformat(),
+        "items": [
+            {"sku": i.sku, "quantity": i.quantity, "dispensed_quantity": i.dispensed_quantity}
+            for i in prescription.items.all()
+        ],
+        "has_image": bool(prescription.image),
+        "review": {
+            "decision": prescription.status,
+            "note": prescription.review_note,
+            "reviewed_at": prescription.reviewed_at.isoformat().replace("+00:00", "Z"),
+        }
+        if decided and prescription.reviewed_at
+        else None,
+        "created_at": prescription.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _multipart_items(data: Any) -> Any:
+    """In multipart forms `items` travels as a JSON string."""
+    if hasattr(data, "getlist"):
+        plain = {key: data.get(key) for key in data}
+        if isinstance(plain.get("items"), str):
+            try:
+                plain["items"] = json.loads(plain["items"])
+            except ValueError:
+                raise serializers.ValidationError(
+                    {"items": ["Must be a JSON list of {sku, quantity} in a multipart form."]}
+                ) from None
+        return plain
+    return data
+
+
+class PrescriptionCreateApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+    parser_classes = [parsers.JSONParser, parsers.MultiPartParser]
+
+    @extend_schema(
+        request={
+            "application/json": PrescriptionCreateIn,
+            "multipart/form-data": OpenApiTypes.OBJECT,
+        },
+        responses={201: OpenApiTypes.OBJECT},
+        summary="Upload a prescription (JSON, or multipart with an image)",
+        operation_id="prescriptions_create",
+    )
+    def post(self, request: Request) -> Response:
+        client: ApiClient = request.user
+        data = _multipart_items(request.data)
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        payload = PrescriptionCreateIn(data=data)
+        payload.is_valid(raise_exception=True)
+        values = payload.validated_data
+        prescription = prescription_create(
+            client=client,
+            customer_id=values["customer_id"],
+            patient_name=values["patient_name"],
+            doctor_name=values["doctor_name"],
+            doctor_registration_no=values["doctor_registration_no"],
+            issued_on=values["issued_on"],
+            items=[RxItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in values["items"]],
+            image=values.get("image"),
+        )
+        return Response(
+            prescription_out(prescription),
+            status=status.HTTP_201_CREATED,
+            headers={"Location": f"/api/v1/prescriptions/{prescription.pk}/"},
+        )
+
+
+class PrescriptionDetailApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="Get one prescription",
+        operation_id="prescriptions_get",
+    )
+    def get(self, request: Request, prescription_id: uuid.UUID) -> Response:
+        prescription = prescription_get_for_client(
+            client=request.user, prescription_id=prescription_id
+        )
+        if prescription is None:
+            raise exceptions.NotFound("No such prescription.")
+        return Response(prescription_out(prescription))
+
+
+class CanReviewPrescriptions(permissions.BasePermission):
+    message = "Only pharmacists may review prescriptions."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(
+            user
+            and getattr(user, "is_staff", False)
+            and user.has_perm("prescriptions.review_prescription")
+        )
+
+
+class PrescriptionReviewApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, CanReviewPrescriptions]
+
+    @extend_schema(
+        request=ReviewIn,
+        responses={200: OpenApiTypes.OBJECT},
+        summary="Approve or reject a prescription (pharmacists)",
+        operation_id="prescriptions_review",
+    )
+    def post(self, request: Request, prescription_id: uuid.UUID) -> Response:
+        payload = ReviewIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        try:
+            with transaction.atomic():
+                prescription = prescription_review(
+                    prescription_id=prescription_id,
+                    reviewer=request.user,
+                    decision=payload.validated_data["decision"],
+                    note=payload.validated_data["note"],
+                )
+        except Prescription.DoesNotExist:
+            raise exceptions.NotFound("No such prescription.") from None
+        except AlreadyReviewed:
+            raise Conflict(
+                "This prescription was already reviewed.", code="already_reviewed"
+            ) from None
+        return Response(prescription_out(prescription))

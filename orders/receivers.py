@@ -1,0 +1,21 @@
+"""What orders does when news arrives from a domain app (DESIGN §1: signals travel up)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from orders.enums import OrderStatus
+from orders.models import Order
+from prescriptions.services import prescription_reviewed
+
+
+def on_prescription_reviewed(sender: Any, prescription_id: uuid.UUID, **kwargs: Any) -> None:
+    from orders import pipeline
+
+    waiting = Order.objects.filter(prescription_id=prescription_id, status=OrderStatus.ON_HOLD)
+    for order_id in waiting.values_list("pk", flat=True):
+        pipeline.review_decided(order_id)
+
+
+prescription_reviewed.connect(on_prescription_reviewed, dispatch_uid="orders.on_rx_reviewed")
