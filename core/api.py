@@ -1,13 +1,19 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness, readiness and metrics: what load balancers, orchestrators and Prometheus ask."""
 
 from __future__ import annotations
 
+import os
+
+import prometheus_client
 import redis
 from celery import current_app
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import multiprocess
+
+from core import metrics as cot_metrics
 
 PROBE_TIMEOUT_SECONDS = 1.0
 
@@ -57,4 +63,22 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "down" if down else "ok", "down": down, "checks": results},
         status=503 if down else 200,
+    )
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format: every process's counters and histograms (the multiprocess
+    directory, or this process's registry when there is none), django-prometheus' request
+    and database metrics among them, plus the scrape-time collectors."""
+    registry = prometheus_client.CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(cot_metrics.RegistryCollector(prometheus_client.REGISTRY))
+    for collector in cot_metrics.collectors():
+        registry.register(collector)
+    return HttpResponse(
+        prometheus_client.generate_latest(registry),
+        content_type=prometheus_client.CONTENT_TYPE_LATEST,
     )

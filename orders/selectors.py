@@ -9,6 +9,7 @@ from django.db.models import Prefetch, QuerySet
 
 from core.models import ApiClient
 from logistics.models import Shipment
+from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent
 from payments.models import Payment
 
@@ -33,3 +34,11 @@ def order_related(orders: list[Order]) -> dict[str, dict]:
         "payments": {p.order_id: p for p in Payment.objects.filter(order_id__in=ids)},
         "shipments": shipments,
     }
+
+
+IN_FLIGHT_STATUSES = (OrderStatus.RECEIVED, OrderStatus.PROCESSING)
+
+
+def order_count_in_flight() -> int:
+    """Orders the pipeline still owes an outcome (on_hold waits for a person, not for us)."""
+    return Order.objects.filter(status__in=IN_FLIGHT_STATUSES).count()
