@@ -119,7 +119,7 @@ def live_stack(
                 "-m",
                 "gunicorn",
                 "-c",
-                "cot_project/gunicorn.conf.py",
+                "cot_project/gunicorn_conf.py",
                 "cot_project.wsgi",
                 "--bind",
                 f"127.0.0.1:{api_port}",

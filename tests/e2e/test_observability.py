@@ -132,7 +132,7 @@ def test_worker_log_lines_carry_the_order_and_the_request_id(stack):
         mine = [
             l for l in _log_lines(stack.log_dir / "worker.log") if l.get("order_id") == order_id
         ]
-        if PIPELINE_STEPS <= {l.get("step") for l in mine}:
+        if {l.get("step") for l in mine} >= PIPELINE_STEPS:
             break
         assert time.monotonic() < deadline, f"worker logged only {mine}"
         time.sleep(0.2)

@@ -1,4 +1,4 @@
-"""gunicorn settings for the API server: `gunicorn -c cot_project/gunicorn.conf.py
+"""gunicorn settings for the API server: `gunicorn -c cot_project/gunicorn_conf.py
 cot_project.wsgi` (the Procfile and the end-to-end tests start it so).
 
 - A worker that exits (restart, crash, `--max-requests`) is marked dead in the
@@ -19,7 +19,7 @@ from typing import Any
 # gunicorn reads this file before it puts the project on sys.path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.metrics import process_mark_dead  # noqa: E402
+from core.metrics import process_mark_dead
 
 logconfig_dict = importlib.import_module(
     os.environ.get("DJANGO_SETTINGS_MODULE", "cot_project.settings")
