@@ -169,3 +169,19 @@ def test_orders_are_found_by_awb_and_stuck_ones_by_the_in_flight_filter(confirme
     listed = client.get("/admin/orders/order/", {"in_flight_minutes": "15"}).content.decode()
     assert stuck.number in listed
     assert fresh.number not in listed and confirmed.number not in listed
+
+
+def test_the_dashboard_draws_what_happened_for_ops_and_not_for_inventory(confirmed):
+    ended = place_order(ApiClientFactory(), items=[("PARA-500", 1)])
+    Order.objects.filter(pk=ended.pk).update(status="rejected", failure_reason="out_of_stock")
+    place_order(ApiClientFactory(), items=[("PARA-500", 1)])  # in flight
+
+    ops = login("ops")
+    assert "/admin/orders/order/dashboard/" in ops.get("/admin/orders/order/").content.decode()
+    page = ops.get("/admin/orders/order/dashboard/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "1 confirmed, 1 failed, 1 in flight or on hold" in html
+    assert "out_of_stock" in html and "<svg" in html
+    assert "<script" not in html.split('id="content-main"')[1]
+    assert login("inventory").get("/admin/orders/order/dashboard/").status_code == 403
