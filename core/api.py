@@ -1,15 +1,26 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness, readiness and metrics: what load balancers, orchestrators and Prometheus ask."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import prometheus_client
 import redis
 from celery import current_app
 from django.conf import settings
-from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.db import connection, transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
+from prometheus_client import multiprocess
+
+from core import metrics as cot_metrics
 
 PROBE_TIMEOUT_SECONDS = 1.0
+# Checks run side by side, and /readyz answers within this even if one of them hangs
+# (a pool waiting for a free connection, a black-holed host).
+READY_DEADLINE_SECONDS = 2.0
+_probes = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readyz")
 
 
 @require_GET
@@ -19,8 +30,19 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 
 def _check_database() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    # Runs in a probe thread: its connection is that thread's own, given back at the end.
+    try:
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                with transaction.atomic():
+                    cursor.execute(
+                        "SET LOCAL statement_timeout = %s", [int(PROBE_TIMEOUT_SECONDS * 1000)]
+                    )
+                    cursor.execute("SELECT 1")
+            else:
+                cursor.execute("SELECT 1")
+    finally:
+        connection.close()
 
 
 def _check_redis() -> None:
@@ -36,7 +58,7 @@ def _check_redis() -> None:
 
 
 def _check_broker() -> None:
-    with current_app.connection_for_write() as conn:
+    with current_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, timeout=PROBE_TIMEOUT_SECONDS)
 
 
@@ -46,15 +68,38 @@ CHECKS = {"database": _check_database, "redis": _check_redis, "broker": _check_b
 @require_GET
 def readyz(request: HttpRequest) -> JsonResponse:
     """Database, Redis and broker reachable: 200; else 503 naming what is down."""
+    futures = {name: _probes.submit(check) for name, check in CHECKS.items()}
+    wait(futures.values(), timeout=READY_DEADLINE_SECONDS)
     results: dict[str, str] = {}
-    for name, check in CHECKS.items():
-        try:
-            check()
-            results[name] = "ok"
-        except Exception as exc:  # any failure means "not ready", whatever raised it
+    for name, future in futures.items():
+        if not future.done():
+            future.cancel()
+            results[name] = "down: timeout"
+        elif (exc := future.exception()) is not None:
+            # any failure means "not ready", whatever raised it
             results[name] = f"down: {type(exc).__name__}"
+        else:
+            results[name] = "ok"
     down = [name for name, result in results.items() if result != "ok"]
     return JsonResponse(
         {"status": "down" if down else "ok", "down": down, "checks": results},
         status=503 if down else 200,
+    )
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format: every process's counters and histograms (the multiprocess
+    directory, or this process's registry when there is none), django-prometheus' request
+    and database metrics among them, plus the scrape-time collectors."""
+    registry = prometheus_client.CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(cot_metrics.RegistryCollector(prometheus_client.REGISTRY))
+    for collector in cot_metrics.collectors():
+        registry.register(collector)
+    return HttpResponse(
+        prometheus_client.generate_latest(registry),
+        content_type=prometheus_client.CONTENT_TYPE_LATEST,
     )

@@ -1,8 +1,23 @@
-"""Business metrics (CONTRACT.md §3). Names and labels are part of the contract."""
+"""Business metrics (CONTRACT.md §3). Names and labels are part of the contract.
+
+Every process (gunicorn workers, Celery worker processes) counts into
+`PROMETHEUS_MULTIPROC_DIR` when it is set (prometheus_client's multiprocess mode), and
+`/metrics` (`core.api.metrics`) adds the files up. Values that are a fact about the
+database rather than about one process (orders in flight) are computed at scrape time by
+collectors registered with `collector_register`; they are served beside the
+multiprocess ones, never written to the files.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from celery.signals import task_failure, worker_process_shutdown, worker_shutdown
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 # Order latencies run from ~50 ms (inline, no outside latency) to a minute (retries).
 ORDER_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120)
@@ -29,3 +44,72 @@ EXTERNAL_CALL_SECONDS = Histogram(
     ["target", "outcome"],
     buckets=STEP_BUCKETS,
 )
+
+# `cot_errors_total{error_type}` values (CONTRACT.md §3).
+VALIDATION_ERROR = "validation_error"  # a 400 answer
+PAYMENT_ERROR = "payment_error"  # an order ended payment_failed
+FULFILMENT_ERROR = "fulfilment_error"  # an order cancelled because nothing could ship it
+UNKNOWN_ERROR = "unknown_error"  # a 500 answer, or a task that raised out of its retries
+ERROR_TYPES = (VALIDATION_ERROR, PAYMENT_ERROR, FULFILMENT_ERROR, UNKNOWN_ERROR)
+for _error_type in ERROR_TYPES:
+    # Present from the start at 0, so `rate()` and `increase()` see the first error.
+    ERRORS_TOTAL.labels(error_type=_error_type)
+
+
+def error_count(error_type: str) -> None:
+    ERRORS_TOTAL.labels(error_type=error_type).inc()
+
+
+# --- Scrape-time collectors -----------------------------------------------------------------
+
+_collectors: dict[str, Collector] = {}
+
+
+def collector_register(name: str, collector: Collector) -> None:
+    """Serve `collector` on `/metrics`. Its `collect()` runs at every scrape, in the web
+    process that answers it, so it must be quick and must not raise. Registering the same
+    name again replaces the collector (AppConfig.ready may run more than once)."""
+    _collectors[name] = collector
+
+
+def collectors() -> list[Collector]:
+    return list(_collectors.values())
+
+
+class RegistryCollector:
+    """Adapts a whole registry into one collector (single-process mode: the default one)."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+# --- Celery worker processes ----------------------------------------------------------------
+
+
+def process_mark_dead(pid: int) -> None:
+    """Drop a dead process's live gauges from the multiprocess directory (its counters
+    stay: they are work that was done)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+@worker_process_shutdown.connect
+def _worker_child_exit(pid: int | None = None, **_: Any) -> None:
+    process_mark_dead(pid or os.getpid())
+
+
+@worker_shutdown.connect
+def _worker_exit(**_: Any) -> None:
+    process_mark_dead(os.getpid())
+
+
+@task_failure.connect
+def _task_failed(**_: Any) -> None:
+    # Expected trouble retries (task_retry) or ends the order as an outcome; a task that
+    # fails outright is a bug or an exhausted non-pipeline task.
+    error_count(UNKNOWN_ERROR)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging.config
 import os
 
 from celery import Celery
+from celery.signals import setup_logging
 from django.conf import settings
 from kombu import Queue
 
@@ -77,3 +79,10 @@ def _configure() -> None:
 
 _configure()
 app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def _use_django_logging(**_: object) -> None:
+    """With a receiver here Celery leaves logging alone: workers and beat log through
+    Django's LOGGING (JSON lines in production, with the order fields) like the API."""
+    logging.config.dictConfig(settings.LOGGING)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 
+from core.logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -47,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "core.middleware.RequestContextMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -96,17 +99,17 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     _db["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
 elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.backends.postgresql"):
     _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    # A database that does not answer must not hang a request or /readyz for minutes.
+    _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
     if env.bool("DB_POOL", default=True):
         # psycopg 3's pool (Django >= 5.1) instead of one connection per request or task;
         # Celery's Django fixup "closes" connections around every task, which with a pool
         # only returns them.
         _db["CONN_MAX_AGE"] = 0
-        _db["OPTIONS"] = {
-            "pool": {
-                "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
-                "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
-                "timeout": 10,
-            }
+        _db["OPTIONS"]["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
+            "max_size": env.int("DB_POOL_MAX_SIZE", default=10),
+            "timeout": 10,
         }
     else:
         _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
@@ -214,11 +217,7 @@ PAYMENTS_WEBHOOK_SECRET = env.str("PAYMENTS_WEBHOOK_SECRET", default="dev-only-p
 LOGISTICS_WEBHOOK_SECRET = env.str("LOGISTICS_WEBHOOK_SECRET", default="dev-only-logistics-secret")
 
 # --- Logging ------------------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("COT_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# One JSON object per line in production; readable lines when DEBUG is on (or
+# COT_LOG_FORMAT=console, which `make run` picks). Fields: docs/OPERATIONS.md.
+COT_LOG_FORMAT = env.str("COT_LOG_FORMAT", default="console" if DEBUG else "json")
+LOGGING = logging_config(log_format=COT_LOG_FORMAT, level=env.str("COT_LOG_LEVEL", default="INFO"))

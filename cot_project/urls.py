@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from core.api import healthz, readyz
+from core.api import healthz, metrics, readyz
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
@@ -11,7 +11,8 @@ urlpatterns = [
     path("api/v1/", include("orders.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("", include("django_prometheus.urls")),
+    # Ours, not django_prometheus.urls: it adds the scrape-time collectors (core.metrics).
+    path("metrics", metrics, name="metrics"),
 ]
 
 handler400 = "core.errors.bad_request_view"

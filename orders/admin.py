@@ -2,18 +2,55 @@
 
 from __future__ import annotations
 
+import datetime
+from typing import Any
+
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
-from django.utils.html import format_html_join
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
 from logistics.models import Shipment
-from orders import pipeline
+from orders import pipeline, selectors
 from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, OrderLine, OrderStep
 from payments.models import Payment
 
 REDRIVABLE = frozenset({OrderStatus.RECEIVED, OrderStatus.PROCESSING})
+# Green: done well; amber: waiting; red: ended without a sale.
+STATUS_COLOURS = {
+    OrderStatus.RECEIVED: "#6c757d",
+    OrderStatus.PROCESSING: "#0d6efd",
+    OrderStatus.ON_HOLD: "#b8860b",
+    OrderStatus.CONFIRMED: "#198754",
+    OrderStatus.SHIPPED: "#198754",
+    OrderStatus.DELIVERED: "#146c43",
+    OrderStatus.REJECTED: "#dc3545",
+    OrderStatus.PAYMENT_FAILED: "#dc3545",
+    OrderStatus.CANCELLED: "#8b0000",
+}
+
+
+class InFlightForFilter(admin.SimpleListFilter):
+    """Orders still received/processing and untouched for longer than N minutes: the ones a
+    person should look at (the sweeper re-drives them after COT_STUCK_ORDER_SECONDS)."""
+
+    title = "in flight for more than"
+    parameter_name = "in_flight_minutes"
+    MINUTES = (5, 15, 60)
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [(str(m), f"{m} minutes") for m in self.MINUTES]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Order]) -> QuerySet[Order]:
+        if self.value() not in {str(m) for m in self.MINUTES}:
+            return queryset
+        cutoff = timezone.now() - datetime.timedelta(minutes=int(self.value()))
+        return queryset.filter(status__in=REDRIVABLE, updated_at__lt=cutoff)
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -50,7 +87,7 @@ class OrderEventInline(ReadOnlyInline):
 class OrderAdmin(admin.ModelAdmin):
     list_display = (
         "number",
-        "status",
+        "coloured_status",
         "failure_reason",
         "channel",
         "customer_id",
@@ -58,8 +95,16 @@ class OrderAdmin(admin.ModelAdmin):
         "payment_method",
         "created_at",
     )
-    list_filter = ("status", "channel", "payment_method", "failure_reason", "created_at")
-    search_fields = ("number", "customer_id", "id")
+    list_filter = (
+        "status",
+        InFlightForFilter,
+        "channel",
+        "payment_method",
+        "failure_reason",
+        "created_at",
+    )
+    # And by AWB (get_search_results): shipments live in logistics.
+    search_fields = ("number", "customer_id", "=id", "=request_id")
     date_hierarchy = "created_at"
     list_select_related = ("client",)
     actions = ["rerun_pipeline"]
@@ -68,7 +113,7 @@ class OrderAdmin(admin.ModelAdmin):
         ("Customer", {"fields": ("customer_id", "delivery_address", "prescription_id")}),
         ("Money", {"fields": ("total_amount", "currency", "payment_method", "payment_summary")}),
         ("Fulfilment", {"fields": ("shipment_summary",)}),
-        ("Times", {"fields": ("created_at", "updated_at", "confirmed_at")}),
+        ("Times", {"fields": ("created_at", "updated_at", "confirmed_at", "request_id")}),
     ]
     inlines = [OrderLineInline, OrderStepInline, OrderEventInline]
 
@@ -82,12 +127,60 @@ class OrderAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False  # the order and its timeline are the audit record
 
+    def get_urls(self) -> list[URLPattern]:
+        dashboard = path(
+            "dashboard/",
+            self.admin_site.admin_view(self.dashboard_view),
+            name="orders_order_dashboard",
+        )
+        return [dashboard, *super().get_urls()]
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """The operations dashboard: drawn server-side as SVG, no JavaScript, no CDN."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        data = selectors.order_dashboard(now=timezone.now())
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Operations dashboard",
+            "opts": self.model._meta,
+            **data,
+            "bars": _stacked_bars(data["buckets"]),
+            "reason_bars": _reason_bars(data["failure_reasons"]),
+            "reason_height": 24 * len(data["failure_reasons"]),
+        }
+        return TemplateResponse(request, "admin/orders/dashboard.html", context)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Order], search_term: str
+    ) -> tuple[QuerySet[Order], bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if term:
+            by_awb = Shipment.objects.filter(awb=term).values("order_id")
+            results |= queryset.filter(pk__in=by_awb)
+        return results, may_have_duplicates
+
+    @admin.display(description="status", ordering="status")
+    def coloured_status(self, order: Order) -> str:
+        return format_html(
+            '<strong style="color: {}">{}</strong>',
+            STATUS_COLOURS.get(order.status, "inherit"),
+            order.get_status_display(),
+        )
+
     @admin.display(description="payment")
     def payment_summary(self, order: Order) -> str:
         payment = Payment.objects.filter(order_id=order.pk).first()
         if payment is None:
             return "-"
-        return f"{payment.status} via {payment.gateway or '-'} ({payment.reference or 'no ref'})"
+        return format_html(
+            '<a href="{}">{} via {} ({})</a>',
+            reverse("admin:payments_payment_change", args=[payment.pk]),
+            payment.status,
+            payment.gateway or "-",
+            payment.reference or "no ref",
+        )
 
     @admin.display(description="shipments")
     def shipment_summary(self, order: Order) -> str:
@@ -95,8 +188,17 @@ class OrderAdmin(admin.ModelAdmin):
         return (
             format_html_join(
                 "",
-                "<div>{} · {} {} · {}</div>",
-                ((s.center, s.partner or "-", s.awb or "-", s.status) for s in shipments),
+                '<div><a href="{}">{} · {} {} · {}</a></div>',
+                (
+                    (
+                        reverse("admin:logistics_shipment_change", args=[s.pk]),
+                        s.center,
+                        s.partner or "-",
+                        s.awb or "-",
+                        s.status,
+                    )
+                    for s in shipments
+                ),
             )
             or "-"
         )
@@ -114,3 +216,39 @@ class OrderAdmin(admin.ModelAdmin):
             f"Re-driven: {len(stuck)}; not stuck, left alone: {len(selected) - len(stuck)}.",
             messages.SUCCESS,
         )
+
+
+CHART_WIDTH, CHART_HEIGHT = 720, 180
+SERIES = (("confirmed", "#198754"), ("failed", "#dc3545"), ("other", "#6c757d"))
+
+
+def _stacked_bars(buckets: list[selectors.DashboardBucket]) -> list[dict[str, Any]]:
+    """Rectangles of a stacked bar chart: one bar per bucket, one segment per series."""
+    peak = max((b.confirmed + b.failed + b.other for b in buckets), default=0) or 1
+    width = CHART_WIDTH / max(len(buckets), 1)
+    bars = []
+    for index, bucket in enumerate(buckets):
+        top = CHART_HEIGHT
+        segments = []
+        for name, colour in SERIES:
+            height = getattr(bucket, name) / peak * CHART_HEIGHT
+            top -= height
+            segments.append({"y": round(top, 1), "height": round(height, 1), "colour": colour})
+        bars.append(
+            {
+                "x": round(index * width, 1),
+                "width": round(width - 1, 1),
+                "segments": segments,
+                "label": f"{bucket.start:%H:%M} UTC: {bucket.confirmed} confirmed, "
+                f"{bucket.failed} failed, {bucket.other} in flight or on hold",
+            }
+        )
+    return bars
+
+
+def _reason_bars(reasons: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    peak = max((n for _, n in reasons), default=0) or 1
+    return [
+        {"reason": reason, "count": n, "width": round(n / peak * 400, 1), "y": i * 24}
+        for i, (reason, n) in enumerate(reasons)
+    ]

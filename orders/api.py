@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -17,12 +18,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import Conflict
+from core.logs import log_context_bind
 from core.models import ApiClient
 from orders import selectors
 from orders.filters import OrderFilter
 from orders.models import Order
 from orders.serializers import OrderOut, OrderPlaceIn
 from orders.services.placement import IdempotencyKeyReused, ItemRequest, UnknownSku, order_place
+
+logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
@@ -99,6 +103,9 @@ class OrderListCreateApi(APIView):
                 prescription_id=data["prescription_id"],
                 idempotency_key=key,
                 fingerprint=_fingerprint(request.data),
+                # Set by core.middleware.RequestContextMiddleware; kept on the order so a
+                # support ticket's request id finds the order and its log lines.
+                request_id=getattr(request, "request_id", ""),
             )
         except IdempotencyKeyReused:
             raise Conflict(
@@ -113,6 +120,8 @@ class OrderListCreateApi(APIView):
                     }
                 }
             ) from None
+        log_context_bind(order_id=order.pk)
+        logger.info("order %s %s", order.number, "replayed" if replayed else "received")
         order = selectors.order_get_for_client(client=client, order_id=order.pk)
         headers = {"Location": f"/api/v1/orders/{order.pk}/"}
         if replayed:

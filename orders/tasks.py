@@ -7,6 +7,7 @@ with exponential backoff and, when the retries run out, ends the order itself
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -18,9 +19,11 @@ from django.db import DatabaseError
 
 from core import metrics
 from core.http import ExternalError
+from core.logs import log_context
 from orders.enums import Step
 from orders.services import steps, sweeper
 
+logger = logging.getLogger(__name__)
 RETRYABLE = (ExternalError, steps.StepIncomplete, DatabaseError)
 
 
@@ -31,16 +34,22 @@ def _backoff(retries: int) -> float:
 
 
 def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: str) -> str:
-    started = time.perf_counter()
-    try:
-        return function(uuid.UUID(order_id))
-    except RETRYABLE as exc:
-        if task.request.retries >= settings.COT_STEP_MAX_RETRIES:
-            steps.order_step_exhausted(uuid.UUID(order_id), step)
-            return "exhausted"
-        raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
-    finally:
-        metrics.PIPELINE_STEP_SECONDS.labels(step=step).observe(time.perf_counter() - started)
+    # order_id, task and request_id are bound for every task by core.logs' signals.
+    with log_context(step=step):
+        started = time.perf_counter()
+        try:
+            result = function(uuid.UUID(order_id))
+            logger.info("step %s: %s", step, result, extra={"result": result})
+            return result
+        except RETRYABLE as exc:
+            if task.request.retries >= settings.COT_STEP_MAX_RETRIES:
+                logger.error("step %s: retries exhausted (%s)", step, exc)
+                steps.order_step_exhausted(uuid.UUID(order_id), step)
+                return "exhausted"
+            logger.warning("step %s: will retry (%s)", step, exc)
+            raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
+        finally:
+            metrics.PIPELINE_STEP_SECONDS.labels(step=step).observe(time.perf_counter() - started)
 
 
 @shared_task(bind=True, name="orders.prescription_check", max_retries=None)

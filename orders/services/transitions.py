@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import metrics
-from orders.enums import TERMINAL_STATUSES, EventType, OrderStatus
+from orders.enums import TERMINAL_STATUSES, EventType, FailureReason, OrderStatus
 from orders.models import Order, OrderEvent
 
 S = OrderStatus
@@ -98,14 +98,19 @@ def order_transition(
         if failure_reason is not None:
             event_data.setdefault("reason", failure_reason)
         order_event_record(order_id=order.pk, type=STATUS_EVENTS[to], data=event_data)
-        transaction.on_commit(lambda: _count(order, to, now))
+        transaction.on_commit(lambda: _count(order, to, now, failure_reason))
     for name, value in fields.items():
         setattr(order, name, value)
     return True
 
 
-def _count(order: Order, status: str, at: Any) -> None:
-    if status == S.CONFIRMED or status in TERMINAL_STATUSES:
-        metrics.ORDERS_TOTAL.labels(channel=order.channel, status=status).inc()
+def _count(order: Order, status: str, at: Any, failure_reason: str | None) -> None:
     if status == S.CONFIRMED:
         metrics.ORDER_DURATION_SECONDS.observe((at - order.created_at).total_seconds())
+    elif status == S.PAYMENT_FAILED:
+        metrics.error_count(metrics.PAYMENT_ERROR)
+    elif status == S.CANCELLED and failure_reason == FailureReason.FULFILMENT_UNAVAILABLE:
+        metrics.error_count(metrics.FULFILMENT_ERROR)
+    # Last, so that a scrape that sees the order counted sees the rest of it too.
+    if status == S.CONFIRMED or status in TERMINAL_STATUSES:
+        metrics.ORDERS_TOTAL.labels(channel=order.channel, status=status).inc()

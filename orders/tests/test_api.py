@@ -212,3 +212,14 @@ def test_browsable_docs_serve_their_own_assets(db):
     page = APIClient().get("/api/docs/")
     assert page.status_code == 200
     assert b"cdn" not in page.content.lower()
+
+
+def test_the_request_id_is_returned_and_kept_on_the_order(key):
+    response = post(api(key), BODY, HTTP_X_REQUEST_ID="support-ticket-42")
+    assert response["X-Request-ID"] == "support-ticket-42"
+    assert Order.objects.get(pk=response.json()["id"]).request_id == "support-ticket-42"
+
+    response = post(api(key), {**BODY, "customer_id": "C-2"}, HTTP_X_REQUEST_ID="no good")
+    generated = response["X-Request-ID"]
+    assert generated != "no good" and len(generated) == 32
+    assert Order.objects.get(pk=response.json()["id"]).request_id == generated

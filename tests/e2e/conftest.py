@@ -37,6 +37,8 @@ class Stack:
     api_url: str
     simulator: Simulator
     env: dict[str, str]
+    # Each process's output (JSON log lines) is in <log_dir>/<name>.log.
+    log_dir: Path
     keys: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -95,6 +97,9 @@ def live_stack(
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     api_port = free_port()
+    log_dir = tmp_path_factory.mktemp("live-stack")
+    # Shared by gunicorn's workers and the Celery worker's children, as in production.
+    metrics_dir = tmp_path_factory.mktemp("prometheus")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "cot_project.settings_test",
@@ -105,8 +110,9 @@ def live_stack(
         # Queues of their own: another test run on this Redis never takes these tasks.
         "COT_REDIS_KEY_PREFIX": f"e2e-{run}:",
         "PYTHONUNBUFFERED": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "COT_LOG_FORMAT": "json",
     }
-    log_dir = tmp_path_factory.mktemp("live-stack")
     processes = {
         "api": _start(
             "api",
@@ -114,13 +120,13 @@ def live_stack(
                 sys.executable,
                 "-m",
                 "gunicorn",
+                "-c",
+                "cot_project/gunicorn_conf.py",
                 "cot_project.wsgi",
                 "--bind",
                 f"127.0.0.1:{api_port}",
                 "--workers",
                 "2",
-                "--access-logfile",
-                "-",
             ],
             env,
             log_dir,
@@ -155,6 +161,7 @@ def live_stack(
         api_url=f"http://127.0.0.1:{api_port}",
         simulator=simulator_process,
         env=env,
+        log_dir=log_dir,
         keys=keys,
         processes=processes,
     )
