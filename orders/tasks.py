@@ -19,7 +19,7 @@ from django.db import DatabaseError
 from core import metrics
 from core.http import ExternalError
 from orders.enums import Step
-from orders.services import steps, sweeper
+from orders.services import expiry, steps, sweeper
 
 RETRYABLE = (ExternalError, steps.StepIncomplete, DatabaseError)
 
@@ -84,3 +84,8 @@ def order_compensate(self: Task, order_id: str) -> None:
 @shared_task(name="orders.sweep_stuck_orders", ignore_result=True)
 def sweep_stuck_orders() -> int:
     return sweeper.order_sweep_stuck()
+
+
+@shared_task(name="orders.expire_reservations", ignore_result=True)
+def expire_reservations() -> int:
+    return expiry.order_expire_reservations()
