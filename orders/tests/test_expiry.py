@@ -4,10 +4,10 @@ give their stock back; everything else is left alone. Real database and simulato
 import datetime
 
 import pytest
+from celery import current_app as app
 from django.utils import timezone
 
 from core.tests.factories import ApiClientFactory
-from cot_project.celery import app
 from inventory.enums import ReservationStatus
 from inventory.models import Reservation, StockBatch
 from orders.enums import OrderStatus
