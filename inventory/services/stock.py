@@ -14,13 +14,12 @@ import itertools
 import uuid
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
 
 from inventory.enums import ReservationStatus
 from inventory.models import FulfillmentCenter, Reservation, ReservationItem, StockBatch
+from inventory.selectors import centers_serving, shelf_life_floor
 
 UNSERVICEABLE_PINCODE = "unserviceable_pincode"
 OUT_OF_STOCK = "out_of_stock"
@@ -157,12 +156,10 @@ def stock_reserve(
     for line in lines:
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
     lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in merged.items()]
-    centers = [c for c in FulfillmentCenter.objects.filter(active=True) if c.serves(pincode)]
+    centers = centers_serving(pincode=pincode)
     if not centers:
         return ReserveOutcome(ok=False, reason=UNSERVICEABLE_PINCODE)
-    floor = (today or timezone.localdate()) + datetime.timedelta(
-        days=settings.COT_SHELF_LIFE_FLOOR_DAYS
-    )
+    floor = shelf_life_floor(today=today)
     try:
         with transaction.atomic():
             batches = list(
