@@ -30,12 +30,14 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "stockbatch"): ("view",),
         ("inventory", "fulfillmentcenter"): ("view",),
         ("inventory", "reservation"): ("view",),
+        ("inventory", "stocklevel"): ("view",),
         ("prescriptions", "prescription"): ("view",),
     },
     "inventory": {
         ("inventory", "product"): ("view", "add", "change"),
         ("inventory", "fulfillmentcenter"): ("view", "add", "change"),
         ("inventory", "stockbatch"): ("view", "add", "change"),
+        ("inventory", "stocklevel"): ("view",),
         ("inventory", "reservation"): ("view",),
     },
 }
