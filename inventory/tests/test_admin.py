@@ -11,14 +11,13 @@ from django.test import Client
 from inventory.models import StockBatch, StockLevel
 from inventory.services import CatalogError, catalog_load_stock_csv
 from inventory.tests.factories import CenterFactory, ProductFactory, StockBatchFactory
-from orders.roles import roles_sync
 
 pytestmark = pytest.mark.django_db
 IMPORT = "/admin/inventory/stockbatch/import-csv/"
 
 
 def login(role):
-    roles_sync()
+    # The role groups are synced after every migrate (and after a test flush).
     user = User.objects.create_user(f"u-{role}", password="pw-123456789", is_staff=True)
     user.groups.add(Group.objects.get(name=role))
     client = Client()
