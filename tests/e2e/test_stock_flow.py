@@ -66,6 +66,14 @@ def test_many_concurrent_orders_for_the_last_units_never_oversell(
         stock=[stock("BLR-1", sku, f"{sku}-1", 2), stock("BLR-1", sku, f"{sku}-2", 1)],
     )
 
+    def available():
+        with stack.client() as client:
+            response = client.get("/api/v1/products/", params={"sku": sku, "pincode": "560001"})
+        assert response.status_code == 200, response.text
+        return response.json()["results"][0]["available_quantity"]
+
+    assert available() == 3
+
     def place(i):
         with stack.client("web" if i % 2 else "mobile") as client:
             response = client.post("/api/v1/orders/", json=body(sku, 1))
@@ -82,6 +90,7 @@ def test_many_concurrent_orders_for_the_last_units_never_oversell(
     outcomes = sorted((o["status"], o["failure_reason"]) for o in finals)
     assert outcomes == [("confirmed", None)] * 3 + [("rejected", "out_of_stock")] * 9
     assert batches(django_db_blocker, sku) == {f"{sku}-1": (0, 0), f"{sku}-2": (0, 0)}
+    assert available() == 0
     ledger = stack.simulator.ledger()
     confirmed = {o["id"] for o in finals if o["status"] == "confirmed"}
     charged = {c["idempotency_key"].split(":")[1] for c in ledger["charges"]}
