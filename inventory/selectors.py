@@ -60,11 +60,16 @@ def product_available(
     return available
 
 
-def reservation_held_order_ids(*, created_before: datetime.datetime, limit: int) -> list[uuid.UUID]:
-    """Orders whose reservation is still held and was made before `created_before`,
-    oldest first (the reservation-expiry job's worklist)."""
+def reservation_held_order_ids(
+    *, created_before: datetime.datetime, limit: int, after: int = 0
+) -> list[tuple[int, uuid.UUID]]:
+    """(reservation id, order id) of reservations still held and made before
+    `created_before`, in id order from after `after`: the reservation-expiry job's
+    worklist, one page at a time."""
     return list(
-        Reservation.objects.filter(status=ReservationStatus.HELD, created_at__lt=created_before)
-        .order_by("created_at", "pk")
-        .values_list("order_id", flat=True)[:limit]
+        Reservation.objects.filter(
+            status=ReservationStatus.HELD, created_at__lt=created_before, pk__gt=after
+        )
+        .order_by("pk")
+        .values_list("pk", "order_id")[:limit]
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import uuid
 
 from django.conf import settings
 from django.utils import timezone
@@ -37,7 +38,16 @@ def order_expire_reservations(*, now: datetime.datetime | None = None) -> int:
     Returns how many reservations were released."""
     now = now or timezone.now()
     cutoff = now - datetime.timedelta(seconds=settings.COT_RESERVATION_TTL_SECONDS)
-    order_ids = reservation_held_order_ids(created_before=cutoff, limit=BATCH)
+    released, after = 0, 0
+    # Page by reservation id: held reservations that stay (on hold) must not keep the
+    # rest of the worklist out of reach.
+    while page := reservation_held_order_ids(created_before=cutoff, limit=BATCH, after=after):
+        released += _expire([order_id for _, order_id in page])
+        after = page[-1][0]
+    return released
+
+
+def _expire(order_ids: list[uuid.UUID]) -> int:
     orders = {o.pk: o for o in Order.objects.filter(pk__in=order_ids)}
     charged = set(
         OrderStep.objects.filter(order_id__in=order_ids, step=Step.CHARGE, ok=True).values_list(

@@ -159,3 +159,19 @@ def test_the_job_runs_on_beat_in_the_maintenance_queue(
     with django_capture_on_commit_callbacks(execute=True):
         app.tasks["orders.expire_reservations"].delay()
     assert status_of(order) == ("payment_failed", "payment_unavailable")
+
+
+def test_reservations_left_alone_do_not_hide_the_rest_of_the_worklist(
+    client, simulator, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    from orders.services import expiry
+
+    monkeypatch.setattr(expiry, "BATCH", 2)
+    held = [reserved_order(client, quantity=1) for _ in range(3)]
+    Order.objects.filter(pk__in=[o.pk for o in held]).update(status=OrderStatus.ON_HOLD)
+    expired = reserved_order(client, quantity=1)  # the newest: on the second page
+
+    assert expire(django_capture_on_commit_callbacks) == 1
+
+    assert status_of(expired) == ("payment_failed", "payment_unavailable")
+    assert [reservation_of(o) for o in held] == [ReservationStatus.HELD] * 3
