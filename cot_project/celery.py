@@ -23,6 +23,7 @@ TASK_ROUTES = {
     "orders.payment_charge": {"queue": "payments"},
     "orders.shipment_book": {"queue": "logistics"},
     "orders.sweep_stuck_orders": {"queue": "maintenance"},
+    "orders.expire_reservations": {"queue": "maintenance"},
     "orders.*": {"queue": "pipeline"},
     "payments.*": {"queue": "payments"},
     "logistics.*": {"queue": "logistics"},
@@ -70,6 +71,11 @@ def _configure() -> None:
         beat_schedule={
             "sweep-stuck-orders": {
                 "task": "orders.sweep_stuck_orders",
+                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
+                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
+            },
+            "expire-reservations": {
+                "task": "orders.expire_reservations",
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             },

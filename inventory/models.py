@@ -99,3 +99,29 @@ class ReservationItem(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="reservationitem_qty_gt_0")
         ]
+
+
+class StockLevel(models.Model):
+    """Stock per product and centre, summed over its batches: a read-only database view
+    (migration 0002), so the inventory team's admin list pages, sorts and filters in SQL."""
+
+    product = models.ForeignKey(
+        Product, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    center = models.ForeignKey(
+        FulfillmentCenter, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    on_hand = models.IntegerField()
+    reserved = models.IntegerField()
+    available = models.IntegerField()
+    nearest_expiry = models.DateField(null=True, help_text="Earliest expiry of a batch on hand.")
+    batches = models.IntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "inventory_stocklevel"
+        verbose_name = "stock per product and centre"
+        verbose_name_plural = "stock per product and centre"
+
+    def __str__(self) -> str:
+        return f"{self.product_id}@{self.center_id}"

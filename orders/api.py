@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from core.errors import Conflict
 from core.logs import log_context_bind
 from core.models import ApiClient
+from core.permissions import IsApiClient
 from orders import selectors
 from orders.filters import OrderFilter
 from orders.models import Order
@@ -35,15 +36,6 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     required=False,
     description="1-255 characters; the same key and body return the original order.",
 )
-
-
-class IsApiClient(permissions.BasePermission):
-    """Order endpoints belong to channel clients (an `Api-Key`), not to staff logins."""
-
-    message = "This endpoint needs a channel client's API key."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return isinstance(request.user, ApiClient)
 
 
 def _fingerprint(data: Any) -> str:

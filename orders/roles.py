@@ -32,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "stockbatch"): ("view",),
         ("inventory", "fulfillmentcenter"): ("view",),
         ("inventory", "reservation"): ("view",),
+        ("inventory", "stocklevel"): ("view",),
         ("prescriptions", "prescription"): ("view",),
         ("prescriptions", "h1registerentry"): ("view",),
     },
@@ -39,6 +40,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "product"): ("view", "add", "change"),
         ("inventory", "fulfillmentcenter"): ("view", "add", "change"),
         ("inventory", "stockbatch"): ("view", "add", "change"),
+        ("inventory", "stocklevel"): ("view",),
         ("inventory", "reservation"): ("view",),
     },
 }

@@ -21,7 +21,7 @@ from core import metrics
 from core.http import ExternalError
 from core.logs import log_context
 from orders.enums import Step
-from orders.services import steps, sweeper
+from orders.services import expiry, steps, sweeper
 
 logger = logging.getLogger(__name__)
 RETRYABLE = (ExternalError, steps.StepIncomplete, DatabaseError)
@@ -98,3 +98,8 @@ def order_resume_after_review(self: Task, order_id: str) -> str:
 @shared_task(name="orders.sweep_stuck_orders", ignore_result=True)
 def sweep_stuck_orders() -> int:
     return sweeper.order_sweep_stuck()
+
+
+@shared_task(name="orders.expire_reservations", ignore_result=True)
+def expire_reservations() -> int:
+    return expiry.order_expire_reservations()

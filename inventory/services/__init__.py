@@ -1,4 +1,4 @@
-from inventory.services.catalog import CatalogError, catalog_load
+from inventory.services.catalog import CatalogError, catalog_load, catalog_load_stock_csv
 from inventory.services.stock import (
     Allocation,
     LineRequest,
@@ -14,6 +14,7 @@ __all__ = [
     "LineRequest",
     "ReserveOutcome",
     "catalog_load",
+    "catalog_load_stock_csv",
     "stock_commit",
     "stock_release",
     "stock_reserve",

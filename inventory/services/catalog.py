@@ -6,7 +6,9 @@ rows are upserted in bulk inside one transaction. Loading a batch again sets its
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -207,3 +209,38 @@ def _load_stock(stock: list[tuple[str, str, str, datetime.date, int]]) -> None:
         unique_fields=["product", "center", "batch"],
         update_fields=["expires_on", "on_hand"],
     )
+
+
+STOCK_CSV_COLUMNS = ("center", "sku", "batch", "expires_on", "quantity")
+_STOCK_ENTRY = re.compile(r"^stock\[(\d+)\]")
+_DIGITS = re.compile(r"^[0-9]{1,12}$")
+
+
+def catalog_load_stock_csv(*, text: str) -> CatalogCounts:
+    """Stock batches from CSV (header `center,sku,batch,expires_on,quantity`), loaded by
+    `catalog_load` with exactly its rules; errors name the file's line (`line 3.quantity`)."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = tuple(name.strip() for name in reader.fieldnames or ())
+    if sorted(header) != sorted(STOCK_CSV_COLUMNS):
+        raise CatalogError("header", f"must be the columns {','.join(STOCK_CSV_COLUMNS)}")
+    reader.fieldnames = list(header)
+    rows: list[dict[str, Any]] = []
+    line_numbers: list[int] = []  # blank lines are skipped, so count the reader's lines
+    try:
+        for row in reader:
+            line_numbers.append(reader.line_num)
+            if None in row or any(value is None for value in row.values()):
+                raise CatalogError(f"stock[{len(rows)}]", "has the wrong number of columns")
+            entry: dict[str, Any] = {key: value.strip() for key, value in row.items()}
+            # CSV has no numbers: a quantity of digits is one, anything else stays text
+            # for `catalog_load` to refuse.
+            if _DIGITS.match(entry["quantity"]):
+                entry["quantity"] = int(entry["quantity"])
+            rows.append(entry)
+        return catalog_load({"stock": rows})
+    except CatalogError as exc:
+        match = _STOCK_ENTRY.match(exc.where)
+        if match is None:
+            raise
+        where = f"line {line_numbers[int(match.group(1))]}{exc.where[match.end() :]}"
+        raise CatalogError(where, str(exc).partition(": ")[2]) from None

@@ -1,4 +1,6 @@
-"""Stock reservation: FEFO from batches with enough shelf life, one centre per order.
+"""Stock reservation: FEFO from batches with enough shelf life, from the highest-priority
+centre that serves the pincode and can serve the whole order, else split across the
+fewest serving centres.
 
 Concurrency: every write locks the batches it touches with `select_for_update()` in
 primary-key order inside one transaction, so two orders for the last units queue instead
@@ -8,17 +10,16 @@ of both taking them (and never deadlock); the CHECK constraints are the last lin
 from __future__ import annotations
 
 import datetime
+import itertools
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
 
 from inventory.enums import ReservationStatus
 from inventory.models import FulfillmentCenter, Reservation, ReservationItem, StockBatch
+from inventory.selectors import centers_serving, shelf_life_floor
 
 UNSERVICEABLE_PINCODE = "unserviceable_pincode"
 OUT_OF_STOCK = "out_of_stock"
@@ -67,26 +68,74 @@ def _existing_outcome(order_id: uuid.UUID) -> ReserveOutcome | None:
     return ReserveOutcome(ok=True, allocations=_allocations_of(reservation))
 
 
-def _plan_for_center(
-    batches: list[StockBatch], lines: list[LineRequest]
-) -> list[tuple[StockBatch, int]] | None:
-    """FEFO plan serving every line from these batches (one centre), or None."""
-    by_sku: dict[str, list[StockBatch]] = defaultdict(list)
-    for batch in sorted(batches, key=lambda b: (b.expires_on, b.pk)):
-        by_sku[batch.product.sku].append(batch)
-    plan: list[tuple[StockBatch, int]] = []
+Plan = list[tuple[StockBatch, int]]
+# Centre combinations tried for a split grow as 2^n; past this many centres serving one
+# pincode (with stock of the order's SKUs) we stop looking for the fewest and take the
+# first that fits in priority order.
+_MAX_SPLIT_SEARCH = 10
+
+
+def _fefo(batches: list[StockBatch], sku: str) -> list[StockBatch]:
+    return sorted((b for b in batches if b.product.sku == sku), key=lambda b: (b.expires_on, b.pk))
+
+
+def _take(batches: list[StockBatch], needed: int, plan: Plan) -> int:
+    """Take up to `needed` units from `batches` in order; returns what is still missing."""
+    for batch in batches:
+        if needed == 0:
+            break
+        take = min(needed, batch.available)
+        if take > 0:
+            plan.append((batch, take))
+            needed -= take
+    return needed
+
+
+def _plan_for_centers(
+    centers: list[FulfillmentCenter], batches: list[StockBatch], lines: list[LineRequest]
+) -> Plan | None:
+    """A FEFO plan serving every line from these centres only, or None.
+
+    A line comes whole from the highest-priority centre of the set that can serve it; only
+    a line that no single centre can serve is spread over the set, in priority order."""
+    by_center = {c.pk: [b for b in batches if b.center_id == c.pk] for c in centers}
+    plan: Plan = []
     for line in lines:
+        per_center = [_fefo(by_center[c.pk], line.sku) for c in centers]
+        whole = next(
+            (fefo for fefo in per_center if sum(b.available for b in fefo) >= line.quantity),
+            None,
+        )
+        if whole is not None:
+            _take(whole, line.quantity, plan)
+            continue
         needed = line.quantity
-        for batch in by_sku.get(line.sku, []):
-            take = min(needed, batch.available)
-            if take > 0:
-                plan.append((batch, take))
-                needed -= take
-            if needed == 0:
-                break
+        for fefo in per_center:
+            needed = _take(fefo, needed, plan)
         if needed:
             return None
     return plan
+
+
+def _plan(
+    centers: list[FulfillmentCenter], batches: list[StockBatch], lines: list[LineRequest]
+) -> Plan | None:
+    """One centre if any can serve everything (highest priority first); otherwise the
+    fewest centres (one shipment each), ties going to the higher-priority set."""
+    stocked = [c for c in centers if any(b.center_id == c.pk for b in batches)]
+    for center in stocked:
+        plan = _plan_for_centers([center], batches, lines)
+        if plan is not None:
+            return plan
+    if len(stocked) > _MAX_SPLIT_SEARCH:
+        return _plan_for_centers(stocked, batches, lines)
+    for size in range(2, len(stocked) + 1):
+        # combinations() keeps the input order, so sets come in priority order.
+        for subset in itertools.combinations(stocked, size):
+            plan = _plan_for_centers(list(subset), batches, lines)
+            if plan is not None:
+                return plan
+    return None
 
 
 def stock_reserve(
@@ -97,16 +146,20 @@ def stock_reserve(
     today: datetime.date | None = None,
 ) -> ReserveOutcome:
     """Reserve every line at the highest-priority centre that serves the pincode and can
-    serve the whole order. Idempotent: a second call returns the first call's outcome."""
+    serve the whole order, else split over the fewest serving centres (CONTRACT §5).
+    Idempotent: a second call returns the first call's outcome."""
     existing = _existing_outcome(order_id)
     if existing is not None:
         return existing
-    centers = [c for c in FulfillmentCenter.objects.filter(active=True) if c.serves(pincode)]
+    # One line per SKU, so a plan never counts a batch's free units twice.
+    merged: dict[str, int] = {}
+    for line in lines:
+        merged[line.sku] = merged.get(line.sku, 0) + line.quantity
+    lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in merged.items()]
+    centers = centers_serving(pincode=pincode)
     if not centers:
         return ReserveOutcome(ok=False, reason=UNSERVICEABLE_PINCODE)
-    floor = (today or timezone.localdate()) + datetime.timedelta(
-        days=settings.COT_SHELF_LIFE_FLOOR_DAYS
-    )
+    floor = shelf_life_floor(today=today)
     try:
         with transaction.atomic():
             batches = list(
@@ -121,11 +174,8 @@ def stock_reserve(
                 )
                 .order_by("pk")
             )
-            for center in centers:
-                plan = _plan_for_center([b for b in batches if b.center_id == center.pk], lines)
-                if plan is not None:
-                    break
-            else:
+            plan = _plan(centers, batches, lines)
+            if plan is None:
                 return ReserveOutcome(ok=False, reason=OUT_OF_STOCK)
             reservation = Reservation.objects.create(order_id=order_id)
             ReservationItem.objects.bulk_create(
@@ -144,7 +194,10 @@ def stock_reserve(
         ok=True,
         allocations=tuple(
             Allocation(
-                center=center.code, sku=batch.product.sku, batch=batch.batch, quantity=quantity
+                center=next(c.code for c in centers if c.pk == batch.center_id),
+                sku=batch.product.sku,
+                batch=batch.batch,
+                quantity=quantity,
             )
             for batch, quantity in plan
         ),

@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 
 from inventory.models import FulfillmentCenter, Product, StockBatch
 from inventory.services import CatalogError, catalog_load
+from inventory.tests.large_catalog import large_catalog
 
 pytestmark = pytest.mark.django_db
 
@@ -88,3 +89,16 @@ def test_bundled_demo_catalog_loads():
     assert Product.objects.filter(schedule="x").exists()
     assert FulfillmentCenter.objects.count() == 3
     assert Product.objects.filter(sku="PARA-500", schedule="otc").exists()
+
+
+def test_fifty_thousand_rows_load_and_reload_without_duplicates():
+    # Timed in docs/BENCHMARKS.md, never here.
+    catalog = large_catalog(50_000)
+    assert catalog_load(catalog).stock == 50_000
+    catalog["stock"][-1]["quantity"] = 7
+    catalog_load(catalog)
+
+    assert StockBatch.objects.count() == 50_000
+    assert Product.objects.count() == 5_000
+    last = catalog["stock"][-1]
+    assert StockBatch.objects.get(batch=last["batch"], center__code=last["center"]).on_hand == 7

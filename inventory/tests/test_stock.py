@@ -100,3 +100,63 @@ def test_database_refuses_reserving_more_than_on_hand():
     batch = StockBatchFactory(on_hand=1)
     with pytest.raises(IntegrityError), transaction.atomic():
         StockBatch.objects.filter(pk=batch.pk).update(reserved=2)
+
+
+def test_split_across_the_fewest_centres_when_no_single_centre_can_serve():
+    one = CenterFactory(code="ONE", priority=1, pincode_prefixes=["560"])
+    two = CenterFactory(code="TWO", priority=2, pincode_prefixes=["560"])
+    three = CenterFactory(code="THREE", priority=3, pincode_prefixes=["560"])
+    a, b = ProductFactory(sku="A"), ProductFactory(sku="B")
+    StockBatchFactory(product=a, center=one, batch="A1", on_hand=5)
+    StockBatchFactory(product=b, center=two, batch="B2", on_hand=1)  # too few for B
+    StockBatchFactory(product=b, center=three, batch="B3", on_hand=5)
+
+    outcome = reserve([("A", 2), ("B", 3)])
+
+    # {ONE, THREE} is the only two-centre set that fits; TWO would make three shipments.
+    assert outcome.ok
+    assert sorted((x.center, x.sku, x.batch, x.quantity) for x in outcome.allocations) == [
+        ("ONE", "A", "A1", 2),
+        ("THREE", "B", "B3", 3),
+    ]
+    assert StockBatch.objects.get(batch="B2").reserved == 0
+
+
+def test_a_line_no_centre_holds_alone_is_spread_fefo_in_priority_order():
+    one = CenterFactory(code="ONE", priority=1, pincode_prefixes=["560"])
+    two = CenterFactory(code="TWO", priority=2, pincode_prefixes=["56"])
+    far = CenterFactory(code="FAR", priority=3, pincode_prefixes=["110"])
+    a = ProductFactory(sku="A")
+    StockBatchFactory(product=a, center=one, batch="ONE-LATE", expires_on=days(300), on_hand=2)
+    StockBatchFactory(product=a, center=one, batch="ONE-SOON", expires_on=days(40), on_hand=1)
+    StockBatchFactory(product=a, center=one, batch="ONE-SHORT", expires_on=days(5), on_hand=9)
+    StockBatchFactory(product=a, center=two, batch="TWO", on_hand=4)
+    StockBatchFactory(product=a, center=far, batch="FAR", on_hand=50)  # wrong pincode
+
+    outcome = reserve([("A", 5)])
+
+    assert [(x.center, x.batch, x.quantity) for x in outcome.allocations] == [
+        ("ONE", "ONE-SOON", 1),
+        ("ONE", "ONE-LATE", 2),
+        ("TWO", "TWO", 2),
+    ]
+    assert not StockBatch.objects.filter(batch__in=["FAR", "ONE-SHORT"], reserved__gt=0).exists()
+
+
+def test_split_prefers_the_higher_priority_pair_and_out_of_stock_when_all_together_fall_short():
+    centers = [CenterFactory(code=f"C{i}", priority=i, pincode_prefixes=["560"]) for i in (1, 2, 3)]
+    a = ProductFactory(sku="A")
+    for center in centers:
+        StockBatchFactory(product=a, center=center, batch=f"B-{center.code}", on_hand=3)
+
+    assert {x.center for x in reserve([("A", 5)]).allocations} == {"C1", "C2"}
+    # 4 left (C2: 1, C3: 3): 5 more cannot be served even together.
+    assert reserve([("A", 5)]).reason == "out_of_stock"
+    assert sum(StockBatch.objects.values_list("reserved", flat=True)) == 5
+
+
+def test_repeated_sku_lines_are_served_as_one():
+    StockBatchFactory(product=ProductFactory(sku="A"), center=CenterFactory(), on_hand=3)
+    assert reserve([("A", 2), ("A", 2)]).reason == "out_of_stock"
+    assert reserve([("A", 1), ("A", 2)]).ok
+    assert StockBatch.objects.get().reserved == 3

@@ -329,15 +329,25 @@ def _record_h1_register(order: Order) -> None:
     )
 
 
-def order_end(*, order: Order, to: str, reason: str) -> bool:
+def order_end(
+    *,
+    order: Order,
+    to: str,
+    reason: str,
+    expected: frozenset[str] = ENDABLE,
+    data: dict[str, Any] | None = None,
+) -> bool:
     """End an order that cannot go on: move it (compare-and-set), give its stock back in
-    the same transaction, then void/refund and cancel bookings after commit."""
+    the same transaction, then void/refund and cancel bookings after commit. `data` is
+    added to the status and release events (e.g. why the order ended)."""
     with transaction.atomic():
-        moved = order_transition(order=order, to=to, expected=ENDABLE, failure_reason=reason)
+        moved = order_transition(
+            order=order, to=to, expected=expected, failure_reason=reason, data=data
+        )
         if not moved:
             return False
         if stock_release(order_id=order.pk):
-            order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED)
+            order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED, data=data)
         prescription_return(order_id=order.pk)
         from orders import pipeline
 

@@ -1,0 +1,75 @@
+"""Reads of stock: what other apps and the API ask of inventory."""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+
+from django.conf import settings
+from django.db.models import F, Q, QuerySet, Sum
+from django.utils import timezone
+
+from inventory.enums import ReservationStatus
+from inventory.models import FulfillmentCenter, Product, Reservation, StockBatch
+
+
+def shelf_life_floor(*, today: datetime.date | None = None) -> datetime.date:
+    """Batches expiring before this day are not sold (COT_SHELF_LIFE_FLOOR_DAYS ahead)."""
+    return (today or timezone.localdate()) + datetime.timedelta(
+        days=settings.COT_SHELF_LIFE_FLOOR_DAYS
+    )
+
+
+def centers_serving(*, pincode: str) -> list[FulfillmentCenter]:
+    """Active centres whose pincode prefixes match, highest priority first."""
+    return [c for c in FulfillmentCenter.objects.filter(active=True) if c.serves(pincode)]
+
+
+def product_list(*, search: str = "", sku: str = "") -> QuerySet[Product]:
+    """Active products, optionally one SKU and/or a case-insensitive match on SKU or name."""
+    products = Product.objects.filter(active=True)
+    if sku:
+        products = products.filter(sku=sku)
+    if search:
+        products = products.filter(Q(sku__icontains=search) | Q(name__icontains=search))
+    return products
+
+
+def product_available(
+    *, product_ids: list[int], pincode: str, today: datetime.date | None = None
+) -> dict[int, int]:
+    """Units an order to `pincode` could get now, per product: free units of batches past
+    the shelf-life floor at the active centres serving the pincode. Two queries, whatever
+    the number of products."""
+    available = dict.fromkeys(product_ids, 0)
+    centers = centers_serving(pincode=pincode)
+    if not centers or not product_ids:
+        return available
+    rows = (
+        StockBatch.objects.filter(
+            product_id__in=product_ids,
+            center__in=centers,
+            expires_on__gte=shelf_life_floor(today=today),
+            on_hand__gt=F("reserved"),
+        )
+        .values("product_id")
+        .annotate(units=Sum(F("on_hand") - F("reserved")))
+        .order_by()
+    )
+    available.update({row["product_id"]: row["units"] for row in rows})
+    return available
+
+
+def reservation_held_order_ids(
+    *, created_before: datetime.datetime, limit: int, after: int = 0
+) -> list[tuple[int, uuid.UUID]]:
+    """(reservation id, order id) of reservations still held and made before
+    `created_before`, in id order from after `after`: the reservation-expiry job's
+    worklist, one page at a time."""
+    return list(
+        Reservation.objects.filter(
+            status=ReservationStatus.HELD, created_at__lt=created_before, pk__gt=after
+        )
+        .order_by("pk")
+        .values_list("pk", "order_id")[:limit]
+    )
