@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 # Order latencies run from ~50 ms (inline, no outside latency) to a minute (retries).
 ORDER_DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 20, 30, 60, 120)
@@ -28,4 +28,12 @@ EXTERNAL_CALL_SECONDS = Histogram(
     "Duration of outside HTTP calls by target and outcome.",
     ["target", "outcome"],
     buckets=STEP_BUCKETS,
+)
+# Set by every process on each breaker decision and transition; the breaker's state lives
+# in Redis, so the most recent value written by any process is the current one.
+CIRCUIT_BREAKER_STATE = Gauge(
+    "cot_circuit_breaker_state",
+    "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
+    ["target"],
+    multiprocess_mode="mostrecent",
 )
