@@ -196,6 +196,9 @@ COT_LOGISTICS_PARTNERS = env.list("COT_LOGISTICS_PARTNERS", default=["swift", "r
 # itself ends the order and compensates.
 COT_STEP_MAX_RETRIES = env.int("COT_STEP_MAX_RETRIES", default=5)
 COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=60)
+# How long an order waits for a gateway (every one down, or an unanswered charge) from
+# its first payment attempt before it ends payment_failed / payment_unavailable.
+COT_PAYMENT_MAX_WAIT_SECONDS = env.int("COT_PAYMENT_MAX_WAIT_SECONDS", default=300)
 
 # --- Outside world ------------------------------------------------------------------------
 SIMULATOR_URL = env.str("SIMULATOR_URL", default="http://127.0.0.1:8099")
