@@ -103,6 +103,9 @@ def live_stack(
         "SIMULATOR_URL": simulator_process.url,
         "COT_PIPELINE_MODE": "celery",
         "PYTHONUNBUFFERED": "1",
+        # Short windows, so breaker probes and the bounded payment wait happen in seconds.
+        "COT_BREAKER_RESET_SECONDS": "5",
+        "COT_PAYMENT_MAX_WAIT_SECONDS": "6",
     }
     log_dir = tmp_path_factory.mktemp("live-stack")
     processes = {
