@@ -193,3 +193,20 @@ def test_server_errors_and_timeouts_count_but_4xx_do_not(simulator, settings):
     with pytest.raises(ExternalError):
         post_json(T, url, INTENT)
     assert breaker_status(T).failures == 2
+
+
+def test_the_state_gauge_follows_what_this_process_sees():
+    from prometheus_client import REGISTRY
+
+    def gauge():
+        return REGISTRY.get_sample_value("cot_circuit_breaker_state", {"target": T})
+
+    succeed()
+    assert gauge() == BreakerState.CLOSED
+    fail(3)
+    assert gauge() == BreakerState.OPEN
+    time.sleep(0.25)
+    probe = breaker_enter(T)
+    assert gauge() == BreakerState.HALF_OPEN
+    breaker_exit(probe, failed=False)
+    assert gauge() == BreakerState.CLOSED
