@@ -101,6 +101,22 @@ def _celery_eager_in_process() -> Iterator[None]:
     app.conf.task_always_eager = False
 
 
+@pytest.fixture(autouse=True)
+def _closed_circuit_breakers() -> Iterator[None]:
+    """Breaker state lives in Redis and would outlive a test: each test starts closed."""
+    import redis
+    from django.conf import settings
+
+    from core.breaker import KEY_PREFIX
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(f"{KEY_PREFIX}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    yield
+
+
 def pytest_configure(config: Any) -> None:
     # A fresh SQLite test database must not meet the WAL/SHM files of an earlier run: the
     # live processes would read a stale write-ahead log ("disk I/O error").

@@ -1,8 +1,9 @@
 """The one HTTP client for every outside call (gateways, couriers, SMS/e-mail).
 
-Connection pooling, connect/read timeouts and one error vocabulary, so that the domain
-apps decide on meaning (retry, fail over, give up) and not on httpx details. Each process
-(and each forked worker child) gets its own pooled client.
+Connection pooling, connect/read timeouts, a circuit breaker per target shared through
+Redis (core.breaker), and one error vocabulary, so that the domain apps decide on meaning
+(retry, fail over, give up) and not on httpx details. Each process (and each forked
+worker child) gets its own pooled client.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import httpx
 from django.conf import settings
 
 from core import metrics
+from core.breaker import BreakerOpen, breaker_enter, breaker_exit
 
 
 class ExternalError(Exception):
@@ -28,6 +30,10 @@ class ExternalError(Exception):
 
 class ExternalUnavailable(ExternalError):
     """The call surely had no effect (connection refused, 503, breaker open): fail over."""
+
+
+class CircuitOpen(ExternalUnavailable):
+    """The target's breaker is open: the call was not sent."""
 
 
 class ExternalTimeout(ExternalError):
@@ -65,40 +71,59 @@ def _client() -> httpx.Client:
 def post_json(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
     """POST `payload` to `url` on behalf of `target` (e.g. "gateways/alpha").
 
-    Returns the decoded JSON answer of a 2xx; raises an `ExternalError` subclass otherwise.
+    Returns the decoded JSON answer of a 2xx; raises an `ExternalError` subclass otherwise
+    (`CircuitOpen` without sending anything when the target's breaker is open).
     """
+    try:
+        ticket = breaker_enter(target)
+    except BreakerOpen as exc:
+        raise CircuitOpen(target, str(exc)) from exc
     started = time.perf_counter()
     outcome = "error"
+    failed: bool | None = None
     try:
-        try:
-            response = _client().post(
-                url,
-                json=payload,
-                timeout=httpx.Timeout(
-                    settings.COT_HTTP_READ_TIMEOUT, connect=settings.COT_HTTP_CONNECT_TIMEOUT
-                ),
-            )
-        except httpx.ConnectError as exc:
-            raise ExternalUnavailable(target, f"connection failed: {exc}") from exc
-        except httpx.TimeoutException as exc:
-            raise ExternalTimeout(target, f"timed out: {exc}") from exc
-        except httpx.HTTPError as exc:
-            raise ExternalTimeout(target, f"transport error: {exc}") from exc
-        if response.status_code == 503:
-            raise ExternalUnavailable(target, "503 service unavailable")
-        if response.status_code >= 500:
-            raise ExternalServerError(target, f"{response.status_code} server error")
-        try:
-            body = response.json()
-        except ValueError:
-            body = response.text
-        if response.status_code >= 400:
-            raise ExternalRejected(target, response.status_code, body)
-        if not isinstance(body, dict):
-            raise ExternalServerError(target, "answer is not a JSON object")
+        body = _send(target, url, payload)
+        failed = False
         outcome = "ok"
         return body
+    except ExternalRejected:
+        failed = False  # the target answered: a 4xx is the request's fault, not the target's
+        raise
+    except ExternalError:
+        failed = True
+        raise
     finally:
+        breaker_exit(ticket, failed=failed)
         metrics.EXTERNAL_CALL_SECONDS.labels(target=target, outcome=outcome).observe(
             time.perf_counter() - started
         )
+
+
+def _send(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+    try:
+        response = _client().post(
+            url,
+            json=payload,
+            timeout=httpx.Timeout(
+                settings.COT_HTTP_READ_TIMEOUT, connect=settings.COT_HTTP_CONNECT_TIMEOUT
+            ),
+        )
+    except httpx.ConnectError as exc:
+        raise ExternalUnavailable(target, f"connection failed: {exc}") from exc
+    except httpx.TimeoutException as exc:
+        raise ExternalTimeout(target, f"timed out: {exc}") from exc
+    except httpx.HTTPError as exc:
+        raise ExternalTimeout(target, f"transport error: {exc}") from exc
+    if response.status_code == 503:
+        raise ExternalUnavailable(target, "503 service unavailable")
+    if response.status_code >= 500:
+        raise ExternalServerError(target, f"{response.status_code} server error")
+    try:
+        body = response.json()
+    except ValueError:
+        body = response.text
+    if response.status_code >= 400:
+        raise ExternalRejected(target, response.status_code, body)
+    if not isinstance(body, dict):
+        raise ExternalServerError(target, "answer is not a JSON object")
+    return body

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from celery.signals import task_failure, worker_process_shutdown, worker_shutdown
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -113,3 +113,13 @@ def _task_failed(**_: Any) -> None:
     # Expected trouble retries (task_retry) or ends the order as an outcome; a task that
     # fails outright is a bug or an exhausted non-pipeline task.
     error_count(UNKNOWN_ERROR)
+
+
+# Set by every process on each breaker decision and transition; the breaker's state lives
+# in Redis, so the most recent value written by any process is the current one.
+CIRCUIT_BREAKER_STATE = Gauge(
+    "cot_circuit_breaker_state",
+    "Circuit breaker state per target: 0 closed, 1 half-open, 2 open.",
+    ["target"],
+    multiprocess_mode="mostrecent",
+)

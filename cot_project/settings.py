@@ -204,6 +204,9 @@ COT_LOGISTICS_PARTNERS = env.list("COT_LOGISTICS_PARTNERS", default=["swift", "r
 # itself ends the order and compensates.
 COT_STEP_MAX_RETRIES = env.int("COT_STEP_MAX_RETRIES", default=5)
 COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=60)
+# How long an order waits for a gateway (every one down, or an unanswered charge) from
+# its first payment attempt before it ends payment_failed / payment_unavailable.
+COT_PAYMENT_MAX_WAIT_SECONDS = env.int("COT_PAYMENT_MAX_WAIT_SECONDS", default=300)
 
 # --- Outside world ------------------------------------------------------------------------
 SIMULATOR_URL = env.str("SIMULATOR_URL", default="http://127.0.0.1:8099")
@@ -212,6 +215,10 @@ LOGISTICS_BASE_URL = env.str("LOGISTICS_BASE_URL", default="") or f"{SIMULATOR_U
 NOTIFY_BASE_URL = env.str("NOTIFY_BASE_URL", default="") or f"{SIMULATOR_URL}/notify"
 COT_HTTP_CONNECT_TIMEOUT = env.float("COT_HTTP_CONNECT_TIMEOUT", default=2.0)
 COT_HTTP_READ_TIMEOUT = env.float("COT_HTTP_READ_TIMEOUT", default=5.0)
+# Circuit breakers per target, shared through Redis (core.breaker): open after this many
+# consecutive failures, let one probe through after the reset time.
+COT_BREAKER_FAILURE_THRESHOLD = env.int("COT_BREAKER_FAILURE_THRESHOLD", default=5)
+COT_BREAKER_RESET_SECONDS = env.float("COT_BREAKER_RESET_SECONDS", default=30)
 # DEV-ONLY defaults: production must set the partners' real webhook secrets.
 PAYMENTS_WEBHOOK_SECRET = env.str("PAYMENTS_WEBHOOK_SECRET", default="dev-only-payments-secret")
 LOGISTICS_WEBHOOK_SECRET = env.str("LOGISTICS_WEBHOOK_SECRET", default="dev-only-logistics-secret")

@@ -1,4 +1,5 @@
-"""What orders does when news arrives from a domain app (DESIGN §1: signals travel up)."""
+"""What orders does when news arrives from a domain app (DESIGN §1: signals travel up;
+the domain apps never import `orders`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from orders.enums import OrderStatus
 from orders.models import Order
+from orders.services.payment_news import order_payment_changed
+from payments.signals import payment_changed
 from prescriptions.services import prescription_reviewed
 
 
@@ -18,4 +21,11 @@ def on_prescription_reviewed(sender: Any, prescription_id: uuid.UUID, **kwargs: 
         pipeline.review_decided(order_id)
 
 
+def on_payment_changed(
+    sender: Any, order_id: uuid.UUID, status: str, data: dict[str, Any], **kwargs: Any
+) -> None:
+    order_payment_changed(order_id=order_id, status=status, data=data)
+
+
 prescription_reviewed.connect(on_prescription_reviewed, dispatch_uid="orders.on_rx_reviewed")
+payment_changed.connect(on_payment_changed, dispatch_uid="orders.on_payment_changed")

@@ -23,7 +23,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("orders", "orderline"): ("view",),
         ("orders", "orderevent"): ("view",),
         ("orders", "orderstep"): ("view",),
-        ("payments", "payment"): ("view",),
+        ("payments", "payment"): ("view", "refund"),
         ("payments", "paymentattempt"): ("view",),
         ("logistics", "shipment"): ("view",),
         ("logistics", "shipmentitem"): ("view",),

@@ -1,7 +1,7 @@
 """Thin Celery tasks: an order id in, one service call, a retry policy.
 
 Exceptions mean infrastructure trouble (an outside call, the database): the task retries
-with exponential backoff and, when the retries run out, ends the order itself
+with exponential backoff and, when the step has tried long enough, ends the order itself
 (`order_step_exhausted`) instead of relying on error callbacks across a chord.
 """
 
@@ -42,7 +42,7 @@ def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: 
             logger.info("step %s: %s", step, result, extra={"result": result})
             return result
         except RETRYABLE as exc:
-            if task.request.retries >= settings.COT_STEP_MAX_RETRIES:
+            if steps.order_step_gives_up(uuid.UUID(order_id), step, task.request.retries):
                 logger.error("step %s: retries exhausted (%s)", step, exc)
                 steps.order_step_exhausted(uuid.UUID(order_id), step)
                 return "exhausted"

@@ -26,3 +26,12 @@ class AttemptStatus(models.TextChoices):
     DECLINED = "declined", "Declined"
     UNAVAILABLE = "unavailable", "Gateway unavailable"
     ERROR = "error", "Error (outcome unknown)"
+    FAILED = "failed", "Failed (gateway notice)"
+    REFUNDED = "refunded", "Refunded"
+
+
+# A charge attempt in one of these surely took no money: the next attempt may go to
+# another gateway.
+NOT_CAPTURED = frozenset({AttemptStatus.UNAVAILABLE, AttemptStatus.FAILED})
+# The attempt's outcome is not known: only the same gateway with the same key may be asked.
+UNRESOLVED = frozenset({AttemptStatus.STARTED, AttemptStatus.ERROR})

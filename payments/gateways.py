@@ -50,6 +50,8 @@ def charge(
         "currency": currency,
         "token": token,
         "idempotency_key": idempotency_key,
+        # Our reference for this charge; the gateway's notices (webhooks) may name it.
+        "reference": idempotency_key,
     }
     if intent_id:
         payload["intent_id"] = intent_id
@@ -66,6 +68,11 @@ def refund(*, gateway: str, charge_id: str, amount: Decimal, idempotency_key: st
     body = post_json(
         target(gateway),
         _url(gateway, "refunds"),
-        {"charge_id": charge_id, "amount": str(amount), "idempotency_key": idempotency_key},
+        {
+            "charge_id": charge_id,
+            "amount": str(amount),
+            "idempotency_key": idempotency_key,
+            "reference": idempotency_key,
+        },
     )
     return str(body.get("id", ""))

@@ -20,6 +20,9 @@ class Payment(TimeStampedModel):
     decline_code = models.CharField(max_length=50, blank=True)
     refund_reference = models.CharField(max_length=100, blank=True)
 
+    class Meta:
+        permissions = [("refund_payment", "Can refund a captured payment")]
+
     def __str__(self) -> str:
         return f"payment for {self.order_id} ({self.status})"
 
@@ -35,6 +38,11 @@ class PaymentAttempt(TimeStampedModel):
         max_length=12, choices=AttemptStatus.choices, default=AttemptStatus.STARTED
     )
     response = models.JSONField(default=dict, blank=True)
+    # How often the key was sent, and until when the process sending it now holds it: a
+    # second process never sends the same attempt concurrently, and an attempt sent more
+    # than once can never be declared "surely not processed".
+    sends = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["pk"]

@@ -99,6 +99,9 @@ class Control:
     error_rate: float = 0.0
     down: bool = False
     unserviceable_prefixes: list[str] = field(default_factory=list)
+    # Per kind of call ("charges": 4000), before latency_ms: lets a test slow down one kind
+    # of call only, e.g. charges past the client's timeout while intents stay fast.
+    kind_latency_ms: dict[str, float] = field(default_factory=dict)
 
 
 def _now() -> str:
@@ -177,7 +180,10 @@ class World:
         self.shipments: dict[tuple[str, str], Json] = {}  # (target, awb) -> shipment
 
     def latency_s(self, target: str, kind: str) -> float:
-        override = self.controls[target].latency_ms
+        control = self.controls[target]
+        if kind in control.kind_latency_ms:
+            return control.kind_latency_ms[kind] / 1000.0
+        override = control.latency_ms
         ms = override if override is not None else self.kind_latency_ms.get(kind, 0.0)
         return ms / 1000.0
 
@@ -402,6 +408,7 @@ class World:
             "error_rate",
             "down",
             "unserviceable_prefixes",
+            "kind_latency_ms",
         }
         unknown = sorted(set(body) - allowed)
         if unknown:
@@ -432,6 +439,19 @@ class World:
             if not isinstance(value, list) or not all(isinstance(p, str) and p for p in value):
                 raise ApiError(400, "invalid_request", "unserviceable_prefixes: list of strings")
             changes["unserviceable_prefixes"] = list(value)
+        if "kind_latency_ms" in body:
+            value = body["kind_latency_ms"]
+            if not isinstance(value, dict) or not all(
+                kind in KINDS
+                and not isinstance(ms, bool)
+                and isinstance(ms, (int, float))
+                and ms >= 0
+                for kind, ms in value.items()
+            ):
+                raise ApiError(
+                    400, "invalid_request", f"kind_latency_ms: {{KIND: ms}}, KIND in {KINDS}"
+                )
+            changes["kind_latency_ms"] = {kind: float(ms) for kind, ms in value.items()}
         control = self.controls[target]
         for name, value in changes.items():
             setattr(control, name, value)

@@ -9,10 +9,13 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import asdict
+from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from core import metrics
 from inventory.services import LineRequest, stock_commit, stock_release, stock_reserve
@@ -362,10 +365,33 @@ def order_compensate(order_id: uuid.UUID) -> None:
     if order.status not in ENDED:
         return
     shipment_cancel(order_id=order.pk)
-    if payment_cancel(order_id=order.pk) == PaymentStatus.REFUNDED:
-        order_event_record(order_id=order.pk, type=EventType.PAYMENT_REFUNDED)
+    # The token lets payments settle a charge whose outcome is still unknown before it
+    # decides between void and refund.
+    if payment_cancel(order_id=order.pk, token=order.payment_token) == PaymentStatus.REFUNDED:
+        order_event_record(
+            order_id=order.pk,
+            type=EventType.PAYMENT_REFUNDED,
+            data={"amount": str(order.total_amount)},
+        )
     if stock_release(order_id=order.pk):
         order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED)
+
+
+def order_step_gives_up(order_id: uuid.UUID, step: str, retries: int) -> bool:
+    """Whether a failing step has tried long enough. The payment steps wait a bounded time
+    (`COT_PAYMENT_MAX_WAIT_SECONDS`) from their first attempt, recorded in the database as
+    their step row, so "every gateway down" ends the same way however the retries were
+    spaced or redelivered; other steps get `COT_STEP_MAX_RETRIES` retries."""
+    if step in (Step.PAYMENT_PREPARE, Step.CHARGE):
+        first = (
+            OrderStep.objects.filter(order_id=order_id, step=step)
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        if first is not None:
+            waited = timezone.now() - first
+            return waited >= timedelta(seconds=settings.COT_PAYMENT_MAX_WAIT_SECONDS)
+    return retries >= settings.COT_STEP_MAX_RETRIES
 
 
 def order_step_exhausted(order_id: uuid.UUID, step: str) -> None:

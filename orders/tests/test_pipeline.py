@@ -163,3 +163,25 @@ def test_sweeper_redrives_an_order_whose_message_was_lost(
         assert order_sweep_stuck() == 1
     order.refresh_from_db()
     assert order.status == OrderStatus.CONFIRMED
+
+
+def test_payment_steps_wait_a_bounded_time_from_their_first_attempt(client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from orders.enums import Step
+    from orders.models import OrderStep
+    from orders.services.steps import order_step_gives_up
+
+    settings.COT_PAYMENT_MAX_WAIT_SECONDS = 60
+    settings.COT_STEP_MAX_RETRIES = 5
+    order = place_order(client, items=[("PARA-500", 1)])
+    # No charge attempt recorded yet: the retry count decides.
+    assert not order_step_gives_up(order.pk, Step.CHARGE, retries=4)
+    assert order_step_gives_up(order.pk, Step.CHARGE, retries=5)
+    row = OrderStep.objects.create(order=order, step=Step.CHARGE)
+    assert not order_step_gives_up(order.pk, Step.CHARGE, retries=50)
+    OrderStep.objects.filter(pk=row.pk).update(created_at=timezone.now() - timedelta(seconds=61))
+    assert order_step_gives_up(order.pk, Step.CHARGE, retries=0)
+    assert not order_step_gives_up(order.pk, Step.SHIPMENT, retries=4)

@@ -251,6 +251,7 @@ def test_down_answers_503_and_does_nothing(client: TestClient) -> None:
         "error_rate": 0.0,
         "down": True,
         "unserviceable_prefixes": [],
+        "kind_latency_ms": {},
     }
     response = charge(client, "c1")
     assert response.status_code == 503
@@ -319,6 +320,12 @@ def test_latency_applies() -> None:
         started = time.monotonic()
         assert charge(client, "c1", gw="beta").status_code == 200
         assert time.monotonic() - started >= 0.04
+        control(client, target="gateways/beta", kind_latency_ms={"charges": 60})
+        started = time.monotonic()
+        assert charge(client, "c2", gw="beta").status_code == 200
+        assert time.monotonic() - started >= 0.06
+        bad = {"target": "gateways/beta", "kind_latency_ms": {"bogus": 1}}
+        assert client.post("/__control__", json=bad).status_code == 400
 
 
 def test_unknown_targets_are_404(client: TestClient) -> None:

@@ -112,6 +112,9 @@ def live_stack(
         "PYTHONUNBUFFERED": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "COT_LOG_FORMAT": "json",
+        # Short windows, so breaker probes and the bounded payment wait happen in seconds.
+        "COT_BREAKER_RESET_SECONDS": "5",
+        "COT_PAYMENT_MAX_WAIT_SECONDS": "6",
     }
     processes = {
         "api": _start(

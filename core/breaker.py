@@ -1,0 +1,274 @@
+"""Circuit breakers per outside target, their state shared by every process through Redis.
+
+Why not pybreaker: it holds a lock for the whole wrapped call (a threads or gevent pool
+would make one call at a time per target) and any success resets its shared failure count.
+This breaker is three small Lua scripts, each one atomic in Redis; nothing is held while
+the call runs, so concurrent calls never wait for each other.
+
+States (the values of `cot_circuit_breaker_state`):
+
+- closed (0): calls go through. `COT_BREAKER_FAILURE_THRESHOLD` consecutive failures
+  (connection errors, timeouts, 5xx; never a 4xx or a decline) open it.
+- open (2): calls fail fast with `ExternalUnavailable` (nothing was sent, so callers may
+  fail over). After `COT_BREAKER_RESET_SECONDS` the next call takes the one probe token
+  (`SET NX PX`, so exactly one process across the whole deployment gets it).
+- half-open (1): the probe is in flight; every other call still fails fast. The probe's
+  success closes the breaker, its failure opens it for another reset period. A probe
+  whose process dies leaves its token to expire (after the longest a call can take), and
+  the next call probes.
+
+"Consecutive" across processes: calls overlap, so completion order alone says little.
+A success resets the failure streak only if the call *started after the streak's first
+failure was recorded*: it is news that the target worked after it began failing. A slow
+success that started before the streak (a call that reached the target before it died)
+is stale and does not reset it, so interleaved old successes from other processes cannot
+hide a dead target. An open breaker ignores successes altogether: only its probe closes it.
+Failures are ordered by a per-target counter in Redis (`seq`), not by clocks, so process
+clocks never matter; the open period is measured with Redis' own `TIME`.
+
+If Redis is unreachable the breaker fails open: calls go through unguarded (and are
+logged) rather than the pipeline stopping because its breaker state is unreadable.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from enum import IntEnum
+
+import redis
+from django.conf import settings
+
+from core import metrics
+
+logger = logging.getLogger(__name__)
+
+KEY_PREFIX = "cot:breaker:"
+# The breaker must never make a call slower than Redis answering a trivial script.
+REDIS_TIMEOUT_SECONDS = 0.5
+
+
+class BreakerState(IntEnum):
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+class Decision(IntEnum):
+    ALLOW = 0
+    PROBE = 1
+    REFUSE = 2
+
+
+# KEYS: state hash, probe key. ARGV: probe ttl (ms), probe token.
+# Returns {decision, seq at start, state}.
+_BEGIN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if open_until == 0 then return {0, seq, 0} end
+if now < open_until then return {2, seq, 2} end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then return {1, seq, 1} end
+return {2, seq, 1}
+"""
+
+# KEYS: state hash, probe key. ARGV: threshold, reset (ms), is probe (0/1), probe token.
+# Returns the state after the failure.
+_FAIL = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+if tonumber(redis.call('HGET', KEYS[1], 'failures') or '0') == 0 then
+  redis.call('HSET', KEYS[1], 'streak_from', seq)
+end
+local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
+local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[2]), 'opened_at', now)
+  if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+  return 2
+end
+if open_until == 0 then
+  if failures >= tonumber(ARGV[1]) then
+    redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[2]), 'opened_at', now)
+    return 2
+  end
+  return 0
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+return 2
+"""
+
+# KEYS: state hash, probe key. ARGV: is probe (0/1), probe token, seq at start.
+# Returns the state after the success.
+_SUCCEED = """
+if ARGV[1] == '1' then
+  redis.call('HSET', KEYS[1], 'failures', 0)
+  redis.call('HDEL', KEYS[1], 'open_until', 'opened_at')
+  if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+  return 0
+end
+if tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') ~= 0 then
+  if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+  return 2
+end
+local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
+if failures > 0 then
+  local streak_from = tonumber(redis.call('HGET', KEYS[1], 'streak_from') or '0')
+  if tonumber(ARGV[3]) >= streak_from then redis.call('HSET', KEYS[1], 'failures', 0) end
+end
+return 0
+"""
+
+# KEYS: probe key. ARGV: token. Gives the probe token back when the call recorded nothing.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_clients: dict[str, redis.Redis] = {}
+
+
+def _redis() -> redis.Redis:
+    # redis-py's pool reconnects after fork, so one client per URL serves every process.
+    url = settings.REDIS_URL
+    client = _clients.get(url)
+    if client is None:
+        client = redis.Redis.from_url(
+            url,
+            socket_timeout=REDIS_TIMEOUT_SECONDS,
+            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        )
+        _clients[url] = client
+    return client
+
+
+def _keys(target: str) -> list[str]:
+    return [f"{KEY_PREFIX}{target}", f"{KEY_PREFIX}{target}:probe"]
+
+
+def _probe_ttl_ms() -> int:
+    # The longest one call can take, plus a margin: a probe token outliving its call
+    # would keep the breaker half-open with nobody probing.
+    seconds = settings.COT_HTTP_CONNECT_TIMEOUT + settings.COT_HTTP_READ_TIMEOUT + 1
+    return int(seconds * 1000)
+
+
+def _publish(target: str, state: int) -> None:
+    metrics.CIRCUIT_BREAKER_STATE.labels(target=target).set(state)
+
+
+@dataclass
+class Ticket:
+    """One call's pass through the breaker: what to report when it ends."""
+
+    target: str
+    seq: int = 0
+    probe_token: str = ""
+    guarded: bool = True  # False when Redis could not be asked (the breaker failed open)
+    done: bool = False
+
+
+class BreakerOpen(Exception):
+    def __init__(self, target: str, state: BreakerState) -> None:
+        super().__init__(f"{target}: circuit breaker {state.name.lower()}")
+        self.target, self.state = target, state
+
+
+def breaker_enter(target: str) -> Ticket:
+    """Ask the breaker for `target` whether a call may go. Raises BreakerOpen if not."""
+    token = uuid.uuid4().hex
+    try:
+        decision, seq, state = _redis().eval(_BEGIN, 2, *_keys(target), _probe_ttl_ms(), token)
+    except redis.RedisError as exc:
+        logger.warning("breaker state for %s unreadable, letting the call through: %s", target, exc)
+        return Ticket(target=target, guarded=False)
+    _publish(target, int(state))
+    if decision == Decision.REFUSE:
+        raise BreakerOpen(target, BreakerState(int(state)))
+    return Ticket(
+        target=target, seq=int(seq), probe_token=token if decision == Decision.PROBE else ""
+    )
+
+
+def breaker_exit(ticket: Ticket, *, failed: bool | None) -> None:
+    """Report how the call ended: `failed` True (counts against the target), False (the
+    target answered), or None (the call never got an answer that says anything about the
+    target, e.g. a bug before sending): then only a held probe token is given back."""
+    if ticket.done or not ticket.guarded:
+        return
+    ticket.done = True
+    keys = _keys(ticket.target)
+    probe = "1" if ticket.probe_token else "0"
+    try:
+        if failed is None:
+            if ticket.probe_token:
+                _redis().eval(_RELEASE, 1, keys[1], ticket.probe_token)
+            return
+        if failed:
+            state = _redis().eval(
+                _FAIL,
+                2,
+                *keys,
+                settings.COT_BREAKER_FAILURE_THRESHOLD,
+                int(settings.COT_BREAKER_RESET_SECONDS * 1000),
+                probe,
+                ticket.probe_token,
+            )
+        else:
+            state = _redis().eval(_SUCCEED, 2, *keys, probe, ticket.probe_token, ticket.seq)
+    except redis.RedisError as exc:
+        logger.warning("could not record a call's outcome for %s: %s", ticket.target, exc)
+        return
+    _publish(ticket.target, int(state))
+
+
+@dataclass(frozen=True)
+class BreakerStatus:
+    target: str
+    state: BreakerState
+    failures: int
+    opened_at_ms: int | None
+    retry_in_ms: int | None  # open: time left before the next call may probe
+
+
+def breaker_status(target: str) -> BreakerStatus:
+    """The live state of one breaker, read from Redis (for admin pages and tests)."""
+    hash_key, probe_key = _keys(target)
+    client = _redis()
+    with client.pipeline(transaction=True) as pipe:
+        pipe.time()
+        pipe.hgetall(hash_key)
+        pipe.exists(probe_key)
+        (seconds, micros), fields, probing = pipe.execute()
+    now = seconds * 1000 + micros // 1000
+    fields = {k.decode(): int(v) for k, v in fields.items()}
+    open_until = fields.get("open_until", 0)
+    if not open_until:
+        state, retry_in = BreakerState.CLOSED, None
+    elif probing:
+        state, retry_in = BreakerState.HALF_OPEN, None
+    else:
+        state, retry_in = BreakerState.OPEN, max(0, open_until - now)
+    return BreakerStatus(
+        target=target,
+        state=state,
+        failures=fields.get("failures", 0),
+        opened_at_ms=fields.get("opened_at"),
+        retry_in_ms=retry_in,
+    )
+
+
+def breaker_targets() -> list[str]:
+    """Every target the deployment calls, for pages that list all breakers."""
+    return [f"gateways/{g}" for g in settings.COT_PAYMENT_GATEWAYS] + [
+        *(f"logistics/{p}" for p in settings.COT_LOGISTICS_PARTNERS),
+        "notify",
+    ]
+
+
+def breaker_reset(target: str) -> None:
+    """Forget a target's breaker state (ops, after fixing a target; tests)."""
+    _redis().delete(*_keys(target))

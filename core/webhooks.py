@@ -1,0 +1,54 @@
+"""Signed webhooks into COT (CONTRACT §2): `X-COT-Signature: sha256=<hex HMAC-SHA256 of the
+raw body>` with the partner's secret. Shared by every partner's webhook view."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from rest_framework import exceptions, permissions, status
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+SIGNATURE_HEADER = "X-COT-Signature"
+
+
+class BadSignature(exceptions.APIException):
+    status_code = status.HTTP_401_UNAUTHORIZED
+    default_detail = f"Missing or bad {SIGNATURE_HEADER} header."
+    default_code = "bad_signature"
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """The header value a sender puts on `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_signature_valid(secret: str, body: bytes, header: str | None) -> bool:
+    if not header or not secret:
+        return False
+    return hmac.compare_digest(webhook_signature(secret, body), header.strip())
+
+
+class SignedWebhookApi(APIView):
+    """Base for partner webhooks: the signature is the authentication (no API key, no
+    session), checked over the raw body before anything parses it. Subclasses say which
+    secret (`secret()`) and read the body with `verified_json(request)`. The body-size
+    limits (middleware and DATA_UPLOAD_MAX_MEMORY_SIZE) apply as everywhere."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [permissions.AllowAny]
+
+    def secret(self) -> str:
+        raise NotImplementedError
+
+    def verified_json(self, request: Request) -> Any:
+        body = request.body
+        if not webhook_signature_valid(self.secret(), body, request.headers.get(SIGNATURE_HEADER)):
+            raise BadSignature()
+        try:
+            return json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise exceptions.ParseError("The body is not valid JSON.") from None

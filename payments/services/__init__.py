@@ -1,0 +1,29 @@
+from payments.services.charge import (
+    PAYMENT_DECLINED,
+    PAYMENT_UNAVAILABLE,
+    ChargeInProgress,
+    ChargeOutcome,
+    payment_charge,
+    payment_prepare,
+)
+from payments.services.notices import payment_notice_apply
+from payments.services.refunds import (
+    NotRefundable,
+    payment_cancel,
+    payment_collect,
+    payment_refund,
+)
+
+__all__ = [
+    "PAYMENT_DECLINED",
+    "PAYMENT_UNAVAILABLE",
+    "ChargeInProgress",
+    "ChargeOutcome",
+    "NotRefundable",
+    "payment_cancel",
+    "payment_charge",
+    "payment_collect",
+    "payment_notice_apply",
+    "payment_prepare",
+    "payment_refund",
+]

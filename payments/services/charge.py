@@ -1,0 +1,204 @@
+"""Payment preparation and charge. Idempotent by construction: every gateway call carries
+a key written to the database before the call.
+
+At most one capture per order, across gateways: an attempt (one key at one gateway) moves
+to the next gateway only when it surely never reached its gateway (refused connection,
+503, open breaker) on its first and only send. Any other failure leaves its outcome
+unknown, and then only the same gateway with the same key is ever asked again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from core.http import ExternalError, ExternalUnavailable
+from payments import gateways
+from payments.enums import NOT_CAPTURED, UNRESOLVED, AttemptStatus, PaymentMethod, PaymentStatus
+from payments.models import Payment, PaymentAttempt
+
+PAYMENT_DECLINED = "payment_declined"
+PAYMENT_UNAVAILABLE = "payment_unavailable"
+# A sender holds its attempt this much longer than its call can take.
+LEASE_MARGIN_SECONDS = 5
+
+
+class ChargeInProgress(ExternalError):
+    """Another process is sending this charge attempt right now: try again later."""
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    status: str  # a PaymentStatus value
+    reason: str | None = None
+
+
+def _gateway_order(preferred: str = "") -> list[str]:
+    order = list(settings.COT_PAYMENT_GATEWAYS)
+    if preferred in order:
+        order.remove(preferred)
+        order.insert(0, preferred)
+    return order
+
+
+def payment_prepare(
+    *, order_id: uuid.UUID, method: str, amount: Decimal, currency: str = "INR"
+) -> Payment:
+    """Create the payment and, for gateway methods, an intent at the first gateway that
+    answers. Idempotent: an existing prepared payment is returned as it is."""
+    payment, _ = Payment.objects.get_or_create(
+        order_id=order_id, defaults={"method": method, "amount": amount, "currency": currency}
+    )
+    if payment.status != PaymentStatus.PENDING:
+        return payment
+    if method == PaymentMethod.COD:
+        payment.status = PaymentStatus.PREPARED
+        payment.save(update_fields=["status", "updated_at"])
+        return payment
+    unavailable: ExternalUnavailable | None = None
+    for gateway in _gateway_order():
+        try:
+            intent_id = gateways.create_intent(
+                gateway=gateway,
+                amount=amount,
+                currency=currency,
+                idempotency_key=f"order:{order_id}:intent:{gateway}",
+            )
+        except ExternalUnavailable as exc:
+            unavailable = exc
+            continue
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+            status=PaymentStatus.PREPARED, gateway=gateway, intent_id=intent_id
+        )
+        payment.refresh_from_db()
+        return payment
+    assert unavailable is not None
+    raise unavailable
+
+
+def _current_attempt(
+    payment: Payment, gateway_order: list[str], tried: set[str]
+) -> PaymentAttempt | None:
+    """The attempt to (re)send: the last one unless it surely did not reach its gateway
+    (its key must be reused, the charge may have happened); else a new attempt at the next
+    gateway not yet tried in this call. None when every gateway was unavailable."""
+    attempts = list(payment.attempts.filter(kind="charge"))
+    if attempts and attempts[-1].status not in NOT_CAPTURED:
+        return attempts[-1]
+    remaining = [g for g in gateway_order if g not in tried]
+    if not remaining:
+        return None
+    key = f"order:{payment.order_id}:charge:{len(attempts) + 1}"
+    try:
+        with transaction.atomic():
+            return PaymentAttempt.objects.create(
+                payment=payment, kind="charge", gateway=remaining[0], idempotency_key=key
+            )
+    except IntegrityError:
+        # A concurrent delivery created the same attempt: send the same key.
+        return PaymentAttempt.objects.get(idempotency_key=key)
+
+
+def _claim(attempt: PaymentAttempt) -> int | None:
+    """Take the right to send `attempt` now. Returns how often it has been sent, this
+    send included; None when it is settled or another process is sending it."""
+    now = timezone.now()
+    call_seconds = settings.COT_HTTP_CONNECT_TIMEOUT + settings.COT_HTTP_READ_TIMEOUT
+    claimed = (
+        PaymentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            sends=F("sends") + 1,
+            lease_until=now + timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS),
+        )
+    )
+    if not claimed:
+        return None
+    attempt.refresh_from_db(fields=["sends", "status"])
+    return attempt.sends
+
+
+def attempt_send(payment: Payment, attempt: PaymentAttempt, token: str) -> bool:
+    """Send one charge attempt and record what it did. Returns False when the attempt
+    surely never reached its gateway (the caller may try another); raises when the outcome
+    is unknown (retry later, same key) or someone else is sending it."""
+    sends = _claim(attempt)
+    if sends is None:
+        attempt.refresh_from_db(fields=["status"])
+        if attempt.status in UNRESOLVED:
+            raise ChargeInProgress(gateways.target(attempt.gateway), "sent by another process")
+        return attempt.status not in NOT_CAPTURED
+    try:
+        result = gateways.charge(
+            gateway=attempt.gateway,
+            intent_id=payment.intent_id if attempt.gateway == payment.gateway else "",
+            amount=payment.amount,
+            currency=payment.currency,
+            token=token,
+            idempotency_key=attempt.idempotency_key,
+        )
+    except ExternalUnavailable:
+        # Only a first send that surely went nowhere frees the charge to move on; an
+        # earlier send of this key may have captured, so then wait for this gateway.
+        if sends == 1 and PaymentAttempt.objects.filter(
+            pk=attempt.pk, status=AttemptStatus.STARTED
+        ).update(status=AttemptStatus.UNAVAILABLE, lease_until=None):
+            return False
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(lease_until=None)
+        raise
+    except Exception:
+        PaymentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED).update(
+            status=AttemptStatus.ERROR, lease_until=None
+        )
+        raise
+    with transaction.atomic():
+        attempt.status = AttemptStatus.CAPTURED if result.captured else AttemptStatus.DECLINED
+        attempt.response = result.raw
+        attempt.lease_until = None
+        attempt.save(update_fields=["status", "response", "lease_until", "updated_at"])
+        # Unconditional: money taken after the order ended (payment voided) must show, so
+        # that compensation refunds it.
+        payment.gateway = attempt.gateway
+        payment.reference = result.reference
+        payment.status = PaymentStatus.CAPTURED if result.captured else PaymentStatus.DECLINED
+        payment.decline_code = result.decline_code
+        payment.save(update_fields=["gateway", "reference", "status", "decline_code", "updated_at"])
+    return True
+
+
+def payment_charge(*, order_id: uuid.UUID, token: str) -> ChargeOutcome:
+    """Capture the payment. A decline is final; an unavailable gateway (or its open
+    breaker) fails over to the next; an ambiguous failure (timeout, 5xx) raises so the
+    caller retries the same key. Raises ExternalUnavailable when no gateway could take the
+    charge this time."""
+    payment = Payment.objects.get(order_id=order_id)
+    if payment.status != PaymentStatus.PREPARED:
+        # Settled, declined, voided or refunded already: nothing more to charge.
+        return _outcome(payment)
+    if payment.method == PaymentMethod.COD:
+        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PREPARED).update(
+            status=PaymentStatus.PENDING_COLLECTION
+        )
+        payment.refresh_from_db()
+        return _outcome(payment)
+    gateway_order = _gateway_order(payment.gateway)
+    tried: set[str] = set()
+    while (attempt := _current_attempt(payment, gateway_order, tried)) is not None:
+        tried.add(attempt.gateway)
+        if attempt_send(payment, attempt, token):
+            payment.refresh_from_db()
+            return _outcome(payment)
+    raise ExternalUnavailable("gateways", "no gateway could take the charge")
+
+
+def _outcome(payment: Payment) -> ChargeOutcome:
+    if payment.status == PaymentStatus.DECLINED:
+        return ChargeOutcome(status=payment.status, reason=PAYMENT_DECLINED)
+    return ChargeOutcome(status=payment.status)

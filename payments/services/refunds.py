@@ -1,0 +1,138 @@
+"""Money going back or coming in after the charge step: compensation (void or refund),
+ops refunds, and cash collected on delivery. Idempotent: every refund carries the key
+`order:<id>:refund`, written to the database (as a refund attempt) before the call."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+
+from payments import gateways
+from payments.enums import UNRESOLVED, AttemptStatus, PaymentMethod, PaymentStatus
+from payments.models import Payment, PaymentAttempt
+from payments.services.charge import attempt_send
+from payments.signals import payment_changed
+
+VOIDABLE = frozenset(
+    {PaymentStatus.PENDING, PaymentStatus.PREPARED, PaymentStatus.PENDING_COLLECTION}
+)
+
+
+class NotRefundable(Exception):
+    """Only a captured gateway payment can be refunded."""
+
+
+def _last_charge_attempt(payment: Payment) -> PaymentAttempt | None:
+    return payment.attempts.filter(kind="charge").order_by("-pk").first()
+
+
+def _charge_reference(payment: Payment, token: str) -> str:
+    """The gateway's id of the capture. Unknown when a gateway notice (webhook) told us of
+    a capture whose answer we never received: sending the captured key again returns the
+    stored answer (the gateway captures nothing twice) and with it the id."""
+    if payment.reference:
+        return payment.reference
+    attempt = _last_charge_attempt(payment)
+    if attempt is None or not token:
+        raise NotRefundable(f"payment for {payment.order_id}: the capture's id is unknown")
+    result = gateways.charge(
+        gateway=attempt.gateway,
+        intent_id="",
+        amount=payment.amount,
+        currency=payment.currency,
+        token=token,
+        idempotency_key=attempt.idempotency_key,
+    )
+    Payment.objects.filter(pk=payment.pk, reference="").update(reference=result.reference)
+    return result.reference
+
+
+def _refund(payment: Payment, token: str = "", news: dict[str, str] | None = None) -> bool:
+    """Refund a captured payment through the gateway that captured it. Returns True when
+    this call moved it to refunded; then `news`, if given, goes to `payment_changed` in
+    the same transaction."""
+    charge_id = _charge_reference(payment, token)
+    key = f"order:{payment.order_id}:refund"
+    attempt, _ = PaymentAttempt.objects.get_or_create(
+        idempotency_key=key,
+        defaults={"payment": payment, "kind": "refund", "gateway": payment.gateway},
+    )
+    try:
+        refund_id = gateways.refund(
+            gateway=attempt.gateway,
+            charge_id=charge_id,
+            amount=payment.amount,
+            idempotency_key=key,
+        )
+    except Exception:
+        PaymentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED).update(
+            status=AttemptStatus.ERROR
+        )
+        raise
+    with transaction.atomic():
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(
+            status=AttemptStatus.REFUNDED, response={"id": refund_id}
+        )
+        moved = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.CAPTURED).update(
+            status=PaymentStatus.REFUNDED, refund_reference=refund_id
+        )
+        if moved and news is not None:
+            payment_changed.send(
+                sender=Payment,
+                order_id=payment.order_id,
+                status=PaymentStatus.REFUNDED,
+                data={**news, "amount": str(payment.amount), "refund": refund_id},
+            )
+    payment.refresh_from_db()
+    return bool(moved)
+
+
+def payment_cancel(*, order_id: uuid.UUID, token: str = "") -> str | None:
+    """Compensation: refund a capture, void anything not captured. Idempotent.
+    Returns the new status when something changed, else None.
+
+    A charge whose outcome is still unknown (timed out, never answered) is resolved first
+    by asking its gateway again with its key (`token` is the order's payment token): money
+    it took is refunded, never left behind. Raises on outside trouble; the caller retries.
+    """
+    payment = Payment.objects.filter(order_id=order_id).first()
+    if payment is None:
+        return None
+    if payment.status == PaymentStatus.PREPARED and token:
+        attempt = _last_charge_attempt(payment)
+        if attempt is not None and attempt.status in UNRESOLVED:
+            attempt_send(payment, attempt, token)
+            payment.refresh_from_db()
+    if payment.status == PaymentStatus.CAPTURED:
+        return PaymentStatus.REFUNDED if _refund(payment, token) else None
+    if payment.status in VOIDABLE:
+        updated = Payment.objects.filter(pk=payment.pk, status=payment.status).update(
+            status=PaymentStatus.VOIDED
+        )
+        return PaymentStatus.VOIDED if updated else None
+    return None
+
+
+def payment_refund(*, order_id: uuid.UUID, actor: str = "ops") -> bool:
+    """An ops refund of a captured payment (from admin). Idempotent: False when there was
+    nothing (more) to refund. Tells `orders` through `payment_changed`."""
+    payment = Payment.objects.get(order_id=order_id)
+    if payment.status == PaymentStatus.REFUNDED:
+        return False
+    if payment.status != PaymentStatus.CAPTURED or payment.method == PaymentMethod.COD:
+        raise NotRefundable(f"payment for {order_id} is {payment.status}, not refundable")
+    return _refund(payment, news={"by": actor})
+
+
+def payment_collect(*, order_id: uuid.UUID) -> bool:
+    """Cash on delivery was collected: the payment is captured. Idempotent: True only for
+    the call that moved it. (Called when the courier's webhook says delivered.)"""
+    with transaction.atomic():
+        return bool(
+            Payment.objects.filter(
+                order_id=order_id,
+                method=PaymentMethod.COD,
+                status=PaymentStatus.PENDING_COLLECTION,
+            ).update(status=PaymentStatus.CAPTURED, reference=f"cod:{order_id}")
+        )
