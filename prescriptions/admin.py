@@ -65,6 +65,7 @@ class PrescriptionAdmin(admin.ModelAdmin):
     actions = ["approve_selected", "reject_selected"]
     fields = (
         "status",
+        "review_link",
         "image_preview",
         "patient_name",
         "customer_id",

@@ -41,6 +41,7 @@ def test_review_page_approves_with_a_note_and_shows_the_image(settings, tmp_path
     prescription.image.save("rx.png", __import__("io").BytesIO(b"\x89PNG\r\n\x1a\n123"))
     client = login("pharmacist")
     url = f"{CHANGELIST}{prescription.pk}/review/"
+    assert url.encode() in client.get(f"{CHANGELIST}{prescription.pk}/change/").content
     page = client.get(url)
     assert page.status_code == 200 and b"/image/" in page.content
     image = client.get(f"{CHANGELIST}{prescription.pk}/image/")
@@ -48,7 +49,8 @@ def test_review_page_approves_with_a_note_and_shows_the_image(settings, tmp_path
     assert client.post(url, {"decision": "approved", "note": "dose fine"}).status_code == 302
     prescription.refresh_from_db()
     assert (prescription.status, prescription.review_note) == ("approved", "dose fine")
-    assert client.get(f"{CHANGELIST}{prescription.pk}/change/").status_code == 200
+    detail = client.get(f"{CHANGELIST}{prescription.pk}/change/")
+    assert detail.status_code == 200
 
 
 def test_reject_action_asks_for_a_note_then_rejects_pending_only():
