@@ -17,7 +17,7 @@ from notifications.services.webhooks import webhook_order_pump, webhook_outbox_s
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="notifications.notify_customer", max_retries=8, ignore_result=True)
+@shared_task(bind=True, name="notifications.notify_customer", max_retries=8)
 def notify_customer(self: Task, order_id: str, event_type: str) -> None:
     try:
         notification_send_all(order_id=uuid.UUID(order_id), event_type=event_type)
@@ -37,7 +37,7 @@ def webhook_pump(order_id: str) -> None:
         webhook_pump.apply_async((order_id,), countdown=delay)
 
 
-@shared_task(name="notifications.webhook_sweep", ignore_result=True)
+@shared_task(name="notifications.webhook_sweep")
 def webhook_sweep() -> int:
     orders = webhook_outbox_sweep()
     for order_id in orders:
