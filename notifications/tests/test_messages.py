@@ -158,3 +158,19 @@ def test_the_order_api_accepts_an_optional_email_and_validates_it(client, demo_c
     response = client.post("/api/v1/orders/", good, content_type="application/json", **headers)
     assert response.status_code == 202, response.content
     assert response.json()["delivery_address"]["email"] == EMAIL
+
+
+@pytest.mark.django_db
+def test_templates_are_edited_in_admin_and_a_broken_edit_is_refused(admin_client):
+    template = NotificationTemplate.objects.get(event_type="order.confirmed", channel="sms")
+    url = f"/admin/notifications/notificationtemplate/{template.pk}/change/"
+    page = admin_client.get(url)
+    assert page.status_code == 200 and b"{{ number }}" in page.content
+    form = {"event_type": "order.confirmed", "channel": "sms", "active": "on", "subject": ""}
+
+    response = admin_client.post(url, {**form, "body": "{% if %}"})
+    assert response.status_code == 200 and b"does not render" in response.content
+    response = admin_client.post(url, {**form, "body": "Confirmed: {{ number }}"})
+    assert response.status_code == 302
+    template.refresh_from_db()
+    assert template.body == "Confirmed: {{ number }}"

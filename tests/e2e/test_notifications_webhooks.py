@@ -152,6 +152,9 @@ def test_an_event_no_pump_was_enqueued_for_is_found_by_the_sweep(
             delivery_address=ADDRESS,
             payment_method="cod",
             total_amount=Decimal("30.00"),
+            # Ended, so it is not in flight for the other tests' metrics.
+            status="cancelled",
+            failure_reason="cancelled_by_ops",
         )
         event = OrderEvent.objects.create(order=order, type="order.received", data={})
 
