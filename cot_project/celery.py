@@ -24,6 +24,7 @@ TASK_ROUTES = {
     "orders.shipment_book": {"queue": "logistics"},
     "orders.sweep_stuck_orders": {"queue": "maintenance"},
     "orders.expire_reservations": {"queue": "maintenance"},
+    "notifications.webhook_sweep": {"queue": "maintenance"},
     "orders.*": {"queue": "pipeline"},
     "payments.*": {"queue": "payments"},
     "logistics.*": {"queue": "logistics"},
@@ -76,6 +77,11 @@ def _configure() -> None:
             },
             "expire-reservations": {
                 "task": "orders.expire_reservations",
+                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
+                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
+            },
+            "webhook-outbox-sweep": {
+                "task": "notifications.webhook_sweep",
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             },

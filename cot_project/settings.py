@@ -219,6 +219,14 @@ COT_HTTP_READ_TIMEOUT = env.float("COT_HTTP_READ_TIMEOUT", default=5.0)
 # consecutive failures, let one probe through after the reset time.
 COT_BREAKER_FAILURE_THRESHOLD = env.int("COT_BREAKER_FAILURE_THRESHOLD", default=5)
 COT_BREAKER_RESET_SECONDS = env.float("COT_BREAKER_RESET_SECONDS", default=30)
+# Outbound webhooks to clients (docs/NOTIFICATIONS.md): attempts per event, exponential
+# backoff between them, the POST's read timeout, and how old an event must be before the
+# outbox sweeper stops looking for it (longer than any transaction lasts).
+COT_WEBHOOK_MAX_ATTEMPTS = env.int("COT_WEBHOOK_MAX_ATTEMPTS", default=10)
+COT_WEBHOOK_RETRY_BASE_SECONDS = env.float("COT_WEBHOOK_RETRY_BASE_SECONDS", default=5)
+COT_WEBHOOK_RETRY_MAX_SECONDS = env.float("COT_WEBHOOK_RETRY_MAX_SECONDS", default=1800)
+COT_WEBHOOK_TIMEOUT_SECONDS = env.float("COT_WEBHOOK_TIMEOUT_SECONDS", default=5)
+COT_WEBHOOK_OUTBOX_LAG_SECONDS = env.int("COT_WEBHOOK_OUTBOX_LAG_SECONDS", default=600)
 # DEV-ONLY defaults: production must set the partners' real webhook secrets.
 PAYMENTS_WEBHOOK_SECRET = env.str("PAYMENTS_WEBHOOK_SECRET", default="dev-only-payments-secret")
 LOGISTICS_WEBHOOK_SECRET = env.str("LOGISTICS_WEBHOOK_SECRET", default="dev-only-logistics-secret")

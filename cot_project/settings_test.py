@@ -11,3 +11,5 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Short waits, so the end-to-end tests see retries and re-drives within seconds.
 COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=2)
 COT_HTTP_READ_TIMEOUT = env.float("COT_HTTP_READ_TIMEOUT", default=3.0)
+COT_WEBHOOK_RETRY_BASE_SECONDS = env.float("COT_WEBHOOK_RETRY_BASE_SECONDS", default=0.2)
+COT_WEBHOOK_RETRY_MAX_SECONDS = env.float("COT_WEBHOOK_RETRY_MAX_SECONDS", default=1)

@@ -2,17 +2,21 @@ from __future__ import annotations
 
 from django.db import models
 
-from core.models import TimeStampedModel
-from notifications.enums import NotificationChannel, NotificationStatus
+from core.models import ApiClient, TimeStampedModel
+from notifications.enums import NotificationChannel, NotificationStatus, WebhookStatus
+from notifications.messages import NOTIFIED_EVENTS
+from orders.models import Order, OrderEvent
 
 
 class Notification(TimeStampedModel):
-    """A message to a customer; at most one per order, event and channel."""
+    """A message to a customer; at most one per order, event and channel. The text is
+    rendered once, when the row is created, so every retry sends the same message."""
 
     order_id = models.UUIDField(db_index=True)
     event_type = models.CharField(max_length=40)
     channel = models.CharField(max_length=10, choices=NotificationChannel.choices)
     to = models.CharField(max_length=200)
+    subject = models.CharField(max_length=200, blank=True)
     text = models.TextField()
     status = models.CharField(
         max_length=10, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
@@ -26,3 +30,88 @@ class Notification(TimeStampedModel):
                 fields=["order_id", "event_type", "channel"], name="notification_unique_per_event"
             )
         ]
+
+
+class NotificationTemplate(TimeStampedModel):
+    """The admin-editable text of one event's message on one channel (Django template
+    source, rendered with `notifications.messages.message_context`). Without an active,
+    renderable template the built-in default is sent."""
+
+    event_type = models.CharField(
+        max_length=40, choices=[(event, event) for event in sorted(NOTIFIED_EVENTS)]
+    )
+    channel = models.CharField(max_length=10, choices=NotificationChannel.choices)
+    subject = models.CharField(
+        max_length=200, blank=True, help_text="E-mail only; a Django template like the body."
+    )
+    body = models.TextField(help_text="Django template source.")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["event_type", "channel"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_type", "channel"], name="notificationtemplate_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} ({self.channel})"
+
+    def clean(self) -> None:
+        from notifications.messages import template_check
+
+        template_check(self)
+
+
+class WebhookDelivery(TimeStampedModel):
+    """One order event on its way to the order's client (outbound webhook). Rows are made
+    from the timeline (OrderEvent is the outbox), sent one at a time per order in event
+    order; `lease_until` keeps two workers from sending the same row at once."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="+")
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="+")
+    event = models.OneToOneField(OrderEvent, on_delete=models.PROTECT, related_name="+")
+    event_type = models.CharField(max_length=40)
+    status = models.CharField(
+        max_length=10, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        ordering = ["-event_id"]
+        indexes = [
+            models.Index(fields=["order", "status", "event"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
+        permissions = [("resend_webhookdelivery", "Can resend webhook deliveries")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} #{self.event_id}"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery and what came back."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="tries")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(default=0)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+
+
+class WebhookOutboxCursor(models.Model):
+    """How far the sweeper has checked the timeline for events without a delivery row:
+    every event with an id up to `event_id` has one (or belongs to a client without a
+    webhook). A single row."""
+
+    event_id = models.BigIntegerField(default=0)

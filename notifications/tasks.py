@@ -1,19 +1,47 @@
+"""Thin tasks: customer messages and outbound webhooks, each retried on its own so a
+slow provider or a dead client endpoint never holds up an order."""
+
 from __future__ import annotations
 
+import logging
+import random
 import uuid
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from core.http import ExternalError
-from notifications.services import notification_mark_failed, notification_send_sms
+from notifications.services.messages import notification_mark_failed, notification_send_all
+from notifications.services.webhooks import webhook_order_pump, webhook_outbox_sweep
+
+logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="notifications.notify_customer", max_retries=8, ignore_result=True)
+@shared_task(bind=True, name="notifications.notify_customer", max_retries=8)
 def notify_customer(self: Task, order_id: str, event_type: str) -> None:
     try:
-        notification_send_sms(order_id=uuid.UUID(order_id), event_type=event_type)
+        notification_send_all(order_id=uuid.UUID(order_id), event_type=event_type)
     except ExternalError as exc:
         if self.request.retries >= self.max_retries:
             notification_mark_failed(order_id=uuid.UUID(order_id), event_type=event_type)
             return
-        raise self.retry(exc=exc, countdown=min(300, 2 ** (self.request.retries + 1))) from exc
+        # Exponential with jitter: 2, 4, 8 ... seconds, capped.
+        ceiling = min(settings.COT_MAX_COUNTDOWN_SECONDS, 2 ** (self.request.retries + 1))
+        raise self.retry(exc=exc, countdown=random.uniform(ceiling / 2, ceiling)) from exc
+
+
+@shared_task(name="notifications.webhook_pump", ignore_result=True)
+def webhook_pump(order_id: str) -> None:
+    delay = webhook_order_pump(order_id=uuid.UUID(order_id))
+    if delay is not None:
+        webhook_pump.apply_async((order_id,), countdown=delay)
+
+
+@shared_task(name="notifications.webhook_sweep")
+def webhook_sweep() -> int:
+    orders = webhook_outbox_sweep()
+    for order_id in orders:
+        webhook_pump.delay(str(order_id))
+    if orders:
+        logger.info("webhook sweep: %d orders to pump", len(orders))
+    return len(orders)

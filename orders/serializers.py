@@ -24,6 +24,8 @@ class AddressIn(StrictSerializer):
     state = serializers.CharField(max_length=100)
     pincode = serializers.CharField(validators=[PINCODE])
     phone = serializers.CharField(validators=[E164])
+    # Optional: where known, the customer's order messages also go by e-mail.
+    email = serializers.EmailField(max_length=254, required=False)
 
 
 class ItemIn(StrictSerializer):

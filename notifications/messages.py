@@ -1,0 +1,173 @@
+"""What a customer message says: the built-in default per event and channel, and the
+rendering of the admin-editable templates (Django template language).
+
+Template source is written by staff in admin, never taken from a request. The context
+holds plain values only (strings, numbers, lists of dicts), so a template cannot reach
+models or methods; the engine has no loaders and no tag libraries, so `include` and
+`load` fail, and a template that fails for any reason falls back to the default.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.template import Context, Engine
+
+from notifications.enums import NotificationChannel
+from orders.enums import EventType
+from orders.models import Order
+
+logger = logging.getLogger(__name__)
+
+SMS, EMAIL = NotificationChannel.SMS, NotificationChannel.EMAIL
+
+# Plain text out (SMS and text e-mail): no HTML escaping.
+ENGINE = Engine(autoescape=False, loaders=[], libraries={}, string_if_invalid="")
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    body: str
+
+
+_EMAIL_FOOTER = (
+    "\n\nItems:\n"
+    "{% for item in items %}- {{ item.name }} x {{ item.quantity }}\n{% endfor %}"
+    "Total: {{ total }}\n\nCOT Pharmacy"
+)
+
+DEFAULTS: dict[tuple[str, str], Message] = {
+    (EventType.ORDER_CONFIRMED, SMS): Message(
+        "", "Your order {{ number }} ({{ total }}) is confirmed and will be delivered soon."
+    ),
+    (EventType.ORDER_CONFIRMED, EMAIL): Message(
+        "Your order {{ number }} is confirmed",
+        "Hello {{ name }},\n\nyour order {{ number }} is confirmed and will be delivered soon."
+        + _EMAIL_FOOTER,
+    ),
+    (EventType.ORDER_REJECTED, SMS): Message(
+        "", "We could not accept your order {{ number }} ({{ reason }})."
+    ),
+    (EventType.ORDER_REJECTED, EMAIL): Message(
+        "We could not accept your order {{ number }}",
+        "Hello {{ name }},\n\nwe could not accept your order {{ number }}: {{ reason }}."
+        + _EMAIL_FOOTER,
+    ),
+    (EventType.PAYMENT_FAILED, SMS): Message(
+        "", "Payment for your order {{ number }} did not go through ({{ reason }})."
+    ),
+    (EventType.PAYMENT_FAILED, EMAIL): Message(
+        "Payment for your order {{ number }} did not go through",
+        "Hello {{ name }},\n\nthe payment for your order {{ number }} did not go through "
+        "({{ reason }}). Nothing was charged." + _EMAIL_FOOTER,
+    ),
+    (EventType.ORDER_SHIPPED, SMS): Message("", "Your order {{ number }} is on its way."),
+    (EventType.ORDER_SHIPPED, EMAIL): Message(
+        "Your order {{ number }} is on its way",
+        "Hello {{ name }},\n\nyour order {{ number }} is on its way." + _EMAIL_FOOTER,
+    ),
+    (EventType.ORDER_DELIVERED, SMS): Message(
+        "", "Your order {{ number }} was delivered. Get well soon!"
+    ),
+    (EventType.ORDER_DELIVERED, EMAIL): Message(
+        "Your order {{ number }} was delivered",
+        "Hello {{ name }},\n\nyour order {{ number }} was delivered. Get well soon!"
+        + _EMAIL_FOOTER,
+    ),
+    (EventType.ORDER_CANCELLED, SMS): Message(
+        "", "Your order {{ number }} was cancelled ({{ reason }})."
+    ),
+    (EventType.ORDER_CANCELLED, EMAIL): Message(
+        "Your order {{ number }} was cancelled",
+        "Hello {{ name }},\n\nyour order {{ number }} was cancelled ({{ reason }}). Anything "
+        "you paid is refunded." + _EMAIL_FOOTER,
+    ),
+}
+
+# The events a customer hears about.
+NOTIFIED_EVENTS = frozenset(event for event, _ in DEFAULTS)
+
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "number": "COT-00000001",
+    "status": "confirmed",
+    "reason": "out of stock",
+    "reason_code": "out_of_stock",
+    "name": "A. Customer",
+    "items": [{"sku": "PARA-500", "name": "Paracetamol 500 mg", "quantity": 2, "total": "60.00"}],
+    "total": "INR 60.00",
+}
+
+
+def message_context(order: Order) -> dict[str, Any]:
+    """The values a template may use: plain copies, never model objects."""
+    return {
+        "number": order.number,
+        "status": order.status,
+        "reason": (order.failure_reason or "").replace("_", " "),
+        "reason_code": order.failure_reason or "",
+        "name": str(order.delivery_address.get("name", "")),
+        "items": [
+            {
+                "sku": line.sku,
+                "name": line.name,
+                "quantity": line.quantity,
+                "total": f"{line.line_total:.2f}",
+            }
+            for line in order.lines.all()
+        ],
+        "total": f"{order.currency} {order.total_amount:.2f}",
+    }
+
+
+def _render(source: str, context: dict[str, Any]) -> str:
+    return ENGINE.from_string(source).render(Context(context, autoescape=False))
+
+
+def _render_message(subject: str, body: str, context: dict[str, Any]) -> Message:
+    # A subject is one line whatever the template's whitespace.
+    return Message(" ".join(_render(subject, context).split()), _render(body, context).strip())
+
+
+def message_render(*, event_type: str, channel: str, context: dict[str, Any]) -> Message | None:
+    """The message for an event on a channel: the active template if it renders to a
+    usable message, else the built-in default; None for events nobody is told about."""
+    from notifications.models import NotificationTemplate
+
+    default = DEFAULTS.get((event_type, channel))
+    if default is None:
+        return None
+    template = NotificationTemplate.objects.filter(
+        event_type=event_type, channel=channel, active=True
+    ).first()
+    if template is not None:
+        try:
+            message = _render_message(template.subject, template.body, context)
+        except Exception:  # whatever an edited template does, the customer still hears
+            logger.exception("notification template %s failed; using the default", template)
+        else:
+            if message.body and (channel != EMAIL or message.subject):
+                return message
+            logger.warning("notification template %s rendered empty; using the default", template)
+    return _render_message(default.subject, default.body, context)
+
+
+def template_check(template: Any) -> None:
+    """Admin validation: the template compiles and renders a sample to something."""
+    errors: dict[str, str] = {}
+    for field in ("subject", "body"):
+        try:
+            _render(getattr(template, field), SAMPLE_CONTEXT)
+        except Exception as exc:
+            errors[field] = f"The template does not render: {exc}"
+    if not errors and not _render(template.body, SAMPLE_CONTEXT).strip():
+        errors["body"] = "The template renders to nothing."
+    if "subject" not in errors and template.channel == EMAIL and not template.subject.strip():
+        errors["subject"] = "An e-mail needs a subject."
+    if (template.event_type, template.channel) not in DEFAULTS:
+        errors["event_type"] = "Customers are not notified of this event on this channel."
+    if errors:
+        raise ValidationError(errors)

@@ -1,0 +1,176 @@
+import threading
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+
+from core.tests.factories import ApiClientFactory
+from notifications.models import Notification, NotificationTemplate
+from notifications.services.messages import notification_mark_failed, notification_send
+from notifications.tasks import notify_customer
+from orders.tests.factories import ADDRESS, place_order
+
+EMAIL = "a.rao@example.com"
+
+
+@pytest.fixture
+def order(demo_catalog):
+    return place_order(
+        ApiClientFactory(), items=[("PARA-500", 2)], delivery_address={**ADDRESS, "email": EMAIL}
+    )
+
+
+def messages_for(simulator, order, event):
+    key = f"order:{order.pk}:notify:{event}:"
+    return [m for m in simulator.ledger()["messages"] if m["idempotency_key"].startswith(key)]
+
+
+@pytest.mark.django_db
+def test_sms_and_email_are_sent_once_when_the_task_is_delivered_twice(simulator, order):
+    notify_customer.apply(args=(str(order.pk), "order.confirmed"))
+    notify_customer.apply(args=(str(order.pk), "order.confirmed"))
+
+    sent = messages_for(simulator, order, "order.confirmed")
+    assert sorted((m["channel"], m["to"]) for m in sent) == [
+        ("email", EMAIL),
+        ("sms", ADDRESS["phone"]),
+    ]
+    sms = next(m for m in sent if m["channel"] == "sms")
+    email = next(m for m in sent if m["channel"] == "email")
+    assert order.number in sms["text"] and "INR 60.00" in sms["text"]
+    assert email["subject"] == f"Your order {order.number} is confirmed"
+    assert "Paracetamol" in email["text"] and "x 2" in email["text"]
+    assert set(Notification.objects.filter(order_id=order.pk).values_list("status", flat=True)) == {
+        "sent"
+    }
+    events = order.events.filter(type="notification.sent")
+    assert sorted(e.data["channel"] for e in events) == ["email", "sms"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_deliveries_of_the_task_send_each_message_once(simulator, order):
+    def run():
+        try:
+            notify_customer.apply(args=(str(order.pk), "order.cancelled"))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(m["channel"] for m in messages_for(simulator, order, "order.cancelled")) == [
+        "email",
+        "sms",
+    ]
+    rows = Notification.objects.filter(order_id=order.pk, event_type="order.cancelled")
+    assert [n.status for n in rows] == ["sent", "sent"]
+    assert order.events.filter(type="notification.sent", data__event="order.cancelled").count() == 2
+
+
+@pytest.mark.django_db
+def test_no_email_without_an_address_and_nothing_for_other_events(simulator, demo_catalog):
+    order = place_order(ApiClientFactory(), items=[("PARA-500", 1)])
+    notify_customer.apply(args=(str(order.pk), "order.shipped"))
+    notify_customer.apply(args=(str(order.pk), "inventory.reserved"))
+    assert [m["channel"] for m in messages_for(simulator, order, "order.shipped")] == ["sms"]
+    assert Notification.objects.filter(order_id=order.pk).count() == 1
+
+
+@pytest.mark.django_db
+def test_an_edited_template_is_what_the_customer_gets(simulator, order):
+    template = NotificationTemplate.objects.get(event_type="order.shipped", channel="sms")
+    template.body = "{{ name }}: {{ number }} left the warehouse with {{ items|length }} item(s)."
+    template.full_clean()
+    template.save()
+
+    notification_send(order_id=order.pk, event_type="order.shipped", channel="sms")
+
+    [sms] = messages_for(simulator, order, "order.shipped")
+    assert sms["text"] == f"A. Rao: {order.number} left the warehouse with 1 item(s)."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        "{% if %}broken",  # does not compile
+        '{% include "secrets.txt" %}',  # no loaders: fails when rendered
+        "{% load static %}{{ number }}",  # no tag libraries
+        "   ",  # renders to nothing
+    ],
+)
+def test_a_broken_or_switched_off_template_falls_back_to_the_default(simulator, order, body):
+    NotificationTemplate.objects.filter(event_type="order.delivered", channel="sms").update(
+        body=body
+    )
+    NotificationTemplate.objects.filter(event_type="order.delivered", channel="email").update(
+        active=False, subject="Never {{ number }}"
+    )
+
+    notify_customer.apply(args=(str(order.pk), "order.delivered"))
+
+    sent = {m["channel"]: m for m in messages_for(simulator, order, "order.delivered")}
+    assert sent["sms"]["text"] == f"Your order {order.number} was delivered. Get well soon!"
+    assert sent["email"]["subject"] == f"Your order {order.number} was delivered"
+
+
+@pytest.mark.django_db
+def test_admin_validation_refuses_a_template_that_does_not_render():
+    template = NotificationTemplate(
+        event_type="order.confirmed", channel="email", body="{% for x %}"
+    )
+    with pytest.raises(ValidationError) as error:
+        template.full_clean(exclude=["event_type", "channel"])
+    assert {"body", "subject"} <= set(error.value.message_dict)
+
+
+@pytest.mark.django_db
+def test_provider_down_retries_then_records_the_failure_once_and_leaves_the_order(simulator, order):
+    simulator.control("notify", down=True)
+
+    notify_customer.apply(args=(str(order.pk), "order.rejected"))  # eager: retries inline
+
+    assert messages_for(simulator, order, "order.rejected") == []
+    rows = Notification.objects.filter(order_id=order.pk)
+    assert {(n.channel, n.status) for n in rows} == {("sms", "failed"), ("email", "failed")}
+    assert all(n.attempts == notify_customer.max_retries + 1 for n in rows)
+    assert order.events.filter(type="notification.failed").count() == 2
+    assert notification_mark_failed(order_id=order.pk, event_type="order.rejected") == 0
+    order.refresh_from_db()
+    assert order.status == "received"
+
+
+@pytest.mark.django_db
+def test_the_order_api_accepts_an_optional_email_and_validates_it(client, demo_catalog):
+    from core.tests.factories import api_key_for
+    from orders.tests.factories import ORDER_BODY
+
+    headers = {"HTTP_AUTHORIZATION": f"Api-Key {api_key_for(ApiClientFactory())}"}
+    bad = {**ORDER_BODY, "delivery_address": {**ADDRESS, "email": "not-an-address"}}
+    response = client.post("/api/v1/orders/", bad, content_type="application/json", **headers)
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["attr"] == "delivery_address.email"
+
+    good = {**ORDER_BODY, "delivery_address": {**ADDRESS, "email": EMAIL}}
+    response = client.post("/api/v1/orders/", good, content_type="application/json", **headers)
+    assert response.status_code == 202, response.content
+    assert response.json()["delivery_address"]["email"] == EMAIL
+
+
+@pytest.mark.django_db
+def test_templates_are_edited_in_admin_and_a_broken_edit_is_refused(admin_client):
+    template = NotificationTemplate.objects.get(event_type="order.confirmed", channel="sms")
+    url = f"/admin/notifications/notificationtemplate/{template.pk}/change/"
+    page = admin_client.get(url)
+    assert page.status_code == 200 and b"{{ number }}" in page.content
+    form = {"event_type": "order.confirmed", "channel": "sms", "active": "on", "subject": ""}
+
+    response = admin_client.post(url, {**form, "body": "{% if %}"})
+    assert response.status_code == 200 and b"does not render" in response.content
+    response = admin_client.post(url, {**form, "body": "Confirmed: {{ number }}"})
+    assert response.status_code == 302
+    template.refresh_from_db()
+    assert template.body == "Confirmed: {{ number }}"

@@ -1,0 +1,165 @@
+"""Customer messages and outbound webhooks end to end: the live worker sends SMS and
+e-mail through the simulator and POSTs every event of a webhook client's orders to a real
+HTTP endpoint started here."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from celery import Celery
+
+from notifications.tests.receiver import WebhookReceiver, webhook_receiver
+from orders.tests.factories import ADDRESS
+from tests.e2e.conftest import Stack
+from tests.e2e.test_order_flow import body
+
+pytestmark = pytest.mark.e2e
+EMAIL = "patient@example.com"
+
+
+def wait_until(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[WebhookReceiver]:
+    with webhook_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def hooked(live_stack: Stack, receiver: WebhookReceiver, django_db_blocker) -> dict[str, str]:
+    """A client created with a webhook URL, as `create_api_client --webhook-url` makes it."""
+    from core.tests.factories import ApiClientFactory, api_key_for
+
+    with django_db_blocker.unblock():
+        client = ApiClientFactory(
+            name=f"e2e-hooked-{uuid.uuid4().hex[:8]}", webhook_url=receiver.url
+        )
+        return {"key": api_key_for(client), "secret": client.webhook_secret}
+
+
+@pytest.fixture(scope="module")
+def broker(live_stack: Stack) -> Iterator[Celery]:
+    """The live stack's broker and result backend (its key prefix), to hand tasks to the
+    live worker as beat or a redelivery would."""
+    prefix = {"global_keyprefix": live_stack.env["COT_REDIS_KEY_PREFIX"]}
+    url = live_stack.env["TEST_REDIS_URL"]
+    app = Celery("e2e-broker", broker=url, backend=url, set_as_current=False)
+    app.conf.update(broker_transport_options=prefix, result_backend_transport_options=prefix)
+    yield app
+    app.close()
+
+
+def place_and_confirm(stack: Stack, key: str, **address) -> dict:
+    with httpx.Client(
+        base_url=stack.api_url, headers={"Authorization": f"Api-Key {key}"}, timeout=10
+    ) as client:
+        data = body(delivery_address={**ADDRESS, **address})
+        response = client.post("/api/v1/orders/", json=data)
+        assert response.status_code == 202, response.text
+        order = stack.wait_for(client, response.json()["id"])
+        assert order["status"] == "confirmed", order
+        # Then the messages: notification.sent lands on the timeline after confirmation.
+        return stack.wait_for(
+            client,
+            order["id"],
+            until=lambda o: (
+                sum(e["type"] == "notification.sent" for e in o["events"])
+                == (2 if address.get("email") else 1)
+            ),
+        )
+
+
+def messages(stack: Stack, order_id: str, event: str) -> list[dict]:
+    key = f"order:{order_id}:notify:{event}:"
+    return [m for m in stack.simulator.ledger()["messages"] if m["idempotency_key"].startswith(key)]
+
+
+def test_customer_is_told_once_per_channel_even_when_the_task_is_redelivered(stack, hooked, broker):
+    order = place_and_confirm(stack, hooked["key"], email=EMAIL)
+
+    # Two more deliveries of the same message task, run by the live worker's children.
+    results = [
+        broker.send_task(
+            "notifications.notify_customer",
+            args=(order["id"], "order.confirmed"),
+            queue="notifications",
+        )
+        for _ in range(2)
+    ]
+    for result in results:
+        result.get(timeout=20)
+
+    sent = messages(stack, order["id"], "order.confirmed")
+    assert sorted((m["channel"], m["to"]) for m in sent) == [
+        ("email", EMAIL),
+        ("sms", ADDRESS["phone"]),
+    ]
+    assert all(order["number"] in m["text"] for m in sent)
+    assert sum(e["type"] == "notification.sent" for e in order["events"]) == 2
+
+
+def test_every_event_reaches_the_client_signed_in_order_after_a_500(
+    stack, hooked, receiver, broker, django_db_blocker
+):
+    receiver.script = [500]  # the first POST of this test fails, then the endpoint recovers
+    order = place_and_confirm(stack, hooked["key"])
+    timeline = [e["type"] for e in order["events"]]
+
+    def delivered() -> list[dict]:
+        seen, ordered = set(), []
+        for event in receiver.events(order["id"]):
+            if event["id"] not in seen:
+                seen.add(event["id"])
+                ordered.append(event)
+        return ordered
+
+    wait_until(lambda: len(delivered()) == len(timeline))
+    posts = receiver.events(order["id"])
+    assert posts[0]["id"] == posts[1]["id"], "the event answered with 500 was sent again"
+    ids = [e["id"] for e in delivered()]
+    assert ids == sorted(ids)
+    assert [e["type"] for e in delivered()] == timeline
+    assert receiver.all_signed_by(hooked["secret"])
+
+
+def test_an_event_no_pump_was_enqueued_for_is_found_by_the_sweep(
+    stack, hooked, receiver, broker, django_db_blocker
+):
+    # A crash between commit and enqueue: an order and its event are committed, and the
+    # process died before anything was enqueued. Beat's sweep (handed to the live worker
+    # here) finds the event on the timeline.
+    from decimal import Decimal
+
+    from core.models import ApiClient
+    from orders.models import Order, OrderEvent
+
+    with django_db_blocker.unblock():
+        client = ApiClient.objects.get(webhook_url=receiver.url)
+        order = Order.objects.create(
+            number=f"E2E-{uuid.uuid4().hex[:10]}",
+            client=client,
+            channel=client.channel,
+            customer_id="C-crash",
+            delivery_address=ADDRESS,
+            payment_method="cod",
+            total_amount=Decimal("30.00"),
+            # Ended, so it is not in flight for the other tests' metrics.
+            status="cancelled",
+            failure_reason="cancelled_by_ops",
+        )
+        event = OrderEvent.objects.create(order=order, type="order.received", data={})
+
+    assert broker.send_task("notifications.webhook_sweep", queue="maintenance").get(timeout=20)
+    wait_until(lambda: receiver.events(str(order.pk)))
+    [posted] = receiver.events(str(order.pk))
+    assert (posted["id"], posted["type"]) == (event.pk, "order.received")
+    assert receiver.all_signed_by(hooked["secret"])
