@@ -27,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("payments", "paymentattempt"): ("view",),
         ("logistics", "shipment"): ("view",),
         ("logistics", "shipmentitem"): ("view",),
+        ("logistics", "shipmentattempt"): ("view",),
         ("notifications", "notification"): ("view",),
         ("inventory", "product"): ("view",),
         ("inventory", "stockbatch"): ("view",),
