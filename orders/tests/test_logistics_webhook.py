@@ -175,3 +175,24 @@ def test_a_malformed_update_is_400_in_the_contract_shape(db, body, attr):
     response = post(body)
     assert response.status_code == 400
     assert response.json()["errors"][0]["attr"] == attr
+
+
+def test_ops_find_failed_deliveries_in_admin_with_the_booking_attempts(confirmed, simulator):
+    from orders.tests.test_admin import login
+
+    simulator.control("logistics/swift", unserviceable_prefixes=["560"])
+    failed, fine = confirmed(), confirmed()
+    failed_awb = Shipment.objects.get(order_id=failed.pk).awb
+    fine_awb = Shipment.objects.get(order_id=fine.pk).awb
+    track(failed_awb, "failed")
+    ops = login("ops")
+    listed = ops.get("/admin/logistics/shipment/", {"attention": "failed_deliveries"})
+    assert listed.status_code == 200
+    assert failed_awb.encode() in listed.content and fine_awb.encode() not in listed.content
+    shipment = Shipment.objects.get(order_id=failed.pk)
+    page = ops.get(f"/admin/logistics/shipment/{shipment.pk}/change/")
+    assert page.status_code == 200
+    # Swift refused (not serviceable), roadie booked: both attempts with their keys.
+    assert f"{shipment.idempotency_key}:1".encode() in page.content
+    assert f"{shipment.idempotency_key}:2".encode() in page.content
+    assert b"refused" in page.content.lower()
