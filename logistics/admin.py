@@ -1,7 +1,15 @@
+"""What ops see of logistics: every shipment with its partner, AWB and tracking status,
+every booking request (attempt) with its key and outcome, and the failed deliveries that
+need someone to call the courier or the customer."""
+
+from __future__ import annotations
+
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from logistics.models import Shipment, ShipmentItem
+from logistics.enums import ShipmentStatus
+from logistics.models import Shipment, ShipmentAttempt, ShipmentItem
 
 
 class ShipmentItemInline(admin.TabularInline):
@@ -11,16 +19,64 @@ class ShipmentItemInline(admin.TabularInline):
     readonly_fields = ("sku", "batch", "quantity")
 
 
+class ShipmentAttemptInline(admin.TabularInline):
+    model = ShipmentAttempt
+    extra = 0
+    can_delete = False
+    fields = ("partner", "idempotency_key", "status", "sends", "response", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class NeedsAttentionFilter(admin.SimpleListFilter):
+    """The courier reported a failed delivery: ops follow up (the order's timeline has a
+    `shipment.failed` event with reason `delivery_failed`)."""
+
+    title = "needs attention"
+    parameter_name = "attention"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple]:
+        return [("failed_deliveries", "Failed deliveries")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> QuerySet[Shipment]:
+        if self.value() == "failed_deliveries":
+            return queryset.filter(status=ShipmentStatus.FAILED)
+        return queryset
+
+
 @admin.register(Shipment)
 class ShipmentAdmin(admin.ModelAdmin):
-    list_display = ("order_id", "center", "partner", "awb", "status", "eta", "created_at")
-    list_filter = ("status", "partner", "center")
+    list_display = (
+        "order_id",
+        "center",
+        "partner",
+        "awb",
+        "status",
+        "status_at",
+        "eta",
+        "created_at",
+    )
+    list_filter = (NeedsAttentionFilter, "status", "partner", "center")
     search_fields = ("order_id", "awb")
-    readonly_fields = ("order_id", "center", "partner", "awb", "eta", "idempotency_key")
-    inlines = [ShipmentItemInline]
+    readonly_fields = (
+        "order_id",
+        "center",
+        "partner",
+        "awb",
+        "eta",
+        "status",
+        "status_at",
+        "idempotency_key",
+    )
+    inlines = [ShipmentItemInline, ShipmentAttemptInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # shipments move only through booking, cancellation and tracking
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False

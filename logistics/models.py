@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from core.models import TimeStampedModel
-from logistics.enums import ShipmentStatus
+from logistics.enums import AttemptStatus, ShipmentStatus
 
 
 class Shipment(TimeStampedModel):
@@ -18,6 +18,8 @@ class Shipment(TimeStampedModel):
         max_length=12, choices=ShipmentStatus.choices, default=ShipmentStatus.BOOKED
     )
     idempotency_key = models.CharField(max_length=200, unique=True)
+    # When the partner says the status happened (its webhook's `at`).
+    status_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -33,3 +35,26 @@ class ShipmentItem(models.Model):
     sku = models.CharField(max_length=64)
     batch = models.CharField(max_length=64, help_text="Recall traceability.")
     quantity = models.PositiveIntegerField()
+
+
+class ShipmentAttempt(TimeStampedModel):
+    """One booking request: one key at one partner, written before the call, so a retry
+    reuses it. `sends` and `lease_until` as for payment attempts: a second process never
+    sends the same attempt concurrently, and an attempt sent more than once can never be
+    declared "surely not booked"."""
+
+    shipment = models.ForeignKey(Shipment, on_delete=models.PROTECT, related_name="attempts")
+    partner = models.CharField(max_length=20)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    status = models.CharField(
+        max_length=12, choices=AttemptStatus.choices, default=AttemptStatus.STARTED
+    )
+    # What was sent: compensation asks again with the same body and key to learn whether
+    # a booking whose answer was lost exists.
+    request = models.JSONField(default=dict, blank=True)
+    response = models.JSONField(default=dict, blank=True)
+    sends = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["pk"]

@@ -18,6 +18,9 @@ from logistics.models import Shipment
 from orders import pipeline, selectors
 from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, OrderLine, OrderStep
+from orders.services.cancellation import OPS, order_cancel
+from orders.services.steps import CANCELLABLE
+from orders.services.transitions import InvalidTransition
 from payments.models import Payment
 
 REDRIVABLE = frozenset({OrderStatus.RECEIVED, OrderStatus.PROCESSING})
@@ -107,7 +110,7 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("number", "customer_id", "=id", "=request_id")
     date_hierarchy = "created_at"
     list_select_related = ("client",)
-    actions = ["rerun_pipeline"]
+    actions = ["rerun_pipeline", "cancel_orders"]
     fieldsets = [
         (None, {"fields": ("number", "id", "status", "failure_reason", "client", "channel")}),
         ("Customer", {"fields": ("customer_id", "delivery_address", "prescription_id")}),
@@ -216,6 +219,44 @@ class OrderAdmin(admin.ModelAdmin):
             f"Re-driven: {len(stuck)}; not stuck, left alone: {len(selected) - len(stuck)}.",
             messages.SUCCESS,
         )
+
+    @admin.action(description="Cancel selected orders", permissions=["change"])
+    def cancel_orders(self, request: HttpRequest, queryset: QuerySet[Order]) -> HttpResponse | None:
+        """Cancel orders that have not shipped, after a confirmation page: stock back,
+        payment refunded or voided, bookings cancelled (`cancelled_by_ops`)."""
+        orders = list(queryset.order_by("created_at"))
+        cancellable = [o for o in orders if o.status in CANCELLABLE]
+        if request.POST.get("confirm") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/orders/order/cancel_confirm.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Cancel orders?",
+                    "opts": self.model._meta,
+                    "cancellable": cancellable,
+                    "skipped": [o for o in orders if o.status not in CANCELLABLE],
+                    "selected": [o.pk for o in orders],
+                    "action": "cancel_orders",
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        note = request.POST.get("note", "").strip()[:500]
+        cancelled, refused = 0, []
+        for order in cancellable:
+            try:
+                order_cancel(
+                    order=order, by=OPS, actor=f"ops:{request.user.get_username()}", note=note
+                )
+                cancelled += 1
+            except InvalidTransition as exc:
+                refused.append(f"{order.number} ({exc.current})")
+        self.message_user(request, f"Cancelled: {cancelled}.", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request, "Moved on meanwhile, not cancelled: " + ", ".join(refused), messages.ERROR
+            )
+        return None
 
 
 CHART_WIDTH, CHART_HEIGHT = 720, 180

@@ -24,8 +24,10 @@ from core.permissions import IsApiClient
 from orders import selectors
 from orders.filters import OrderFilter
 from orders.models import Order
-from orders.serializers import OrderOut, OrderPlaceIn
+from orders.serializers import OrderCancelIn, OrderOut, OrderPlaceIn
+from orders.services.cancellation import CLIENT, order_cancel
 from orders.services.placement import IdempotencyKeyReused, ItemRequest, UnknownSku, order_place
+from orders.services.transitions import InvalidTransition
 
 logger = logging.getLogger(__name__)
 
@@ -151,4 +153,42 @@ class OrderDetailApi(APIView):
         order = selectors.order_get_for_client(client=request.user, order_id=order_id)
         if order is None:
             raise exceptions.NotFound("No such order.")
+        return Response(_render([order])[0])
+
+
+class OrderCancelApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+
+    @extend_schema(
+        request=OrderCancelIn,
+        responses={200: OpenApiTypes.OBJECT},
+        summary="Cancel an order that has not shipped",
+        description="Releases stock, voids or refunds the payment and cancels the "
+        "shipment booking (the last two right after the answer). 409 `invalid_transition` "
+        "once the order has shipped or ended, including a second cancel.",
+        operation_id="orders_cancel",
+    )
+    def post(self, request: Request, order_id: uuid.UUID) -> Response:
+        client: ApiClient = request.user
+        order = selectors.order_get_for_client(client=client, order_id=order_id)
+        if order is None:
+            raise exceptions.NotFound("No such order.")
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        payload = OrderCancelIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        log_context_bind(order_id=order.pk)
+        try:
+            order_cancel(
+                order=order,
+                by=CLIENT,
+                actor=f"client:{client.name}",
+                note=payload.validated_data["reason"],
+            )
+        except InvalidTransition as exc:
+            raise Conflict(
+                f"An order that is {exc.current} cannot be cancelled.", code="invalid_transition"
+            ) from None
+        logger.info("order %s cancelled by the client", order.number)
+        order = selectors.order_get_for_client(client=client, order_id=order.pk)
         return Response(_render([order])[0])

@@ -27,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("payments", "paymentattempt"): ("view",),
         ("logistics", "shipment"): ("view",),
         ("logistics", "shipmentitem"): ("view",),
+        ("logistics", "shipmentattempt"): ("view",),
         ("notifications", "notification"): ("view",),
         ("notifications", "notificationtemplate"): ("view", "change"),
         ("notifications", "webhookdelivery"): ("view", "resend"),

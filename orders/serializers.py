@@ -71,6 +71,10 @@ def _money(value: Any) -> str:
     return f"{value:.2f}"
 
 
+class OrderCancelIn(StrictSerializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
 class OrderOut(serializers.BaseSerializer):
     """The order as clients see it; payments and shipments come from the context."""
 

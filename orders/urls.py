@@ -1,6 +1,6 @@
 from django.urls import path
 
-from orders.api import OrderDetailApi, OrderListCreateApi
+from orders.api import OrderCancelApi, OrderDetailApi, OrderListCreateApi
 from orders.prescription_api import (
     PrescriptionCreateApi,
     PrescriptionDetailApi,
@@ -10,6 +10,7 @@ from orders.prescription_api import (
 urlpatterns = [
     path("orders/", OrderListCreateApi.as_view(), name="order-list"),
     path("orders/<uuid:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
+    path("orders/<uuid:order_id>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
     path("prescriptions/", PrescriptionCreateApi.as_view(), name="prescription-create"),
     path(
         "prescriptions/<uuid:prescription_id>/",

@@ -6,6 +6,7 @@ from inventory.services.stock import (
     stock_commit,
     stock_release,
     stock_reserve,
+    stock_restock,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "stock_commit",
     "stock_release",
     "stock_reserve",
+    "stock_restock",
 ]

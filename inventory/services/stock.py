@@ -235,3 +235,25 @@ def stock_release(*, order_id: uuid.UUID) -> bool:
 def stock_commit(*, order_id: uuid.UUID) -> bool:
     """Held stock leaves the shelf: on_hand and reserved both drop. Idempotent."""
     return _settle(order_id, to=ReservationStatus.COMMITTED)
+
+
+def stock_restock(*, order_id: uuid.UUID) -> bool:
+    """Put committed stock back on the shelf (an order cancelled after it was confirmed,
+    before it shipped): `on_hand` grows by what the commit took, in the same batches. The
+    reservation ends `released`, as if it had never been committed, so this happens once.
+    Returns False when nothing was committed (idempotent)."""
+    with transaction.atomic():
+        reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
+        if reservation is None or reservation.status != ReservationStatus.COMMITTED:
+            return False
+        items = list(reservation.items.order_by("batch_id"))
+        list(
+            StockBatch.objects.select_for_update()
+            .filter(pk__in=[item.batch_id for item in items])
+            .order_by("pk")
+        )
+        for item in items:
+            StockBatch.objects.filter(pk=item.batch_id).update(on_hand=F("on_hand") + item.quantity)
+        reservation.status = ReservationStatus.RELEASED
+        reservation.save(update_fields=["status", "updated_at"])
+    return True

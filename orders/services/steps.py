@@ -18,7 +18,14 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import metrics
-from inventory.services import LineRequest, stock_commit, stock_release, stock_reserve
+from core.http import ExternalError
+from inventory.services import (
+    LineRequest,
+    stock_commit,
+    stock_release,
+    stock_reserve,
+    stock_restock,
+)
 from logistics.services import ParcelItem, shipment_book, shipment_cancel
 from orders.enums import EventType, FailureReason, OrderStatus, Step
 from orders.models import Order, OrderStep
@@ -39,6 +46,8 @@ from prescriptions.services import (
 S = OrderStatus
 ENDED = frozenset({S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED})
 ENDABLE = frozenset({S.RECEIVED, S.PROCESSING, S.ON_HOLD})
+# Cancellation (by the client or ops) is allowed until the order ships.
+CANCELLABLE = ENDABLE | {S.CONFIRMED}
 HEADER_STEPS = (Step.PRESCRIPTION, Step.STOCK, Step.PAYMENT_PREPARE)
 
 
@@ -295,7 +304,14 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
         )
         for s in outcome.shipments
     ]
-    return _step_finish(row, ok=True, result="booked", events=events).result
+    row = _step_finish(row, ok=True, result="booked", events=events)
+    order.refresh_from_db(fields=["status"])
+    if order.status != S.PROCESSING:
+        # Ended (cancelled) while we were booking: make sure the booking is cancelled.
+        from orders import pipeline
+
+        pipeline.compensate(order.pk)
+    return row.result
 
 
 def order_confirm(order_id: uuid.UUID) -> str:
@@ -351,6 +367,13 @@ def order_end(
             return False
         if stock_release(order_id=order.pk):
             order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED, data=data)
+        elif stock_restock(order_id=order.pk):
+            # A confirmed order's stock left the shelf when it was committed: it goes back.
+            order_event_record(
+                order_id=order.pk,
+                type=EventType.INVENTORY_RELEASED,
+                data={**(data or {}), "restocked": True},
+            )
         prescription_return(order_id=order.pk)
         from orders import pipeline
 
@@ -360,21 +383,32 @@ def order_end(
 
 def order_compensate(order_id: uuid.UUID) -> None:
     """Undo the outside effects of an ended order: bookings, then the payment, then any
-    stock still held. Idempotent; raises on outside trouble so the caller retries."""
+    stock still held. Idempotent; raises on outside trouble so the caller retries. Each
+    undo is tried even when an earlier one fails, so a courier that cannot be reached
+    delays the cancellation of its booking, not the customer's refund."""
     order = Order.objects.get(pk=order_id)
     if order.status not in ENDED:
         return
-    shipment_cancel(order_id=order.pk)
-    # The token lets payments settle a charge whose outcome is still unknown before it
-    # decides between void and refund.
-    if payment_cancel(order_id=order.pk, token=order.payment_token) == PaymentStatus.REFUNDED:
-        order_event_record(
-            order_id=order.pk,
-            type=EventType.PAYMENT_REFUNDED,
-            data={"amount": str(order.total_amount)},
-        )
+    failures: list[ExternalError] = []
+    try:
+        shipment_cancel(order_id=order.pk)
+    except ExternalError as exc:
+        failures.append(exc)
+    try:
+        # The token lets payments settle a charge whose outcome is still unknown before it
+        # decides between void and refund.
+        if payment_cancel(order_id=order.pk, token=order.payment_token) == PaymentStatus.REFUNDED:
+            order_event_record(
+                order_id=order.pk,
+                type=EventType.PAYMENT_REFUNDED,
+                data={"amount": str(order.total_amount)},
+            )
+    except ExternalError as exc:
+        failures.append(exc)
     if stock_release(order_id=order.pk):
         order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED)
+    if failures:
+        raise failures[0]
 
 
 def order_step_gives_up(order_id: uuid.UUID, step: str, retries: int) -> bool:

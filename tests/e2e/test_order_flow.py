@@ -56,7 +56,8 @@ def test_otc_order_is_confirmed_through_the_celery_chord(stack):
 def test_business_rejections_end_the_order_and_charge_nothing(stack, items, reason):
     with stack.client() as client:
         order_id = client.post("/api/v1/orders/", json=body(items=items)).json()["id"]
-        order = stack.wait_for(client, order_id)
+        # The void is compensation's, right after the order ends: wait for it too.
+        order = stack.wait_for(client, order_id, until=lambda o: o["payment"]["status"] == "voided")
     assert (order["status"], order["failure_reason"]) == ("rejected", reason)
     assert order["payment"]["status"] == "voided"
     ledger = stack.simulator.ledger()

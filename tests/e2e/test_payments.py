@@ -99,7 +99,10 @@ def test_every_gateway_down_ends_payment_unavailable_after_the_bounded_wait(stac
         stack.simulator.control(f"gateways/{gateway}", down=True)
     with stack.client() as client:
         order_id = place(stack, client)
-        order = stack.wait_for(client, order_id, timeout=40)
+        # The void is compensation's, right after the order ends: wait for it too.
+        order = stack.wait_for(
+            client, order_id, until=lambda o: o["payment"]["status"] == "voided", timeout=40
+        )
     assert (order["status"], order["failure_reason"]) == ("payment_failed", "payment_unavailable")
     assert order["payment"]["status"] == "voided"
     assert "inventory.released" in [e["type"] for e in order["events"]]

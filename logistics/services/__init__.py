@@ -1,0 +1,19 @@
+from logistics.services.booking import (
+    FULFILMENT_UNAVAILABLE,
+    BookingInProgress,
+    BookOutcome,
+    ParcelItem,
+    shipment_book,
+    shipment_cancel,
+)
+from logistics.services.tracking import shipment_tracking_apply
+
+__all__ = [
+    "FULFILMENT_UNAVAILABLE",
+    "BookOutcome",
+    "BookingInProgress",
+    "ParcelItem",
+    "shipment_book",
+    "shipment_cancel",
+    "shipment_tracking_apply",
+]

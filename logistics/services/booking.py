@@ -1,0 +1,249 @@
+"""Shipment booking with partner failover, and cancellation. Idempotent by construction:
+every booking request carries a key written to the database (as a `ShipmentAttempt`)
+before the call.
+
+At most one booking per shipment, across partners (the rule payments follows for
+charges): an attempt moves to the next partner only when it surely booked nothing, that
+is, the partner refused it (4xx: it does not serve the pincode) or its first and only send
+never reached the partner (refused connection, 503, open breaker). A timeout or a 5xx
+leaves the outcome unknown: then only the same partner with the same key is asked again,
+however long it takes, because it may have booked.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from core.http import ExternalError, ExternalRejected, ExternalUnavailable
+from logistics import partners
+from logistics.enums import NOT_BOOKED, UNRESOLVED, AttemptStatus, ShipmentStatus
+from logistics.models import Shipment, ShipmentAttempt, ShipmentItem
+
+FULFILMENT_UNAVAILABLE = "fulfilment_unavailable"
+# A sender holds its attempt this much longer than its call can take.
+LEASE_MARGIN_SECONDS = 5
+
+
+class BookingInProgress(ExternalError):
+    """Another process is sending this booking request right now: try again later."""
+
+
+@dataclass(frozen=True)
+class ParcelItem:
+    sku: str
+    batch: str
+    quantity: int
+
+
+@dataclass(frozen=True)
+class BookOutcome:
+    ok: bool
+    reason: str | None = None
+    shipments: tuple[Shipment, ...] = ()
+
+
+def _shipment_for(order_id: uuid.UUID, center: str, items: list[ParcelItem]) -> Shipment:
+    try:
+        with transaction.atomic():
+            shipment = Shipment.objects.create(
+                order_id=order_id,
+                center=center,
+                partner="",
+                idempotency_key=f"order:{order_id}:shipment:{center}",
+            )
+            ShipmentItem.objects.bulk_create(
+                ShipmentItem(shipment=shipment, sku=i.sku, batch=i.batch, quantity=i.quantity)
+                for i in items
+            )
+            return shipment
+    except IntegrityError:
+        return Shipment.objects.get(order_id=order_id, center=center)
+
+
+def shipment_book(
+    *, order_id: uuid.UUID, reference: str, pincode: str, parcels: dict[str, list[ParcelItem]]
+) -> BookOutcome:
+    """Book one shipment per centre with the first partner (in `COT_LOGISTICS_PARTNERS`
+    order) that serves the pincode.
+
+    Returns a failed outcome when every partner refused (none serves the pincode); raises
+    an `ExternalError` when a partner is down or a booking's outcome is unknown (the
+    caller retries later; the same keys go to the same partners)."""
+    booked: list[Shipment] = []
+    for center, items in sorted(parcels.items()):
+        shipment = _shipment_for(order_id, center, items)
+        if not shipment.awb:
+            request = {
+                "reference": reference,
+                "pincode": pincode,
+                "items": [{"sku": i.sku, "batch": i.batch, "quantity": i.quantity} for i in items],
+            }
+            if not _book_one(shipment, request):
+                return BookOutcome(ok=False, reason=FULFILMENT_UNAVAILABLE)
+        booked.append(shipment)
+    return BookOutcome(ok=True, shipments=tuple(booked))
+
+
+def _book_one(shipment: Shipment, request: dict[str, Any]) -> bool:
+    """Book `shipment`; False when every partner refused it."""
+    tried: set[str] = set()
+    while (attempt := _current_attempt(shipment, request, tried)) is not None:
+        tried.add(attempt.partner)
+        if _attempt_send(shipment, attempt):
+            return True
+    refused = set(
+        shipment.attempts.filter(status=AttemptStatus.REFUSED).values_list("partner", flat=True)
+    )
+    if refused >= set(settings.COT_LOGISTICS_PARTNERS):
+        return False
+    shipment.refresh_from_db(fields=["status"])
+    if shipment.status == ShipmentStatus.CANCELLED:
+        raise BookingInProgress("logistics", f"shipment {shipment.pk} was cancelled meanwhile")
+    raise ExternalUnavailable("logistics", "no partner could take the booking now")
+
+
+def _current_attempt(
+    shipment: Shipment, request: dict[str, Any], tried: set[str]
+) -> ShipmentAttempt | None:
+    """The attempt to (re)send: the last one unless it surely booked nothing (its key must
+    be reused, the booking may exist); else a new attempt at the next partner that has not
+    refused this shipment and was not tried in this call. None when there is none, or the
+    shipment was cancelled (compensation ran)."""
+    with transaction.atomic():
+        # Locked: compensation looks at the attempts under the same lock, so an attempt is
+        # either seen (and settled) by it or never created.
+        locked = Shipment.objects.select_for_update().get(pk=shipment.pk)
+        attempts = list(locked.attempts.all())
+        if attempts and attempts[-1].status not in NOT_BOOKED:
+            return attempts[-1]
+        if locked.status != ShipmentStatus.BOOKED or locked.awb:
+            return None
+        refused = {a.partner for a in attempts if a.status == AttemptStatus.REFUSED}
+        remaining = [
+            p for p in settings.COT_LOGISTICS_PARTNERS if p not in refused and p not in tried
+        ]
+        if not remaining:
+            return None
+        key = f"{shipment.idempotency_key}:{len(attempts) + 1}"
+        try:
+            with transaction.atomic():
+                return ShipmentAttempt.objects.create(
+                    shipment=shipment, partner=remaining[0], idempotency_key=key, request=request
+                )
+        except IntegrityError:
+            return ShipmentAttempt.objects.get(idempotency_key=key)
+
+
+def _claim(attempt: ShipmentAttempt) -> int | None:
+    """Take the right to send `attempt` now. Returns how often it has been sent, this send
+    included; None when it is settled or another process is sending it."""
+    now = timezone.now()
+    call_seconds = settings.COT_HTTP_CONNECT_TIMEOUT + settings.COT_HTTP_READ_TIMEOUT
+    claimed = (
+        ShipmentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .update(
+            sends=F("sends") + 1,
+            lease_until=now + timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS),
+        )
+    )
+    if not claimed:
+        return None
+    attempt.refresh_from_db(fields=["sends", "status"])
+    return attempt.sends
+
+
+def _attempt_send(shipment: Shipment, attempt: ShipmentAttempt) -> bool:
+    """Send one booking request and record what it did. True when the shipment is booked
+    (by this call or another), False when the attempt surely booked nothing (the caller
+    may try the next partner); raises when the outcome is unknown (retry later, same key)
+    or someone else is sending it."""
+    sends = _claim(attempt)
+    if sends is None:
+        attempt.refresh_from_db(fields=["status"])
+        if attempt.status in UNRESOLVED:
+            raise BookingInProgress(partners.target(attempt.partner), "sent by another process")
+        shipment.refresh_from_db()
+        return attempt.status == AttemptStatus.BOOKED
+    try:
+        booking = partners.book(
+            partner=attempt.partner, idempotency_key=attempt.idempotency_key, **attempt.request
+        )
+    except ExternalRejected as exc:
+        # The partner answered and booked nothing: it does not take this parcel. A partner
+        # that had booked under this key would answer with that booking instead.
+        ShipmentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED).update(
+            status=AttemptStatus.REFUSED,
+            response={"status_code": exc.status_code, "body": exc.body},
+            lease_until=None,
+        )
+        return False
+    except ExternalUnavailable:
+        # Only a first send that surely went nowhere frees the shipment to move on; an
+        # earlier send of this key may have booked, so then wait for this partner.
+        if sends == 1 and ShipmentAttempt.objects.filter(
+            pk=attempt.pk, status=AttemptStatus.STARTED
+        ).update(status=AttemptStatus.UNAVAILABLE, lease_until=None):
+            return False
+        ShipmentAttempt.objects.filter(pk=attempt.pk).update(lease_until=None)
+        raise
+    except Exception:
+        ShipmentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED).update(
+            status=AttemptStatus.ERROR, lease_until=None
+        )
+        raise
+    with transaction.atomic():
+        ShipmentAttempt.objects.filter(pk=attempt.pk).update(
+            status=AttemptStatus.BOOKED,
+            response={"awb": booking.awb, "eta": booking.eta.isoformat() if booking.eta else None},
+            lease_until=None,
+        )
+        Shipment.objects.filter(pk=shipment.pk).update(
+            partner=attempt.partner, awb=booking.awb, eta=booking.eta, updated_at=timezone.now()
+        )
+    shipment.refresh_from_db()
+    return True
+
+
+def shipment_cancel(*, order_id: uuid.UUID) -> int:
+    """Cancel every booked shipment of the order at its partner. Returns how many changed.
+
+    Idempotent. A booking request whose outcome is unknown is settled first by sending its
+    key again (the partner never books twice for one key): a booking it made is cancelled,
+    never left behind. Raises on outside trouble; the caller retries."""
+    changed = 0
+    for shipment in Shipment.objects.filter(order_id=order_id, status=ShipmentStatus.BOOKED):
+        changed += _cancel_one(shipment)
+    return changed
+
+
+def _cancel_one(shipment: Shipment) -> int:
+    with transaction.atomic():
+        shipment = Shipment.objects.select_for_update().get(pk=shipment.pk)
+        if shipment.status != ShipmentStatus.BOOKED:
+            return 0
+        # Attempts created but never sent are abandoned: their sender can no longer claim them.
+        ShipmentAttempt.objects.filter(
+            shipment=shipment, status=AttemptStatus.STARTED, sends=0
+        ).update(status=AttemptStatus.ABANDONED)
+        pending = shipment.attempts.filter(status__in=UNRESOLVED).last()
+        if not shipment.awb and pending is None:
+            # Nothing was ever booked, and no new attempt can start (it needs this lock).
+            return Shipment.objects.filter(pk=shipment.pk).update(status=ShipmentStatus.CANCELLED)
+    if pending is not None and not shipment.awb:
+        _attempt_send(shipment, pending)  # raises while the outcome stays unknown
+    if shipment.awb:
+        partners.cancel(partner=shipment.partner, awb=shipment.awb)
+    # Not cancelled when a booking landed meanwhile: the booking step, finding its order
+    # ended, runs compensation again and that booking is cancelled then.
+    return Shipment.objects.filter(
+        pk=shipment.pk, status=ShipmentStatus.BOOKED, awb=shipment.awb
+    ).update(status=ShipmentStatus.CANCELLED)

@@ -1,0 +1,13 @@
+"""Tracking news from a partner's webhook, applied to a shipment. `orders` subscribes
+(DESIGN §1: domain apps never import it).
+
+Sent inside the transaction that changed the shipment, with `order_id`, `status` (the
+shipment's new status) and `data` (`awb`, `center`, `partner`, `at`), so that the
+shipment's change and the order's reaction commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import django.dispatch
+
+shipment_changed = django.dispatch.Signal()
