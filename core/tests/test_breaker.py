@@ -24,7 +24,8 @@ T = "gateways/alpha"
 @pytest.fixture(autouse=True)
 def short_windows(settings):
     settings.COT_BREAKER_FAILURE_THRESHOLD = 3
-    settings.COT_BREAKER_RESET_SECONDS = 0.2
+    # Short, but long enough that a loaded machine does not outrun it between two calls.
+    settings.COT_BREAKER_RESET_SECONDS = 0.8
 
 
 def fail(times=1, target=T):
@@ -39,7 +40,7 @@ def succeed(target=T):
 def open_and_wait(target=T):
     fail(3, target)
     assert breaker_status(target).state == BreakerState.OPEN
-    time.sleep(0.25)  # past the reset time: the next call is the probe
+    time.sleep(0.85)  # past the reset time: the next call is the probe
 
 
 def test_opens_after_the_threshold_of_consecutive_failures_and_refuses_fast():
@@ -106,7 +107,7 @@ def test_a_failed_probe_opens_it_again_for_another_reset_period():
     assert breaker_status(T).state == BreakerState.OPEN
     with pytest.raises(BreakerOpen):
         breaker_enter(T)
-    time.sleep(0.25)
+    time.sleep(0.85)
     assert breaker_enter(T).probe_token
 
 
@@ -174,7 +175,7 @@ def test_http_failures_open_the_breaker_and_then_calls_are_not_sent(simulator):
     with pytest.raises(CircuitOpen):
         post_json(T, url, {**INTENT, "idempotency_key": "not-sent"})
     assert not [i for i in simulator.ledger()["intents"] if i["idempotency_key"] == "not-sent"]
-    time.sleep(0.25)
+    time.sleep(0.85)
     assert post_json(T, url, INTENT)["id"]  # the probe
     assert breaker_status(T).state == BreakerState.CLOSED
 
@@ -205,7 +206,7 @@ def test_the_state_gauge_follows_what_this_process_sees():
     assert gauge() == BreakerState.CLOSED
     fail(3)
     assert gauge() == BreakerState.OPEN
-    time.sleep(0.25)
+    time.sleep(0.85)
     probe = breaker_enter(T)
     assert gauge() == BreakerState.HALF_OPEN
     breaker_exit(probe, failed=False)
