@@ -98,5 +98,13 @@ def cpu_seconds(
     return total / ticks_per_second
 
 
+def machine_busy_ticks(proc_stat_text: str) -> int:
+    """Clock ticks all CPUs spent on anything but idling, from `/proc/stat`'s first line."""
+    fields = [int(v) for v in proc_stat_text.split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    # guest time is already inside user time (proc(5)); count the first eight fields.
+    return sum(fields[:8]) - idle - iowait
+
+
 def summary(values: list[float]) -> dict[str, float | None]:
     return {f"p{p}": percentile(values, p) for p in (50, 95, 99)}

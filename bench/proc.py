@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.measure import ProcStat, descendants, proc_stat_parse
+from bench.measure import ProcStat, descendants, machine_busy_ticks, proc_stat_parse
 
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -61,3 +61,8 @@ def rss_bytes(parts: dict[str, dict[int, ProcStat]]) -> int:
     # RSS counts shared pages (PostgreSQL's shared buffers, forked workers' copy-on-write
     # pages) once per process: a ceiling, never an underestimate.
     return sum(stat.rss_pages for part in parts.values() for stat in part.values()) * PAGE
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot (every process, ours or not)."""
+    return machine_busy_ticks(Path("/proc/stat").read_text()) / TICKS

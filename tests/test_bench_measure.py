@@ -9,6 +9,7 @@ from bench.measure import (
     ProcStat,
     cpu_seconds,
     descendants,
+    machine_busy_ticks,
     percentile,
     proc_stat_parse,
     schedule,
@@ -71,3 +72,8 @@ def test_cpu_seconds_counts_new_processes_from_zero_and_a_reused_pid_afresh() ->
     before = {1: stat(1, "api", 100), 2: stat(2, "old", 500)}
     after = {1: stat(1, "api", 150, child=10), 2: stat(2, "new", 30), 3: stat(3, "w", 40)}
     assert cpu_seconds(before, after, ticks_per_second=100) == pytest.approx(1.3)
+
+
+def test_machine_busy_ticks_leave_out_idle_and_iowait() -> None:
+    text = "cpu  100 5 50 1000 30 2 3 4 0 0\ncpu0 50 2 25 500 15 1 1 2 0 0\n"
+    assert machine_busy_ticks(text) == 100 + 5 + 50 + 2 + 3 + 4
