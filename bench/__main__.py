@@ -52,7 +52,7 @@ QUICK = {
     "zero_rates": [10, 30],
     "seed_rate": 30,
     "inline_rate": 4,
-    "drain": 20.0,
+    "drain": 10.0,
 }
 
 
