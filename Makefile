@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint format migrate clean
+.PHONY: run test bench lint format migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ run: $(VENV)/.runtime
 ## test: lint, import layers and the whole test suite against real Redis and a real database
 test: $(VENV)/.dev
 	scripts/test
+
+## bench: the benchmark (CONTRACT §8); QUICK=1 for about a minute, PUBLISH=1 appends to docs/BENCHMARKS.md
+bench: $(VENV)/.runtime
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(PUBLISH),--publish)
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

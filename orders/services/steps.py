@@ -65,8 +65,9 @@ def _begin(order_id: uuid.UUID) -> Order:
 
 
 def _step_begin(order: Order, step: str) -> OrderStep:
-    row, _ = OrderStep.objects.get_or_create(order=order, step=step)
-    if row.ok is None:
+    # The first run counts its attempt in the INSERT; only a re-run needs the UPDATE.
+    row, created = OrderStep.objects.get_or_create(order=order, step=step, defaults={"attempts": 1})
+    if not created and row.ok is None:
         OrderStep.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
     return row
 
@@ -87,13 +88,18 @@ def _step_finish(
         if updated:
             for event_type, event_data in events:
                 order_event_record(order_id=row.order_id, type=event_type, data=event_data)
-    row.refresh_from_db()
+    if updated:
+        # What was just written is the row's outcome; reading it back is one query per step.
+        row.ok, row.result, row.data = ok, result, data or {}
+    else:
+        row.refresh_from_db()
     return row
 
 
 def _prescription_verdict(order: Order) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
     """The Rx rules' result for this order now, and the timeline events it warrants."""
-    lines = [RxLine(sku=l.sku, quantity=l.quantity, schedule=l.schedule) for l in order.lines.all()]
+    order_lines = list(order.lines.all())  # read once: both uses below need every line
+    lines = [RxLine(sku=l.sku, quantity=l.quantity, schedule=l.schedule) for l in order_lines]
     result = prescription_check(
         customer_id=order.customer_id,
         prescription_id=order.prescription_id,
@@ -101,7 +107,7 @@ def _prescription_verdict(order: Order) -> tuple[str, list[tuple[str, dict[str, 
         ordered_on=order.created_at.date(),
     )
     events: list[tuple[str, dict[str, Any]]] = []
-    if result == CheckResult.OK and any(line.requires_prescription for line in order.lines.all()):
+    if result == CheckResult.OK and any(line.requires_prescription for line in order_lines):
         events.append(
             (EventType.PRESCRIPTION_VALIDATED, {"prescription_id": str(order.prescription_id)})
         )

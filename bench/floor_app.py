@@ -1,0 +1,101 @@
+"""The `floor` scenario: the order pipeline's canvas with no-op tasks, on the same broker
+settings, queues and worker pools as the real one (cot_project/celery.py), without Django.
+
+    celery -A bench.floor_app worker -Q ... --pool ... (the same flags as the real workers)
+
+What this reaches is what Celery itself does on this machine; every ratio refers to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import redis
+from celery import Celery, chord, group
+from kombu import Queue
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+DONE_KEY = "bench:floor:done"
+QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
+
+app = Celery("bench_floor")
+app.conf.update(
+    broker_url=REDIS_URL,
+    result_backend=REDIS_URL,
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    timezone="UTC",
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_transport_options={"visibility_timeout": 3600, "max_connections": 200},
+    result_backend_transport_options={"visibility_timeout": 3600},
+    result_expires=3600,
+    result_backend_thread_safe=True,
+    task_time_limit=120,
+    task_soft_time_limit=110,
+    task_queues=[Queue(name) for name in QUEUES],
+    task_default_queue="pipeline",
+    # The same queue for each step as the real pipeline (cot_project.celery.TASK_ROUTES).
+    task_routes={
+        "floor.payment_prepare": {"queue": "payments"},
+        "floor.payment_charge": {"queue": "payments"},
+        "floor.shipment_book": {"queue": "logistics"},
+        "floor.*": {"queue": "pipeline"},
+    },
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    broker_connection_retry_on_startup=True,
+)
+
+_redis = redis.Redis.from_url(REDIS_URL)
+
+
+@app.task(name="floor.prescription_check")
+def prescription_check(order_id: str) -> str:
+    return "ok"
+
+
+@app.task(name="floor.stock_reserve")
+def stock_reserve(order_id: str) -> str:
+    return "ok"
+
+
+@app.task(name="floor.payment_prepare")
+def payment_prepare(order_id: str) -> str:
+    return "ok"
+
+
+@app.task(name="floor.payment_charge")
+def payment_charge(order_id: str) -> str:
+    return "ok"
+
+
+@app.task(name="floor.shipment_book")
+def shipment_book(order_id: str) -> str:
+    return "ok"
+
+
+@app.task(name="floor.order_confirm")
+def order_confirm(order_id: str, received_at: float) -> str:
+    # The "confirmation": when the chain ends, against when its canvas was sent.
+    _redis.rpush(DONE_KEY, json.dumps([order_id, received_at, time.time()]))
+    return "ok"
+
+
+def canvas(order_id: str, received_at: float):  # -> celery.canvas.Signature
+    return (
+        chord(
+            group(
+                prescription_check.si(order_id),
+                stock_reserve.si(order_id),
+                payment_prepare.si(order_id),
+            ),
+            payment_charge.si(order_id),
+        )
+        | shipment_book.si(order_id)
+        | order_confirm.si(order_id, received_at)
+    )

@@ -1,0 +1,110 @@
+"""Pure functions of the benchmark: arrival schedules, percentiles, /proc parsing.
+
+No I/O here, so the smoke test (tests/test_bench_measure.py) can check them quickly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+
+def schedule(rate: float, duration: float, *, seed: int = 1) -> list[float]:
+    """Send times (seconds from the start) of an open-loop Poisson arrival process.
+
+    Fixed in advance from a seeded generator: the generator sends at these times whatever
+    the server does, and latency is measured from them, so a slow server cannot slow the
+    arrivals down and hide its own queueing (no coordinated omission).
+    """
+    if rate <= 0 or duration <= 0:
+        return []
+    rng = random.Random(seed)
+    times: list[float] = []
+    t = rng.expovariate(rate)
+    while t < duration:
+        times.append(t)
+        t += rng.expovariate(rate)
+    return times
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """The p-th percentile (0 to 100) by linear interpolation between closest ranks."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    rank = (len(ordered) - 1) * p / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    pid: int
+    comm: str
+    ppid: int
+    # Clock ticks of this process (utime + stime) and of its reaped children (cutime + cstime).
+    ticks: int
+    child_ticks: int
+    rss_pages: int
+
+
+def proc_stat_parse(text: str) -> ProcStat:
+    """Parse one `/proc/<pid>/stat` line (proc(5)). `comm` may hold spaces and
+    parentheses, so the fields are split after its last `)`."""
+    pid_part, _, rest = text.partition(" (")
+    comm, _, fields_text = rest.rpartition(") ")
+    fields = fields_text.split()
+    # fields[0] is field 3 (state) in proc(5)'s numbering.
+    ppid = int(fields[1])
+    utime, stime, cutime, cstime = (int(fields[i]) for i in (11, 12, 13, 14))
+    rss = int(fields[21])
+    return ProcStat(
+        pid=int(pid_part),
+        comm=comm,
+        ppid=ppid,
+        ticks=utime + stime,
+        child_ticks=cutime + cstime,
+        rss_pages=rss,
+    )
+
+
+def descendants(roots: set[int], parents: dict[int, int]) -> set[int]:
+    """Every pid in `parents` (pid → ppid) that is a root or descends from one."""
+    found = set(roots) & set(parents)
+    changed = True
+    while changed:
+        changed = False
+        for pid, ppid in parents.items():
+            if ppid in found and pid not in found:
+                found.add(pid)
+                changed = True
+    return found
+
+
+def cpu_seconds(
+    before: dict[int, ProcStat], after: dict[int, ProcStat], ticks_per_second: int
+) -> float:
+    """CPU spent between two snapshots by the processes of `after` (own + reaped
+    children's time). A process that appeared in between counts from zero."""
+    total = 0
+    for pid, now in after.items():
+        then = before.get(pid)
+        start = (then.ticks + then.child_ticks) if then and then.comm == now.comm else 0
+        total += now.ticks + now.child_ticks - start
+    return total / ticks_per_second
+
+
+def machine_busy_ticks(proc_stat_text: str) -> int:
+    """Clock ticks all CPUs spent on anything but idling, from `/proc/stat`'s first line."""
+    fields = [int(v) for v in proc_stat_text.split("\n", 1)[0].split()[1:]]
+    idle, iowait = fields[3], fields[4]
+    # guest time is already inside user time (proc(5)); count the first eight fields.
+    return sum(fields[:8]) - idle - iowait
+
+
+def summary(values: list[float]) -> dict[str, float | None]:
+    return {f"p{p}": percentile(values, p) for p in (50, 95, 99)}

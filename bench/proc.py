@@ -1,0 +1,68 @@
+"""Snapshots of the stack's processes from /proc: CPU ticks and resident memory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bench.measure import ProcStat, descendants, machine_busy_ticks, proc_stat_parse
+
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+# PostgreSQL's shared helpers write for every database; counted in full (an overestimate
+# when something else uses the same server at the same time).
+PG_HELPERS = ("walwriter", "checkpointer", "background writer")
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return None
+
+
+def _all() -> dict[int, ProcStat]:
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            text = _read(f"/proc/{entry}/stat")
+            if text:
+                stats[int(entry)] = proc_stat_parse(text)
+    return stats
+
+
+def _postgres_pids(stats: dict[int, ProcStat], database: str) -> set[int]:
+    pids = set()
+    for pid, stat in stats.items():
+        if stat.comm != "postgres":
+            continue
+        cmdline = (_read(f"/proc/{pid}/cmdline") or "").replace("\0", " ")
+        words = cmdline.split()
+        if database in words or any(helper in cmdline for helper in PG_HELPERS):
+            pids.add(pid)
+    return pids
+
+
+def snapshot(roots: dict[str, int], database: str | None) -> dict[str, dict[int, ProcStat]]:
+    """The processes of each named part (its root pid and every descendant), plus the
+    PostgreSQL backends serving `database` as `postgres`."""
+    stats = _all()
+    parents = {pid: stat.ppid for pid, stat in stats.items()}
+    parts = {
+        name: {pid: stats[pid] for pid in descendants({root}, parents)}
+        for name, root in roots.items()
+    }
+    if database:
+        parts["postgres"] = {pid: stats[pid] for pid in _postgres_pids(stats, database)}
+    return parts
+
+
+def rss_bytes(parts: dict[str, dict[int, ProcStat]]) -> int:
+    # RSS counts shared pages (PostgreSQL's shared buffers, forked workers' copy-on-write
+    # pages) once per process: a ceiling, never an underestimate.
+    return sum(stat.rss_pages for part in parts.values() for stat in part.values()) * PAGE
+
+
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine has spent busy since boot (every process, ours or not)."""
+    return machine_busy_ticks(Path("/proc/stat").read_text()) / TICKS

@@ -1,0 +1,79 @@
+"""Smoke test of the benchmark's pure functions (bench/measure.py). The benchmark itself
+runs only under `make bench`, never in the test suite, and no test asserts a speed."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.measure import (
+    ProcStat,
+    cpu_seconds,
+    descendants,
+    machine_busy_ticks,
+    percentile,
+    proc_stat_parse,
+    schedule,
+)
+
+
+def test_schedule_is_fixed_in_advance_and_near_the_rate() -> None:
+    times = schedule(100, 30, seed=7)
+    assert times == schedule(100, 30, seed=7)
+    assert times != schedule(100, 30, seed=8)
+    assert times == sorted(times)
+    assert all(0 <= t < 30 for t in times)
+    assert 2700 < len(times) < 3300  # Poisson: 3000 expected, sd ≈ 55
+    assert schedule(0, 30) == [] and schedule(10, 0) == []
+
+
+@pytest.mark.parametrize(
+    ("p", "expected"),
+    [(0, 1.0), (50, 50.5), (99, 99.01), (100, 100.0)],
+)
+def test_percentile_interpolates_between_ranks(p: float, expected: float) -> None:
+    values = [float(v) for v in range(100, 0, -1)]
+    assert percentile(values, p) == pytest.approx(expected)
+
+
+def test_percentile_of_nothing_and_of_one() -> None:
+    assert percentile([], 99) is None
+    assert percentile([0.25], 99) == 0.25
+
+
+def test_proc_stat_parse_reads_a_command_with_spaces_and_parentheses() -> None:
+    # proc(5): pid (comm) state ppid ... utime(14) stime(15) cutime(16) cstime(17) ... rss(24)
+    fields = ["S", "41"] + ["0"] * 9 + ["700", "300", "20", "5"] + ["0"] * 6 + ["2048"]
+    line = "1234 (celery (w) 1) " + " ".join(fields + ["0"] * 20) + "\n"
+    stat = proc_stat_parse(line)
+    assert (stat.pid, stat.comm, stat.ppid) == (1234, "celery (w) 1", 41)
+    assert (stat.ticks, stat.child_ticks, stat.rss_pages) == (1000, 25, 2048)
+
+
+def test_proc_stat_parse_reads_this_process() -> None:
+    import os
+    from pathlib import Path
+
+    stat = proc_stat_parse(Path(f"/proc/{os.getpid()}/stat").read_text())
+    assert stat.pid == os.getpid() and stat.ppid == os.getppid()
+    assert stat.rss_pages > 0
+
+
+def test_descendants_follow_the_tree() -> None:
+    parents = {1: 0, 10: 1, 11: 10, 12: 10, 20: 1, 30: 99}
+    assert descendants({10}, parents) == {10, 11, 12}
+    assert descendants({10, 30}, parents) == {10, 11, 12, 30}
+    assert descendants({404}, parents) == set()
+
+
+def test_cpu_seconds_counts_new_processes_from_zero_and_a_reused_pid_afresh() -> None:
+    def stat(pid: int, comm: str, ticks: int, child: int = 0) -> ProcStat:
+        return ProcStat(pid=pid, comm=comm, ppid=1, ticks=ticks, child_ticks=child, rss_pages=1)
+
+    before = {1: stat(1, "api", 100), 2: stat(2, "old", 500)}
+    after = {1: stat(1, "api", 150, child=10), 2: stat(2, "new", 30), 3: stat(3, "w", 40)}
+    assert cpu_seconds(before, after, ticks_per_second=100) == pytest.approx(1.3)
+
+
+def test_machine_busy_ticks_leave_out_idle_and_iowait() -> None:
+    text = "cpu  100 5 50 1000 30 2 3 4 0 0\ncpu0 50 2 25 500 15 1 1 2 0 0\n"
+    assert machine_busy_ticks(text) == 100 + 5 + 50 + 2 + 3 + 4
