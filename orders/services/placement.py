@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from core import faults
 from core.models import ApiClient
 from core.money import to_money
 from inventory.models import Product
@@ -104,7 +105,8 @@ def order_place(
             # Imported here: the pipeline module imports the tasks, which import services.
             from orders import pipeline
 
-            transaction.on_commit(lambda: pipeline.start(order.pk))
+            if not faults.fault_active(faults.AFTER_COMMIT_BEFORE_ENQUEUE):
+                transaction.on_commit(lambda: pipeline.start(order.pk))
     except IntegrityError:
         # Two requests with one key raced; the loser returns the winner's order.
         if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):
