@@ -75,6 +75,10 @@ class Stack:
             wait_for_http(f"{self.api_url}/healthz", proc=proc)
         return proc
 
+    def restart(self, name: str, **env: str) -> subprocess.Popen:
+        stop_process(self.processes[name])
+        return self.start(name, **env)
+
     def stop(self) -> None:
         for proc in self.processes.values():
             stop_process(proc)
