@@ -49,7 +49,7 @@ def counts() -> dict[str, int]:
 
 
 @pytest.fixture
-def api(demo_catalog) -> APIClient:
+def api(demo_catalog, simulator) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_for(ApiClientFactory())}")
     return client
