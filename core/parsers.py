@@ -4,8 +4,10 @@ through and the rest of the stack cannot take, refused as a 400 `parse_error`:
 - nesting deep enough to exhaust the recursion limit (json raises RecursionError, which
   DRF's parser does not catch: a 500);
 - lone UTF-16 surrogates (`"\\ud800"` is valid JSON, but not Unicode: such a string
-  cannot be encoded again, so echoing it in an answer is a 500) and NUL characters
-  (PostgreSQL cannot store them in text or jsonb).
+  cannot be encoded again, so echoing it in an answer is a 500, and PostgreSQL refuses it).
+
+NUL characters are left to the serializers' fields, which name the field
+(`null_characters_not_allowed`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
-_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+_NOT_TEXT = re.compile("[\ud800-\udfff]")
 
 
 def json_text_check(data: Any) -> Any:
@@ -27,7 +29,7 @@ def json_text_check(data: Any) -> Any:
         value = stack.pop()
         if isinstance(value, str):
             if _NOT_TEXT.search(value):
-                raise ParseError("Strings must be Unicode text without NUL characters.")
+                raise ParseError("Strings must be valid Unicode (no lone surrogates).")
         elif isinstance(value, dict):
             stack.extend(value.keys())
             stack.extend(value.values())

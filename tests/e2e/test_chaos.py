@@ -263,7 +263,17 @@ def test_a_step_that_kills_its_worker_every_time_stops_at_the_attempt_cap(chaos,
         assert len([c for c in ledger["charges"] if order_id in c["idempotency_key"]]) == 1
     finally:
         chaos.restart("worker")
-    print(f"FIGURES fault=crash_in_step:shipment worker_deaths=3 attempts={attempts} flagged=1")
+    # Ops fixed the cause and cleared the flag (the admin action's service): the sweeper
+    # picks the order up again and it completes, booked once.
+    from orders.services.steps import order_clear_needs_attention
+
+    assert db(chaos, lambda: order_clear_needs_attention(order_id=order_id))
+    wait_all(chaos, [order_id], timeout=STUCK_SECONDS + 40)
+    figures = assert_one_capture_and_one_booking_each(sim, [order_id])
+    print(
+        f"FIGURES fault=crash_in_step:shipment worker_deaths=3 attempts={attempts} flagged=1 "
+        f"then cleared and confirmed {figures}"
+    )
 
 
 def test_sigkill_worker_children_mid_charge_then_the_whole_worker(chaos, sim):
