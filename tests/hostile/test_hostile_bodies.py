@@ -139,3 +139,14 @@ def test_malformed_nested_oversized_and_long_bodies(api, url, body):
     response = post_raw(api, url, huge)
     assert response.status_code == 413
     assert counts() == before
+
+
+@pytest.mark.parametrize(
+    "value", ["5417-03-28T11:50:09+23:17", "0001-01-01T00:00:00+23:00", "9999-12-31T23:59:59-23:00"]
+)
+def test_date_time_filters_out_of_the_databases_range_are_not_500(api, value):
+    for name in ("created_after", "created_before"):
+        response = api.get("/api/v1/orders/", {name: value})
+        assert response.status_code in (200, 400), response.content[:300]
+        if response.status_code == 400:
+            assert response.json()["errors"][0]["attr"] == name
