@@ -62,6 +62,10 @@ class Simulator:
     def ledger(self) -> dict[str, list[dict[str, Any]]]:
         return httpx.get(f"{self.url}/__ledger__").json()
 
+    def requests(self) -> dict[str, int]:
+        """Requests that reached each target since the last reset, whatever the answer."""
+        return httpx.get(f"{self.url}/__control__").json()["requests"]
+
 
 @pytest.fixture(scope="session")
 def simulator_process() -> Iterator[Simulator]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from typing import Any
 
 from rest_framework import exceptions, permissions, status
 from rest_framework.request import Request
 from rest_framework.views import APIView
+
+from core.parsers import json_loads
 
 SIGNATURE_HEADER = "X-COT-Signature"
 
@@ -48,7 +49,4 @@ class SignedWebhookApi(APIView):
         body = request.body
         if not webhook_signature_valid(self.secret(), body, request.headers.get(SIGNATURE_HEADER)):
             raise BadSignature()
-        try:
-            return json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise exceptions.ParseError("The body is not valid JSON.") from None
+        return json_loads(body)

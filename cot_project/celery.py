@@ -57,6 +57,10 @@ def _configure() -> None:
         result_backend_transport_options={
             "visibility_timeout": settings.COT_VISIBILITY_TIMEOUT,
             "global_keyprefix": settings.COT_REDIS_KEY_PREFIX,
+            # Give up on an unreachable Redis in ~2 s, not Celery's ~20 s: sending a chord
+            # touches the result backend, and an order request must not hang that long
+            # (the order is committed; the sweeper starts it when Redis is back).
+            "retry_policy": {"max_retries": 3, "interval_step": 0.5, "interval_max": 1},
         },
         result_expires=3600,
         result_backend_thread_safe=True,

@@ -145,7 +145,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.TextJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
@@ -207,6 +207,13 @@ COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=60)
 # How long an order waits for a gateway (every one down, or an unanswered charge) from
 # its first payment attempt before it ends payment_failed / payment_unavailable.
 COT_PAYMENT_MAX_WAIT_SECONDS = env.int("COT_PAYMENT_MAX_WAIT_SECONDS", default=300)
+# Runs of one step of one order (retries, redeliveries, re-drives) before the order is
+# flagged `needs_attention` and left alone: a message that kills its worker every time
+# must not loop. Keep it above what the retries above can use (~10 runs by default).
+COT_STEP_MAX_ATTEMPTS = env.int("COT_STEP_MAX_ATTEMPTS", default=25)
+# TEST-ONLY fault injection (core/faults.py), e.g. "after_commit_before_enqueue" or
+# "crash_in_step:shipment". Never set in production.
+COT_FAULT_INJECTION = env.list("COT_FAULT_INJECTION", default=[])
 
 # --- Outside world ------------------------------------------------------------------------
 SIMULATOR_URL = env.str("SIMULATOR_URL", default="http://127.0.0.1:8099")

@@ -18,6 +18,7 @@ from logistics.models import Shipment
 from orders import pipeline, selectors
 from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, OrderLine, OrderStep
+from orders.services import steps
 from orders.services.cancellation import OPS, order_cancel
 from orders.services.steps import CANCELLABLE
 from orders.services.transitions import InvalidTransition
@@ -96,10 +97,12 @@ class OrderAdmin(admin.ModelAdmin):
         "customer_id",
         "total_amount",
         "payment_method",
+        "needs_attention",
         "created_at",
     )
     list_filter = (
         "status",
+        "needs_attention",
         InFlightForFilter,
         "channel",
         "payment_method",
@@ -110,9 +113,22 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("number", "customer_id", "=id", "=request_id")
     date_hierarchy = "created_at"
     list_select_related = ("client",)
-    actions = ["rerun_pipeline", "cancel_orders"]
+    actions = ["rerun_pipeline", "cancel_orders", "clear_attention_and_rerun"]
     fieldsets = [
-        (None, {"fields": ("number", "id", "status", "failure_reason", "client", "channel")}),
+        (
+            None,
+            {
+                "fields": (
+                    "number",
+                    "id",
+                    "status",
+                    "failure_reason",
+                    "needs_attention",
+                    "client",
+                    "channel",
+                )
+            },
+        ),
         ("Customer", {"fields": ("customer_id", "delivery_address", "prescription_id")}),
         ("Money", {"fields": ("total_amount", "currency", "payment_method", "payment_summary")}),
         ("Fulfilment", {"fields": ("shipment_summary",)}),
@@ -257,6 +273,21 @@ class OrderAdmin(admin.ModelAdmin):
                 request, "Moved on meanwhile, not cancelled: " + ", ".join(refused), messages.ERROR
             )
         return None
+
+    @admin.action(
+        description="Clear 'needs attention' and re-run the pipeline (after fixing the cause)",
+        permissions=["change"],
+    )
+    def clear_attention_and_rerun(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        selected = list(queryset.filter(needs_attention=True).values_list("pk", "status"))
+        rerun = 0
+        for order_id, status in selected:
+            if steps.order_clear_needs_attention(order_id=order_id) and status in REDRIVABLE:
+                pipeline.start(order_id)
+                rerun += 1
+        self.message_user(
+            request, f"Cleared: {len(selected)}; re-driven: {rerun}.", messages.SUCCESS
+        )
 
 
 CHART_WIDTH, CHART_HEIGHT = 720, 180

@@ -57,6 +57,8 @@ class EventType(models.TextChoices):
     ORDER_CANCELLED = "order.cancelled"
     NOTIFICATION_SENT = "notification.sent"
     NOTIFICATION_FAILED = "notification.failed"
+    # Past the contract's list: ops-facing, the pipeline stopped re-driving the order.
+    ORDER_NEEDS_ATTENTION = "order.needs_attention"
 
 
 class Step(models.TextChoices):

@@ -42,6 +42,9 @@ class Order(TimeStampedModel):
     request_fingerprint = models.CharField(max_length=64, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # A step ran COT_STEP_MAX_ATTEMPTS times without finishing: the pipeline and the
+    # sweeper leave the order alone until a person looks (admin action clears it).
+    needs_attention = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

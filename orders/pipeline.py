@@ -83,6 +83,9 @@ def run_inline(order_id: uuid.UUID, steps_to_run=INLINE_STEPS) -> None:
     for step, function in steps_to_run:
         try:
             function(order_id)
+        except steps.NeedsAttention:
+            logger.error("inline pipeline: order %s needs attention", order_id)
+            return
         except (ExternalError, steps.StepIncomplete):
             logger.warning("inline pipeline: step %s failed for order %s", step, order_id)
             steps.order_step_exhausted(order_id, step)

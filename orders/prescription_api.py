@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 
 from core.errors import Conflict
 from core.models import ApiClient
+from core.parsers import TextJSONParser, json_text_check
 from core.serializers import StrictSerializer
 from inventory.models import Product
 from orders.api import IsApiClient
@@ -133,8 +134,8 @@ def _multipart_items(data: Any) -> Any:
         plain = {key: data.get(key) for key in data}
         if isinstance(plain.get("items"), str):
             try:
-                plain["items"] = json.loads(plain["items"])
-            except ValueError:
+                plain["items"] = json_text_check(json.loads(plain["items"]))
+            except (ValueError, RecursionError, exceptions.ParseError):
                 raise serializers.ValidationError(
                     {"items": ["Must be a JSON list of {sku, quantity} in a multipart form."]}
                 ) from None
@@ -144,7 +145,7 @@ def _multipart_items(data: Any) -> Any:
 
 class PrescriptionCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
-    parser_classes = [parsers.JSONParser, parsers.MultiPartParser]
+    parser_classes = [TextJSONParser, parsers.MultiPartParser]
 
     @extend_schema(
         request={

@@ -41,6 +41,10 @@ def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: 
             result = function(uuid.UUID(order_id))
             logger.info("step %s: %s", step, result, extra={"result": result})
             return result
+        except steps.NeedsAttention as exc:
+            # Acknowledged and not retried: the order waits for a person (admin).
+            logger.error("step %s: %s", step, exc, extra={"result": "needs_attention"})
+            return "needs_attention"
         except RETRYABLE as exc:
             if steps.order_step_gives_up(uuid.UUID(order_id), step, task.request.retries):
                 logger.error("step %s: retries exhausted (%s)", step, exc)

@@ -178,6 +178,9 @@ class World:
         self.intents: dict[tuple[str, str], Json] = {}  # (target, id) -> intent
         self.charges: dict[tuple[str, str], Json] = {}  # (target, id) -> charge
         self.shipments: dict[tuple[str, str], Json] = {}  # (target, awb) -> shipment
+        # Requests that reached each target, answered or not (500s and 503s too): the
+        # chaos tests bound a breaker's probes with it.
+        self.requests: dict[str, int] = dict.fromkeys(TARGETS, 0)
 
     def latency_s(self, target: str, kind: str) -> float:
         control = self.controls[target]
@@ -494,6 +497,7 @@ def create_app(latency_spec: str | None = None) -> Starlette:
         async def endpoint(request: Request) -> Response:
             try:
                 target = _target(request)
+                world.requests[target] += 1
                 control = world.controls[target]
                 if control.down:
                     raise ApiError(503, "down", f"{target} is down")
@@ -532,6 +536,7 @@ def create_app(latency_spec: str | None = None) -> Starlette:
                 {
                     "targets": {t: world.control_state(t) for t in TARGETS},
                     "kind_latency_ms": world.kind_latency_ms,
+                    "requests": world.requests,
                 }
             )
         try:

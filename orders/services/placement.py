@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
+from core import faults
 from core.models import ApiClient
 from core.money import to_money
 from inventory.models import Product
 from orders.enums import EventType
 from orders.models import Order, OrderLine, OrderNumber
 from orders.services.transitions import order_event_record
+
+logger = logging.getLogger(__name__)
 
 
 class IdempotencyKeyReused(Exception):
@@ -37,6 +43,30 @@ def _replay(client: ApiClient, key: str, fingerprint: str) -> Order | None:
     if existing is not None and existing.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(key)
     return existing
+
+
+def _pipeline_start(order_id: uuid.UUID) -> None:
+    """Ring the doorbell. The order is committed: if the broker cannot be reached the
+    order is still accepted, and the sweeper starts it after COT_STUCK_ORDER_SECONDS."""
+    # Imported here: the pipeline module imports the tasks, which import services.
+    from orders import pipeline
+
+    try:
+        pipeline.start(order_id)
+    except Exception as exc:
+        if not _redis_unreachable(exc):
+            raise
+        logger.warning("broker unreachable: order %s is left to the sweeper", order_id)
+
+
+def _redis_unreachable(exc: BaseException | None) -> bool:
+    # Celery's result backend wraps the Redis error in a RuntimeError when it gives up
+    # reconnecting (a chord subscribes to its results while being sent).
+    while exc is not None:
+        if isinstance(exc, KombuOperationalError | RedisError):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def order_place(
@@ -101,10 +131,9 @@ def order_place(
                 line.order = order
             OrderLine.objects.bulk_create(lines)
             order_event_record(order_id=order.pk, type=EventType.ORDER_RECEIVED)
-            # Imported here: the pipeline module imports the tasks, which import services.
-            from orders import pipeline
-
-            transaction.on_commit(lambda: pipeline.start(order.pk))
+            # Test-only: as if the API server died between this commit and the enqueue.
+            if not faults.fault_active(faults.AFTER_COMMIT_BEFORE_ENQUEUE):
+                transaction.on_commit(lambda: _pipeline_start(order.pk))
     except IntegrityError:
         # Two requests with one key raced; the loser returns the winner's order.
         if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):

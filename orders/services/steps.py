@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import metrics
+from core import faults, metrics
 from core.http import ExternalError
 from inventory.services import (
     LineRequest,
@@ -55,9 +55,19 @@ class StepIncomplete(Exception):
     """A step ran before the steps it depends on recorded their outcome: retry later."""
 
 
+class NeedsAttention(Exception):
+    """The order is flagged `needs_attention`: no step runs until a person clears it."""
+
+
+def _guard(order: Order) -> None:
+    if order.needs_attention:
+        raise NeedsAttention(f"order {order.pk} needs attention")
+
+
 def _begin(order_id: uuid.UUID) -> Order:
     """Load the order; the first step to run moves it from received to processing."""
     order = Order.objects.get(pk=order_id)
+    _guard(order)
     if order.status == S.RECEIVED:
         order_transition(order=order, to=S.PROCESSING, expected=S.RECEIVED)
         order.refresh_from_db(fields=["status", "updated_at"])
@@ -65,11 +75,47 @@ def _begin(order_id: uuid.UUID) -> Order:
 
 
 def _step_begin(order: Order, step: str) -> OrderStep:
+    """Count a run of an unfinished step (committed before the step does anything, so a
+    run that kills its worker is counted too); past COT_STEP_MAX_ATTEMPTS the order is
+    flagged and NeedsAttention raised instead of running the step again."""
     # The first run counts its attempt in the INSERT; only a re-run needs the UPDATE.
     row, created = OrderStep.objects.get_or_create(order=order, step=step, defaults={"attempts": 1})
-    if not created and row.ok is None:
-        OrderStep.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
+    if row.ok is None:
+        if not created:
+            OrderStep.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
+            row.refresh_from_db(fields=["attempts"])
+            if row.attempts > settings.COT_STEP_MAX_ATTEMPTS:
+                order_flag_needs_attention(order_id=order.pk, step=step, attempts=row.attempts - 1)
+                raise NeedsAttention(f"order {order.pk}: step {step} ran {row.attempts - 1} times")
+        faults.fault_crash_point(f"{faults.CRASH_IN_STEP}{step}")
     return row
+
+
+def order_flag_needs_attention(*, order_id: uuid.UUID, step: str, attempts: int) -> bool:
+    """Flag the order for a person (compare-and-set, one event however many deliveries)."""
+    with transaction.atomic():
+        flagged = Order.objects.filter(pk=order_id, needs_attention=False).update(
+            needs_attention=True, updated_at=timezone.now()
+        )
+        if flagged:
+            order_event_record(
+                order_id=order_id,
+                type=EventType.ORDER_NEEDS_ATTENTION,
+                data={"step": step, "attempts": attempts},
+            )
+    return bool(flagged)
+
+
+def order_clear_needs_attention(*, order_id: uuid.UUID) -> bool:
+    """A person looked (and fixed the cause): unflag the order and give its unfinished
+    steps a fresh count. The caller re-drives it."""
+    with transaction.atomic():
+        cleared = Order.objects.filter(pk=order_id, needs_attention=True).update(
+            needs_attention=False, updated_at=timezone.now()
+        )
+        if cleared:
+            OrderStep.objects.filter(order_id=order_id, ok__isnull=True).update(attempts=0)
+    return bool(cleared)
 
 
 def _step_finish(
@@ -203,6 +249,7 @@ def order_prepare_payment(order_id: uuid.UUID) -> str:
 def order_charge_payment(order_id: uuid.UUID) -> str:
     """The chord's body: decide from the three recorded outcomes, then charge."""
     order = Order.objects.get(pk=order_id)
+    _guard(order)
     if order.status != S.PROCESSING:
         return order.status
     steps = {s.step: s for s in order.steps.all()}
@@ -273,6 +320,7 @@ def _claim_prescribed_quantities(order: Order) -> bool:
 
 def order_book_shipment(order_id: uuid.UUID) -> str:
     order = Order.objects.get(pk=order_id)
+    _guard(order)
     if order.status != S.PROCESSING:
         return order.status
     steps = {s.step: s for s in order.steps.all()}
@@ -323,6 +371,7 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
 def order_confirm(order_id: uuid.UUID) -> str:
     with transaction.atomic():
         order = Order.objects.select_for_update().get(pk=order_id)
+        _guard(order)
         if order.status != S.PROCESSING:
             return order.status
         booked = OrderStep.objects.filter(order=order, step=Step.SHIPMENT, ok=True).exists()

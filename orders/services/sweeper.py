@@ -21,14 +21,19 @@ BATCH = 500
 
 
 def order_sweep_stuck(*, now: datetime.datetime | None = None) -> int:
-    """Start the pipeline again for orders untouched for COT_STUCK_ORDER_SECONDS."""
+    """Start the pipeline again for orders untouched for COT_STUCK_ORDER_SECONDS (not
+    those flagged `needs_attention`)."""
     from orders import pipeline
 
     now = now or timezone.now()
     deadline = now - datetime.timedelta(seconds=settings.COT_STUCK_ORDER_SECONDS)
     stuck = list(
         Order.objects.filter(
-            status__in=(OrderStatus.RECEIVED, OrderStatus.PROCESSING), updated_at__lt=deadline
+            status__in=(OrderStatus.RECEIVED, OrderStatus.PROCESSING),
+            updated_at__lt=deadline,
+            # Flagged orders ran a step COT_STEP_MAX_ATTEMPTS times: re-driving them would
+            # loop; they wait for a person.
+            needs_attention=False,
         )
         .order_by("updated_at")
         .values_list("pk", flat=True)[:BATCH]

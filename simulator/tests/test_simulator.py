@@ -292,6 +292,18 @@ def test_control_changes_only_given_keys(client: TestClient) -> None:
     assert client.post("/__control__", json=bad).status_code == 400
 
 
+def test_requests_per_target_are_counted_whatever_the_answer(client: TestClient) -> None:
+    control(client, target="gateways/alpha", error_rate=1.0)
+    assert charge(client, "c1").status_code == 500
+    control(client, target="gateways/alpha", error_rate=0.0, down=True)
+    assert charge(client, "c1").status_code == 503
+    assert charge(client, "c1", gw="beta").status_code == 200
+    requests = client.get("/__control__").json()["requests"]
+    assert (requests["gateways/alpha"], requests["gateways/beta"], requests["notify"]) == (2, 1, 0)
+    client.post("/__reset__")
+    assert client.get("/__control__").json()["requests"]["gateways/alpha"] == 0
+
+
 def test_reset_clears_ledger_idempotency_and_controls(client: TestClient) -> None:
     first = charge(client, "c1").json()
     control(client, target="gateways/alpha", down=True, latency_ms=1)

@@ -41,6 +41,8 @@ class Stack:
     log_dir: Path
     keys: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    # How to start each process again (the chaos tests stop and restart them).
+    commands: dict[str, list[str]] = field(default_factory=dict)
 
     def client(self, name: str = "web") -> httpx.Client:
         return httpx.Client(
@@ -65,47 +67,79 @@ class Stack:
                 raise AssertionError(f"order still {order['status']} after {timeout}s: {order}")
             time.sleep(0.2)
 
+    def start(self, name: str, **env: str) -> subprocess.Popen:
+        """(Re)start a process, with `env` over the stack's environment."""
+        proc = _start(name, self.commands[name], {**self.env, **env}, self.log_dir)
+        self.processes[name] = proc
+        if name == "api":
+            wait_for_http(f"{self.api_url}/healthz", proc=proc)
+        return proc
+
+    def restart(self, name: str, **env: str) -> subprocess.Popen:
+        stop_process(self.processes[name])
+        return self.start(name, **env)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            stop_process(proc)
+        for log in sorted(self.log_dir.glob("*.log")):
+            print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
+
 
 def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen:
-    log = (log_dir / f"{name}.log").open("w")
+    # Appending: a restarted process keeps the log of the one before it.
+    log = (log_dir / f"{name}.log").open("a")
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 @pytest.fixture(scope="session")
-def live_stack(
-    django_db_setup: Any,
-    django_db_blocker: Any,
-    simulator_process: Simulator,
-    tmp_path_factory: Any,
-) -> Iterator[Stack]:
-    from django.conf import settings
+def e2e_database(django_db_setup: Any, django_db_blocker: Any) -> str:
+    """The test database with the demo catalog, as a URL for the live processes."""
     from django.core.management import call_command
     from django.db import connection
 
-    from core.tests.factories import ApiClientFactory, api_key_for
-
-    run = uuid.uuid4().hex[:8]
     with django_db_blocker.unblock():
         call_command(
             "load_catalog", str(ROOT / "inventory/fixtures/demo_catalog.json"), verbosity=0
         )
-        keys = {
+        return _database_url(connection.settings_dict)
+
+
+def api_keys(django_db_blocker: Any, run: str) -> dict[str, str]:
+    """A `web` and a `mobile` API client of their own for one stack."""
+    from core.tests.factories import ApiClientFactory, api_key_for
+
+    with django_db_blocker.unblock():
+        return {
             name: api_key_for(ApiClientFactory(name=f"e2e-{name}-{run}", channel=channel))
             for name, channel in (("web", "web"), ("mobile", "mobile"))
         }
-        database_url = _database_url(connection.settings_dict)
 
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+
+def stack_start(
+    *,
+    database_url: str,
+    redis_url: str,
+    simulator: Simulator,
+    keys: dict[str, str],
+    tmp_path_factory: Any,
+    run: str,
+    concurrency: int = 4,
+    beat: bool = False,
+    env: dict[str, str] | None = None,
+) -> Stack:
+    """Start the API server (gunicorn), a prefork Celery worker and, with `beat`, Celery
+    beat (the sweeper), all on `redis_url` and the test database."""
     api_port = free_port()
     log_dir = tmp_path_factory.mktemp("live-stack")
     # Shared by gunicorn's workers and the Celery worker's children, as in production.
     metrics_dir = tmp_path_factory.mktemp("prometheus")
-    env = {
+    stack_env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "cot_project.settings_test",
         "DATABASE_URL": database_url,
-        "TEST_REDIS_URL": settings.REDIS_URL,
-        "SIMULATOR_URL": simulator_process.url,
+        "TEST_REDIS_URL": redis_url,
+        "SIMULATOR_URL": simulator.url,
         "COT_PIPELINE_MODE": "celery",
         # Queues of their own: another test run on this Redis never takes these tasks.
         "COT_REDIS_KEY_PREFIX": f"e2e-{run}:",
@@ -115,67 +149,82 @@ def live_stack(
         # Short windows, so breaker probes and the bounded payment wait happen in seconds.
         "COT_BREAKER_RESET_SECONDS": "5",
         "COT_PAYMENT_MAX_WAIT_SECONDS": "6",
+        **(env or {}),
     }
-    processes = {
-        "api": _start(
-            "api",
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                "cot_project/gunicorn_conf.py",
-                "cot_project.wsgi",
-                "--bind",
-                f"127.0.0.1:{api_port}",
-                "--workers",
-                "2",
-            ],
-            env,
-            log_dir,
-        ),
-        "worker": _start(
+    celery = [sys.executable, "-m", "celery", "-A", "cot_project"]
+    commands = {
+        "api": [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "cot_project/gunicorn_conf.py",
+            "cot_project.wsgi",
+            "--bind",
+            f"127.0.0.1:{api_port}",
+            "--workers",
+            "2",
+        ],
+        "worker": [
+            *celery,
             "worker",
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "cot_project",
-                "worker",
-                "-Q",
-                QUEUES,
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "4",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--hostname",
-                f"e2e-{run}@%h",
-            ],
-            env,
-            log_dir,
-        ),
+            "-Q",
+            QUEUES,
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            f"e2e-{run}@%h",
+        ],
     }
+    if beat:
+        commands["beat"] = [*celery, "beat", "--schedule", str(log_dir / "beat-schedule")]
     stack = Stack(
         api_url=f"http://127.0.0.1:{api_port}",
-        simulator=simulator_process,
-        env=env,
+        simulator=simulator,
+        env=stack_env,
         log_dir=log_dir,
         keys=keys,
-        processes=processes,
+        commands=commands,
     )
     try:
-        wait_for_http(f"{stack.api_url}/healthz", proc=processes["api"])
+        for name in commands:
+            stack.start(name)
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+@pytest.fixture(scope="session")
+def live_stack(
+    e2e_database: str,
+    django_db_blocker: Any,
+    simulator_process: Simulator,
+    tmp_path_factory: Any,
+) -> Iterator[Stack]:
+    from django.conf import settings
+
+    run = uuid.uuid4().hex[:8]
+    keys = api_keys(django_db_blocker, run)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    stack = stack_start(
+        database_url=e2e_database,
+        redis_url=settings.REDIS_URL,
+        simulator=simulator_process,
+        keys=keys,
+        tmp_path_factory=tmp_path_factory,
+        run=run,
+    )
+    try:
         yield stack
     finally:
-        for proc in processes.values():
-            stop_process(proc)
-        for log in sorted(log_dir.glob("*.log")):
-            print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
+        stack.stop()
 
 
 @pytest.fixture
