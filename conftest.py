@@ -111,10 +111,10 @@ def _closed_circuit_breakers() -> Iterator[None]:
     import redis
     from django.conf import settings
 
-    from core.breaker import KEY_PREFIX
+    from core.breaker import key_prefix
 
     client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(f"{KEY_PREFIX}*"))
+    keys = list(client.scan_iter(f"{key_prefix()}*"))
     if keys:
         client.delete(*keys)
     client.close()

@@ -45,6 +45,14 @@ from core import metrics
 logger = logging.getLogger(__name__)
 
 KEY_PREFIX = "cot:breaker:"
+
+
+def key_prefix() -> str:
+    """Breaker keys, under the deployment's Redis key prefix (test runs sharing one Redis
+    keep their breakers apart)."""
+    return f"{settings.COT_REDIS_KEY_PREFIX}{KEY_PREFIX}"
+
+
 # The breaker must never make a call slower than Redis answering a trivial script.
 REDIS_TIMEOUT_SECONDS = 0.5
 
@@ -146,7 +154,8 @@ def _redis() -> redis.Redis:
 
 
 def _keys(target: str) -> list[str]:
-    return [f"{KEY_PREFIX}{target}", f"{KEY_PREFIX}{target}:probe"]
+    prefix = key_prefix()
+    return [f"{prefix}{target}", f"{prefix}{target}:probe"]
 
 
 def _probe_ttl_ms() -> int:

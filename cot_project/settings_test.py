@@ -1,10 +1,15 @@
 """The small test override: a Redis database of its own and fast password hashing."""
 
+import os
+
 from cot_project.settings import *  # noqa: F403
 from cot_project.settings import env
 
 # Tests flush this Redis database; it must not be the one `make run` uses.
 REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
+# Keys of this test process's own (Celery, breakers), so runs sharing a Redis database
+# never see each other's state; the live stacks of the e2e tests set their own.
+COT_REDIS_KEY_PREFIX = env.str("COT_REDIS_KEY_PREFIX", default=f"test-{os.getpid()}:")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -56,11 +56,21 @@ def after_hold(order_id: uuid.UUID):  # -> celery.canvas.Signature
 
 
 def start(order_id: uuid.UUID) -> None:
-    """Run the pipeline for an order (after its commit)."""
+    """Run the pipeline for an order (after its commit).
+
+    In Celery mode this sends one small message and a worker builds the chord
+    (`launch`): setting up a chord costs several Redis round trips and most of the
+    intake request's time, which belongs in a worker, not in the client's wait."""
     if settings.COT_PIPELINE_MODE == "inline":
         run_inline(order_id)
     else:
-        canvas(order_id).apply_async()
+        tasks.pipeline_start.delay(str(order_id))
+
+
+def launch(order_id: uuid.UUID) -> None:
+    """Build and send the canvas (in a worker). A redelivered start sends it again, which
+    the steps' idempotency makes harmless."""
+    canvas(order_id).apply_async()
 
 
 def resume(order_id: uuid.UUID) -> None:

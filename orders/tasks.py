@@ -56,6 +56,13 @@ def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: 
             metrics.PIPELINE_STEP_SECONDS.labels(step=step).observe(time.perf_counter() - started)
 
 
+@shared_task(name="orders.pipeline_start", ignore_result=True)
+def pipeline_start(order_id: str) -> None:
+    from orders import pipeline  # the pipeline module imports these tasks
+
+    pipeline.launch(uuid.UUID(order_id))
+
+
 @shared_task(bind=True, name="orders.prescription_check", max_retries=None)
 def prescription_check(self: Task, order_id: str) -> str:
     return _run(self, Step.PRESCRIPTION, steps.order_check_prescription, order_id)

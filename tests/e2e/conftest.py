@@ -228,6 +228,16 @@ def live_stack(
 
 
 @pytest.fixture
-def stack(live_stack: Stack) -> Stack:
+def stack(live_stack: Stack, settings: Any) -> Stack:
+    """The shared live stack, with a reset simulator and closed breakers; this process
+    reads and writes the stack's breakers (its Redis key prefix) while the test runs."""
+    from core.breaker import key_prefix
+
     live_stack.simulator.reset()
+    settings.COT_REDIS_KEY_PREFIX = live_stack.env["COT_REDIS_KEY_PREFIX"]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    stale = list(client.scan_iter(f"{key_prefix()}*"))
+    if stale:
+        client.delete(*stale)
+    client.close()
     return live_stack

@@ -136,7 +136,7 @@ def sim(chaos: Stack) -> Simulator:
     from core.breaker import KEY_PREFIX
 
     client = redis.Redis.from_url(chaos.redis.url)  # type: ignore[attr-defined]
-    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+    for key in client.scan_iter(f"*{KEY_PREFIX}*"):  # whatever the stack's key prefix
         client.delete(key)
     return chaos.simulator
 
