@@ -109,4 +109,10 @@ def compensate(order_id: uuid.UUID) -> None:
             return
         except ExternalError:
             logger.warning("inline compensation failed for %s; handing it to a worker", order_id)
-    tasks.order_compensate.delay(str(order_id))
+    try:
+        tasks.order_compensate.delay(str(order_id))
+    except Exception:
+        # The order has ended (committed); the broker being down must not turn that into
+        # an error for the caller. The sweeper finds ended orders with something left to
+        # undo and compensates them later.
+        logger.exception("could not enqueue compensation for order %s", order_id)

@@ -46,6 +46,14 @@ def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: 
             logger.error("step %s: %s", step, exc, extra={"result": "needs_attention"})
             return "needs_attention"
         except RETRYABLE as exc:
+            if isinstance(exc, steps.StepIncomplete) and task.request.retries >= (
+                settings.COT_STEP_MAX_RETRIES
+            ):
+                # An earlier step never recorded its outcome (it gave up on the database,
+                # say): that says nothing about this step, so the order is left in
+                # `processing` for the sweeper to re-drive rather than ended for this step.
+                logger.error("step %s: waited out its retries for an earlier step", step)
+                return "incomplete"
             if steps.order_step_gives_up(uuid.UUID(order_id), step, task.request.retries):
                 logger.error("step %s: retries exhausted (%s)", step, exc)
                 steps.order_step_exhausted(uuid.UUID(order_id), step)
@@ -93,7 +101,8 @@ def order_confirm(self: Task, order_id: str) -> str:
     return _run(self, Step.CONFIRM, steps.order_confirm, order_id)
 
 
-@shared_task(bind=True, name="orders.order_compensate", max_retries=20, ignore_result=True)
+# No retry cap: giving up would leave money or a booking behind for an ended order.
+@shared_task(bind=True, name="orders.order_compensate", max_retries=None, ignore_result=True)
 def order_compensate(self: Task, order_id: str) -> None:
     try:
         steps.order_compensate(uuid.UUID(order_id))

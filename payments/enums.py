@@ -28,10 +28,11 @@ class AttemptStatus(models.TextChoices):
     ERROR = "error", "Error (outcome unknown)"
     FAILED = "failed", "Failed (gateway notice)"
     REFUNDED = "refunded", "Refunded"
+    ABANDONED = "abandoned", "Abandoned before sending"
 
 
 # A charge attempt in one of these surely took no money: the next attempt may go to
 # another gateway.
-NOT_CAPTURED = frozenset({AttemptStatus.UNAVAILABLE, AttemptStatus.FAILED})
+NOT_CAPTURED = frozenset({AttemptStatus.UNAVAILABLE, AttemptStatus.FAILED, AttemptStatus.ABANDONED})
 # The attempt's outcome is not known: only the same gateway with the same key may be asked.
 UNRESOLVED = frozenset({AttemptStatus.STARTED, AttemptStatus.ERROR})

@@ -462,6 +462,9 @@ def order_compensate(order_id: uuid.UUID) -> None:
         failures.append(exc)
     if stock_release(order_id=order.pk):
         order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED)
+    # A charge step that claimed prescribed quantities just after the order ended (its
+    # status check and its claim are not one transaction) is caught here.
+    prescription_return(order_id=order.pk)
     if failures:
         raise failures[0]
 

@@ -12,12 +12,25 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
+from inventory.enums import ReservationStatus
+from inventory.models import Reservation
+from logistics.enums import ShipmentStatus
+from logistics.models import Shipment
 from orders.enums import OrderStatus
 from orders.models import Order
+from payments.enums import PaymentStatus
+from payments.models import Payment
 from prescriptions.selectors import prescription_decided_ids
 
 logger = logging.getLogger(__name__)
 BATCH = 500
+# What an ended order's payment must not stay in: money kept, or an intent left open.
+UNDONE_PAYMENT = (
+    PaymentStatus.CAPTURED,
+    PaymentStatus.PREPARED,
+    PaymentStatus.PENDING,
+    PaymentStatus.PENDING_COLLECTION,
+)
 
 
 def order_sweep_stuck(*, now: datetime.datetime | None = None) -> int:
@@ -45,7 +58,7 @@ def order_sweep_stuck(*, now: datetime.datetime | None = None) -> int:
         if touched:
             logger.info("sweeper re-drives order %s", order_id)
             pipeline.start(order_id)
-    return len(stuck) + _resume_decided_holds()
+    return len(stuck) + _resume_decided_holds() + _compensate_unfinished(deadline)
 
 
 def _resume_decided_holds() -> int:
@@ -61,3 +74,41 @@ def _resume_decided_holds() -> int:
     for order_id in order_ids:
         pipeline.review_decided(order_id)
     return len(order_ids)
+
+
+# How far back ended orders are checked for unfinished compensation; older leftovers are
+# for ops (the order timeline shows what was and was not undone).
+COMPENSATION_HORIZON = datetime.timedelta(days=7)
+
+
+def _compensate_unfinished(deadline: datetime.datetime) -> int:
+    """Ended orders that still hold money, a booking or stock (their compensation task
+    was lost with Redis, or never enqueued): compensate them again (idempotent)."""
+    from orders import pipeline
+
+    ended = Order.objects.filter(
+        status__in=(OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED),
+        updated_at__lt=deadline,
+        updated_at__gte=deadline - COMPENSATION_HORIZON,
+    ).values("pk")
+    owing = (
+        set(
+            Payment.objects.filter(order_id__in=ended, status__in=UNDONE_PAYMENT).values_list(
+                "order_id", flat=True
+            )[:BATCH]
+        )
+        | set(
+            Shipment.objects.filter(order_id__in=ended, status=ShipmentStatus.BOOKED).values_list(
+                "order_id", flat=True
+            )[:BATCH]
+        )
+        | set(
+            Reservation.objects.filter(
+                order_id__in=ended, status=ReservationStatus.HELD
+            ).values_list("order_id", flat=True)[:BATCH]
+        )
+    )
+    for order_id in owing:
+        logger.warning("sweeper compensates ended order %s again", order_id)
+        pipeline.compensate(order_id)
+    return len(owing)

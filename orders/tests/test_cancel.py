@@ -14,31 +14,12 @@ from inventory.models import Reservation, StockBatch
 from logistics.models import Shipment
 from orders.enums import OrderStatus
 from orders.models import Order
-from orders.tests.factories import place_order
 from orders.tests.test_admin import login
 from payments.models import Payment
 from prescriptions.models import PrescriptionItem
 from prescriptions.tests.factories import prescription_with
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def shop(demo_catalog, simulator, settings):
-    settings.COT_PIPELINE_MODE = "inline"
-    client = ApiClientFactory(name="web-shop")
-    return client, api_key_for(client)
-
-
-@pytest.fixture
-def place(shop, django_capture_on_commit_callbacks):
-    def place(items=(("PARA-500", 2),), run=True, **kwargs):
-        with django_capture_on_commit_callbacks(execute=run):
-            order = place_order(shop[0], items=list(items), **kwargs)
-        order.refresh_from_db()
-        return order
-
-    return place
 
 
 def cancel(key, order_id, body=None, *, capture=None):

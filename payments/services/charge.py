@@ -111,14 +111,23 @@ def _claim(attempt: PaymentAttempt) -> int | None:
     send included; None when it is settled or another process is sending it."""
     now = timezone.now()
     call_seconds = settings.COT_HTTP_CONNECT_TIMEOUT + settings.COT_HTTP_READ_TIMEOUT
-    claimed = (
-        PaymentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            sends=F("sends") + 1,
-            lease_until=now + timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS),
+    with transaction.atomic():
+        # The payment's row lock orders this claim against compensation: a payment voided
+        # (or being voided) is never charged.
+        if (
+            not Payment.objects.select_for_update()
+            .filter(pk=attempt.payment_id, status=PaymentStatus.PREPARED)
+            .exists()
+        ):
+            return None
+        claimed = (
+            PaymentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED)
+            .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+            .update(
+                sends=F("sends") + 1,
+                lease_until=now + timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS),
+            )
         )
-    )
     if not claimed:
         return None
     attempt.refresh_from_db(fields=["sends", "status"])

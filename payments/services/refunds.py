@@ -99,6 +99,22 @@ def payment_cancel(*, order_id: uuid.UUID, token: str = "") -> str | None:
     payment = Payment.objects.filter(order_id=order_id).first()
     if payment is None:
         return None
+    if payment.status == PaymentStatus.PREPARED:
+        with transaction.atomic():
+            # Under the payment's row lock, which every charge send takes too: an attempt
+            # written but never sent is abandoned (its sender can no longer claim it), and
+            # with nothing in flight the payment is voided before any charge can go out.
+            payment = Payment.objects.select_for_update().get(pk=payment.pk)
+            if payment.status == PaymentStatus.PREPARED:
+                PaymentAttempt.objects.filter(
+                    payment=payment, kind="charge", status=AttemptStatus.STARTED, sends=0
+                ).update(status=AttemptStatus.ABANDONED)
+                in_flight = PaymentAttempt.objects.filter(
+                    payment=payment, kind="charge", status__in=UNRESOLVED
+                ).exists()
+                if not in_flight:
+                    Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.VOIDED)
+                    return PaymentStatus.VOIDED
     if payment.status == PaymentStatus.PREPARED and token:
         attempt = _last_charge_attempt(payment)
         if attempt is not None and attempt.status in UNRESOLVED:

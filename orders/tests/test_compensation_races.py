@@ -1,0 +1,95 @@
+"""Races between a running step and the order ending under it (found in review)."""
+
+import pytest
+from kombu.exceptions import OperationalError
+from rest_framework.test import APIClient
+
+from orders import tasks
+from orders.enums import OrderStatus
+from orders.models import Order
+from orders.services import steps
+from orders.services.cancellation import OPS, order_cancel
+from orders.services.sweeper import order_sweep_stuck
+from payments.models import Payment
+from payments.services import charge as charge_service
+from prescriptions.models import PrescriptionItem
+from prescriptions.tests.factories import prescription_with
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_prescription_claim_made_after_the_order_ended_is_returned(
+    shop, place, monkeypatch, django_capture_on_commit_callbacks
+):
+    prescription = prescription_with([("AMOX-500", 10)])
+    real = steps.prescription_dispense
+
+    def cancel_then_dispense(**kwargs):
+        # The order is cancelled between the charge step's status check and its claim.
+        with django_capture_on_commit_callbacks(execute=True):
+            order_cancel(order=Order.objects.get(pk=kwargs["order_id"]), by=OPS, actor="t")
+        return real(**kwargs)
+
+    monkeypatch.setattr(steps, "prescription_dispense", cancel_then_dispense)
+    order = place(items=[("AMOX-500", 4)], prescription_id=prescription.pk)
+    assert order.status == OrderStatus.CANCELLED
+    assert PrescriptionItem.objects.get().dispensed_quantity == 0
+
+
+def test_a_charge_written_but_not_sent_when_the_order_ends_is_never_sent(
+    shop, place, monkeypatch, django_capture_on_commit_callbacks, simulator
+):
+    real = charge_service.attempt_send
+    cancelled = []
+
+    def cancel_then_send(payment, attempt, token):
+        # The attempt row is committed (never sent) when the order is cancelled.
+        if not cancelled:
+            cancelled.append(True)
+            with django_capture_on_commit_callbacks(execute=True):
+                order_cancel(order=Order.objects.get(pk=payment.order_id), by=OPS, actor="t")
+        return real(payment, attempt, token)
+
+    monkeypatch.setattr(charge_service, "attempt_send", cancel_then_send)
+    order = place(items=[("PARA-500", 1)])
+    assert order.status == OrderStatus.CANCELLED
+    assert Payment.objects.get(order_id=order.pk).status == "voided"
+    assert simulator.ledger()["charges"] == []
+
+
+def test_cancel_with_the_broker_down_answers_and_the_sweeper_compensates_later(
+    shop, place, settings, monkeypatch, django_capture_on_commit_callbacks, simulator
+):
+    order = place(items=[("PARA-500", 1)])
+    assert order.status == OrderStatus.CONFIRMED
+    settings.COT_PIPELINE_MODE = "celery"
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("redis down")
+
+    monkeypatch.setattr(tasks.order_compensate, "delay", broker_down)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {shop[1]}")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"/api/v1/orders/{order.pk}/cancel/", {"reason": "x"}, format="json")
+    assert response.status_code == 200
+    assert Payment.objects.get(order_id=order.pk).status == "captured"  # not yet refunded
+
+    monkeypatch.undo()
+    settings.COT_PIPELINE_MODE = "inline"
+    settings.COT_STUCK_ORDER_SECONDS = 0
+    order_sweep_stuck()
+    assert Payment.objects.get(order_id=order.pk).status == "refunded"
+    assert len(simulator.ledger()["refunds"]) == 1
+
+
+def test_a_charge_that_waited_out_its_retries_for_a_missing_header_step_leaves_the_order(
+    place, settings
+):
+    order = place(items=[("PARA-500", 1)], run=False)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PROCESSING)
+    # No header step ever recorded its outcome (say, it gave up on the database).
+    result = tasks.payment_charge.apply(args=[str(order.pk)], retries=settings.COT_STEP_MAX_RETRIES)
+    assert result.get() == "incomplete"
+    order.refresh_from_db()
+    assert (order.status, order.failure_reason) == (OrderStatus.PROCESSING, None)
