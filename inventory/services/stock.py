@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime
 import itertools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -204,11 +206,18 @@ def stock_reserve(
     )
 
 
-def _settle(order_id: uuid.UUID, *, to: ReservationStatus) -> bool:
-    """Move a held reservation to committed or released, adjusting its batches."""
+def _settle(
+    order_id: uuid.UUID,
+    *,
+    from_status: ReservationStatus,
+    to: ReservationStatus,
+    batch_change: Callable[[int], dict[str, Any]],
+) -> bool:
+    """Move a reservation from `from_status` to `to` once, changing each of its batches by
+    `batch_change(quantity)`. False when it was not in `from_status` (idempotent)."""
     with transaction.atomic():
         reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
-        if reservation is None or reservation.status != ReservationStatus.HELD:
+        if reservation is None or reservation.status != from_status:
             return False
         items = list(reservation.items.order_by("batch_id"))
         # Lock the batches in primary-key order, as every other stock write does.
@@ -218,10 +227,7 @@ def _settle(order_id: uuid.UUID, *, to: ReservationStatus) -> bool:
             .order_by("pk")
         )
         for item in items:
-            change = {"reserved": F("reserved") - item.quantity}
-            if to == ReservationStatus.COMMITTED:
-                change["on_hand"] = F("on_hand") - item.quantity
-            StockBatch.objects.filter(pk=item.batch_id).update(**change)
+            StockBatch.objects.filter(pk=item.batch_id).update(**batch_change(item.quantity))
         reservation.status = to
         reservation.save(update_fields=["status", "updated_at"])
     return True
@@ -229,12 +235,25 @@ def _settle(order_id: uuid.UUID, *, to: ReservationStatus) -> bool:
 
 def stock_release(*, order_id: uuid.UUID) -> bool:
     """Give held stock back. Returns False when there was nothing held (idempotent)."""
-    return _settle(order_id, to=ReservationStatus.RELEASED)
+    return _settle(
+        order_id,
+        from_status=ReservationStatus.HELD,
+        to=ReservationStatus.RELEASED,
+        batch_change=lambda quantity: {"reserved": F("reserved") - quantity},
+    )
 
 
 def stock_commit(*, order_id: uuid.UUID) -> bool:
     """Held stock leaves the shelf: on_hand and reserved both drop. Idempotent."""
-    return _settle(order_id, to=ReservationStatus.COMMITTED)
+    return _settle(
+        order_id,
+        from_status=ReservationStatus.HELD,
+        to=ReservationStatus.COMMITTED,
+        batch_change=lambda quantity: {
+            "reserved": F("reserved") - quantity,
+            "on_hand": F("on_hand") - quantity,
+        },
+    )
 
 
 def stock_restock(*, order_id: uuid.UUID) -> bool:
@@ -242,18 +261,9 @@ def stock_restock(*, order_id: uuid.UUID) -> bool:
     before it shipped): `on_hand` grows by what the commit took, in the same batches. The
     reservation ends `released`, as if it had never been committed, so this happens once.
     Returns False when nothing was committed (idempotent)."""
-    with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
-        if reservation is None or reservation.status != ReservationStatus.COMMITTED:
-            return False
-        items = list(reservation.items.order_by("batch_id"))
-        list(
-            StockBatch.objects.select_for_update()
-            .filter(pk__in=[item.batch_id for item in items])
-            .order_by("pk")
-        )
-        for item in items:
-            StockBatch.objects.filter(pk=item.batch_id).update(on_hand=F("on_hand") + item.quantity)
-        reservation.status = ReservationStatus.RELEASED
-        reservation.save(update_fields=["status", "updated_at"])
-    return True
+    return _settle(
+        order_id,
+        from_status=ReservationStatus.COMMITTED,
+        to=ReservationStatus.RELEASED,
+        batch_change=lambda quantity: {"on_hand": F("on_hand") + quantity},
+    )
