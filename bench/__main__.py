@@ -281,8 +281,24 @@ def main() -> None:
     )
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "cot_bench"))
     parser.add_argument("--note", default="", help="a line about this run, for the doc")
+    parser.add_argument(
+        "--only",
+        default="floor,zero,seed,inline",
+        help="comma-separated scenarios to run (development; a partial run is never published)",
+    )
+    parser.add_argument(
+        "--rates", default="", help="offered rates for floor/zero instead of the ramp (development)"
+    )
     args = parser.parse_args()
-    cfg = QUICK if args.quick else FULL
+    cfg = dict(QUICK if args.quick else FULL)
+    only = set(args.only.split(","))
+    if args.rates:
+        rates = [float(r) for r in args.rates.split(",")]
+        cfg["floor_rates"] = cfg["zero_rates"] = rates
+        cfg["seed_rate"] = cfg["inline_rate"] = rates[0]
+    partial = only != {"floor", "zero", "seed", "inline"} or bool(args.rates)
+    if args.publish and partial:
+        parser.error("--publish needs the whole run (no --only, no --rates)")
     began = time.time()
     workdir = Path(tempfile.mkdtemp(prefix="cot-bench-"))
     stack = Stack(workdir=workdir, pg_url=args.pg_url.rstrip("/"), database=args.database)
@@ -292,13 +308,16 @@ def main() -> None:
         stack.redis_start()
         # The floor canvas is sent from this process too.
         os.environ["BENCH_REDIS_URL"] = stack.redis_url
-        print("floor: no-op canvas on the same broker and pools", flush=True)
-        stack.workers_start("bench.floor_app")
-        scenarios["floor"] = _best(
-            [run_scenario(stack, "floor", rate, cfg, floor=True) for rate in cfg["floor_rates"]]
-        )
-        stack.stop(*(w["name"] for w in WORKERS))
-        stack.redis_flush()
+        if "floor" in only:
+            print("floor: no-op canvas on the same broker and pools", flush=True)
+            stack.workers_start("bench.floor_app")
+            scenarios["floor"] = _best(
+                [run_scenario(stack, "floor", rate, cfg, floor=True) for rate in cfg["floor_rates"]]
+            )
+            stack.stop(*(w["name"] for w in WORKERS))
+            stack.redis_flush()
+        if not only - {"floor"}:
+            return _finish(args, scenarios, began, partial)
 
         print("setting up: database, catalog, API client", flush=True)
         stack.simulator_start("")
@@ -311,35 +330,53 @@ def main() -> None:
         stack.api_start("celery")
         stack.workers_start("cot_project")
 
-        print("zero: simulator without latency", flush=True)
-        scenarios["zero"] = _best(
-            [run_scenario(stack, "zero", rate, cfg) for rate in cfg["zero_rates"]]
-        )
-        print("seed: simulator latencies of CONTRACT §8", flush=True)
-        stack.simulator_start(SEED_LATENCY)
-        stack.stop("api", *(w["name"] for w in WORKERS))
-        # What an overloaded ramp step left queued would only compete with the next
-        # scenario: it was already counted (unfinished) where it belonged.
-        stack.redis_flush()
-        stack.api_start("celery")
-        stack.workers_start("cot_project")
-        scenarios["seed"] = _best(
-            [run_scenario(stack, "seed", cfg["seed_rate"], cfg, critical_path=SEED_CRITICAL_PATH)]
-        )
-        print("inline: the same steps in the request, same latencies", flush=True)
-        stack.stop("api", *(w["name"] for w in WORKERS))
-        stack.redis_flush()
-        stack.api_start("inline")
-        stack.workers_start("cot_project", pipeline_mode="inline")
-        scenarios["inline"] = _best(
-            [
-                run_scenario(
-                    stack, "inline", cfg["inline_rate"], cfg, critical_path=SEED_CRITICAL_PATH
-                )
-            ]
-        )
+        if "zero" in only:
+            print("zero: simulator without latency", flush=True)
+            scenarios["zero"] = _best(
+                [run_scenario(stack, "zero", rate, cfg) for rate in cfg["zero_rates"]]
+            )
+        if "seed" in only:
+            print("seed: simulator latencies of CONTRACT §8", flush=True)
+            stack.simulator_start(SEED_LATENCY)
+            stack.stop("api", *(w["name"] for w in WORKERS))
+            # What an overloaded ramp step left queued would only compete with the next
+            # scenario: it was already counted (unfinished) where it belonged.
+            stack.redis_flush()
+            stack.api_start("celery")
+            stack.workers_start("cot_project")
+            scenarios["seed"] = _best(
+                [
+                    run_scenario(
+                        stack, "seed", cfg["seed_rate"], cfg, critical_path=SEED_CRITICAL_PATH
+                    )
+                ]
+            )
+        if "inline" in only:
+            print("inline: the same steps in the request, same latencies", flush=True)
+            stack.simulator_start(SEED_LATENCY)
+            stack.stop("api", *(w["name"] for w in WORKERS))
+            stack.redis_flush()
+            stack.api_start("inline")
+            stack.workers_start("cot_project", pipeline_mode="inline")
+            scenarios["inline"] = _best(
+                [
+                    run_scenario(
+                        stack, "inline", cfg["inline_rate"], cfg, critical_path=SEED_CRITICAL_PATH
+                    )
+                ]
+            )
     finally:
         stack.stop()
+    return _finish(args, scenarios, began, partial)
+
+
+def _finish(args: argparse.Namespace, scenarios: dict, began: float, partial: bool) -> None:
+    if partial:
+        # A development run: print each scenario's line, keep latest.json for full runs.
+        for name, result in scenarios.items():
+            print(f"{name}: {_line(result)}")
+            print(f"    cpu s by part: {result['cpu_s_by_part']}, ramp: {result['ramp']}")
+        return
 
     def ratio(a: str, b: str) -> float | None:
         x, y = scenarios[a]["completed_per_s"], scenarios[b]["completed_per_s"]

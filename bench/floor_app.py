@@ -23,6 +23,7 @@ QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
 app = Celery("bench_floor")
 app.conf.update(
     broker_url=REDIS_URL,
+    broker_transport=os.environ.get("FLOOR_TRANSPORT", "core.kombu_redis:Transport"),
     result_backend=REDIS_URL,
     task_serializer="json",
     result_serializer="json",
@@ -46,9 +47,10 @@ app.conf.update(
         "floor.shipment_book": {"queue": "logistics"},
         "floor.*": {"queue": "pipeline"},
     },
-    worker_send_task_events=True,
-    task_send_sent_event=True,
+    worker_send_task_events=os.environ.get("FLOOR_EVENTS", "1") == "1",
+    task_send_sent_event=os.environ.get("FLOOR_EVENTS", "1") == "1",
     broker_connection_retry_on_startup=True,
+    task_ignore_result=os.environ.get("FLOOR_IGNORE", "0") == "1",
 )
 
 _redis = redis.Redis.from_url(REDIS_URL)
@@ -84,6 +86,12 @@ def order_confirm(order_id: str, received_at: float) -> str:
     # The "confirmation": when the chain ends, against when its canvas was sent.
     _redis.rpush(DONE_KEY, json.dumps([order_id, received_at, time.time()]))
     return "ok"
+
+
+@app.task(name="floor.pipeline_start", ignore_result=True)
+def pipeline_start(order_id: str, received_at: float) -> None:
+    # As the real pipeline: the client sends one small message, a worker builds the chord.
+    canvas(order_id, received_at).apply_async()
 
 
 def canvas(order_id: str, received_at: float):  # -> celery.canvas.Signature

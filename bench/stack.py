@@ -7,6 +7,7 @@ benchmark itself imports nothing from the project.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -44,7 +45,10 @@ WORKERS = (
         "db_pool": 40,
     },
 )
-API_WORKERS = 3  # the Procfile's default (WEB_CONCURRENCY)
+if os.environ.get("BENCH_WORKERS"):
+    # Development: try another layout, e.g. '[{"name": "w-all", "queues": "...", ...}]'.
+    WORKERS = tuple(json.loads(os.environ["BENCH_WORKERS"]))
+API_WORKERS = int(os.environ.get("BENCH_API_WORKERS", "3"))  # the Procfile's default
 
 
 def free_port() -> int:
