@@ -23,7 +23,8 @@ QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
 app = Celery("bench_floor")
 app.conf.update(
     broker_url=REDIS_URL,
-    broker_transport=os.environ.get("FLOOR_TRANSPORT", "core.kombu_redis:Transport"),
+    # The pipeline's transport (a string: kombu imports it; the floor imports no Django).
+    broker_transport="core.kombu_redis:Transport",
     result_backend=REDIS_URL,
     task_serializer="json",
     result_serializer="json",
@@ -47,10 +48,12 @@ app.conf.update(
         "floor.shipment_book": {"queue": "logistics"},
         "floor.*": {"queue": "pipeline"},
     },
-    worker_send_task_events=os.environ.get("FLOOR_EVENTS", "1") == "1",
-    task_send_sent_event=os.environ.get("FLOOR_EVENTS", "1") == "1",
+    # As cot_project.settings.COT_TASK_EVENTS: off unless asked for (Flower turns them on).
+    worker_send_task_events=os.environ.get("COT_TASK_EVENTS", "false").lower() == "true",
+    task_send_sent_event=os.environ.get("COT_TASK_EVENTS", "false").lower() == "true",
     broker_connection_retry_on_startup=True,
-    task_ignore_result=os.environ.get("FLOOR_IGNORE", "0") == "1",
+    # The pipeline's steps store no results either (orders/tasks.py).
+    task_ignore_result=True,
 )
 
 _redis = redis.Redis.from_url(REDIS_URL)

@@ -35,8 +35,10 @@ def _check_database() -> None:
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 with transaction.atomic():
+                    # set_config(..., true) is SET LOCAL that takes a bound parameter.
                     cursor.execute(
-                        "SET LOCAL statement_timeout = %s", [int(PROBE_TIMEOUT_SECONDS * 1000)]
+                        "SELECT set_config('statement_timeout', %s, true)",
+                        [str(int(PROBE_TIMEOUT_SECONDS * 1000))],
                     )
                     cursor.execute("SELECT 1")
             else:

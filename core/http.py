@@ -53,19 +53,25 @@ class ExternalRejected(ExternalError):
         self.body = body
 
 
-_local = threading.local()
+_client_lock = threading.Lock()
+_shared: tuple[int, httpx.Client] | None = None
 
 
 def _client() -> httpx.Client:
-    # httpx clients are not fork-safe: a worker child must not reuse its parent's pool.
+    """One client per process, shared by its threads (httpx's Client is thread-safe): one
+    connection pool kept alive across tasks, and one TLS context instead of one per thread
+    (building one loads the CA bundle, milliseconds of CPU each). Made again after a fork,
+    because a child must not reuse its parent's sockets."""
+    global _shared
     pid = os.getpid()
-    client: httpx.Client | None = getattr(_local, "client", None)
-    if client is None or getattr(_local, "pid", None) != pid:
-        client = httpx.Client(
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)
-        )
-        _local.client, _local.pid = client, pid
-    return client
+    shared = _shared
+    if shared is None or shared[0] != pid:
+        with _client_lock:
+            if _shared is None or _shared[0] != pid:
+                limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
+                _shared = (pid, httpx.Client(limits=limits))
+            shared = _shared
+    return shared[1]
 
 
 def post_json(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,9 @@ TASK_ROUTES = {
 def _configure() -> None:
     app.conf.update(
         broker_url=settings.CELERY_BROKER_URL,
+        # kombu's Redis transport with one shared redis-py client per channel instead of a
+        # new client per publish/ack (the largest item in a worker's profile): core/kombu_redis.py.
+        broker_transport="core.kombu_redis:Transport",
         result_backend=settings.CELERY_RESULT_BACKEND,
         task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
         task_serializer="json",
@@ -69,9 +72,12 @@ def _configure() -> None:
         task_queues=[Queue(name) for name in QUEUES],
         task_default_queue="pipeline",
         task_routes=TASK_ROUTES,
-        # Task events let Flower show every step of the pipeline.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # Task events let Flower show every step of the pipeline, and cost about a tenth of
+        # a worker's CPU (docs/BENCHMARKS.md). Flower switches them on in every worker while
+        # it runs (its `enable_events`, on by default), so they cost nothing when nobody
+        # watches; COT_TASK_EVENTS=true keeps them on regardless (and adds task-sent events).
+        worker_send_task_events=settings.COT_TASK_EVENTS,
+        task_send_sent_event=settings.COT_TASK_EVENTS,
         broker_connection_retry_on_startup=True,
         beat_schedule={
             "sweep-stuck-orders": {

@@ -101,6 +101,12 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.ba
     _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
     # A database that does not answer must not hang a request or /readyz for minutes.
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
+    # Parameters travel apart from the SQL (psycopg's server-side binding), so the same
+    # statement text repeats and psycopg prepares it after a few runs on a connection: the
+    # server stops re-parsing and re-planning the pipeline's handful of statements, and no
+    # Python time goes into quoting values into SQL. Safe without a transaction-pooling
+    # proxy in between (none here); DB_SERVER_SIDE_BINDING=false turns it off.
+    _db["OPTIONS"]["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
     if env.bool("DB_POOL", default=True):
         # psycopg 3's pool (Django >= 5.1) instead of one connection per request or task;
         # Celery's Django fixup "closes" connections around every task, which with a pool
@@ -190,6 +196,7 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = False
 
+COT_TASK_EVENTS = env.bool("COT_TASK_EVENTS", default=False)
 COT_PIPELINE_MODE = env.str("COT_PIPELINE_MODE", default="celery")
 
 # --- Business rules -----------------------------------------------------------------------

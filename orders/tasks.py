@@ -64,6 +64,8 @@ def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: 
             metrics.PIPELINE_STEP_SECONDS.labels(step=step).observe(time.perf_counter() - started)
 
 
+# Nothing reads a step's return value (the chord counts its parts whether results are
+# stored or not, and the outcome is in OrderStep): storing it would be a Redis write per task.
 @shared_task(name="orders.pipeline_start", ignore_result=True)
 def pipeline_start(order_id: str) -> None:
     from orders import pipeline  # the pipeline module imports these tasks
@@ -71,32 +73,32 @@ def pipeline_start(order_id: str) -> None:
     pipeline.launch(uuid.UUID(order_id))
 
 
-@shared_task(bind=True, name="orders.prescription_check", max_retries=None)
+@shared_task(bind=True, name="orders.prescription_check", max_retries=None, ignore_result=True)
 def prescription_check(self: Task, order_id: str) -> str:
     return _run(self, Step.PRESCRIPTION, steps.order_check_prescription, order_id)
 
 
-@shared_task(bind=True, name="orders.stock_reserve", max_retries=None)
+@shared_task(bind=True, name="orders.stock_reserve", max_retries=None, ignore_result=True)
 def stock_reserve(self: Task, order_id: str) -> str:
     return _run(self, Step.STOCK, steps.order_reserve_stock, order_id)
 
 
-@shared_task(bind=True, name="orders.payment_prepare", max_retries=None)
+@shared_task(bind=True, name="orders.payment_prepare", max_retries=None, ignore_result=True)
 def payment_prepare(self: Task, order_id: str) -> str:
     return _run(self, Step.PAYMENT_PREPARE, steps.order_prepare_payment, order_id)
 
 
-@shared_task(bind=True, name="orders.payment_charge", max_retries=None)
+@shared_task(bind=True, name="orders.payment_charge", max_retries=None, ignore_result=True)
 def payment_charge(self: Task, order_id: str) -> str:
     return _run(self, Step.CHARGE, steps.order_charge_payment, order_id)
 
 
-@shared_task(bind=True, name="orders.shipment_book", max_retries=None)
+@shared_task(bind=True, name="orders.shipment_book", max_retries=None, ignore_result=True)
 def shipment_book(self: Task, order_id: str) -> str:
     return _run(self, Step.SHIPMENT, steps.order_book_shipment, order_id)
 
 
-@shared_task(bind=True, name="orders.order_confirm", max_retries=None)
+@shared_task(bind=True, name="orders.order_confirm", max_retries=None, ignore_result=True)
 def order_confirm(self: Task, order_id: str) -> str:
     return _run(self, Step.CONFIRM, steps.order_confirm, order_id)
 
@@ -110,7 +112,9 @@ def order_compensate(self: Task, order_id: str) -> None:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
-@shared_task(bind=True, name="orders.order_resume_after_review", max_retries=None)
+@shared_task(
+    bind=True, name="orders.order_resume_after_review", max_retries=None, ignore_result=True
+)
 def order_resume_after_review(self: Task, order_id: str) -> str:
     return _run(self, Step.PRESCRIPTION, steps.order_resume_after_review, order_id)
 

@@ -452,12 +452,9 @@ def order_compensate(order_id: uuid.UUID) -> None:
     try:
         # The token lets payments settle a charge whose outcome is still unknown before it
         # decides between void and refund.
-        if payment_cancel(order_id=order.pk, token=order.payment_token) == PaymentStatus.REFUNDED:
-            order_event_record(
-                order_id=order.pk,
-                type=EventType.PAYMENT_REFUNDED,
-                data={"amount": str(order.total_amount)},
-            )
+        # A refund is recorded on the timeline (payment.refunded) in the refund's own
+        # transaction, through payments' `payment_changed` (orders/services/payment_news.py).
+        payment_cancel(order_id=order.pk, token=order.payment_token)
     except ExternalError as exc:
         failures.append(exc)
     if stock_release(order_id=order.pk):

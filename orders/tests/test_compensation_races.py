@@ -93,3 +93,23 @@ def test_a_charge_that_waited_out_its_retries_for_a_missing_header_step_leaves_t
     assert result.get() == "incomplete"
     order.refresh_from_db()
     assert (order.status, order.failure_reason) == (OrderStatus.PROCESSING, None)
+
+
+def test_a_refund_is_on_the_timeline_even_if_compensation_dies_right_after_it(
+    shop, place, simulator, django_capture_on_commit_callbacks
+):
+    order = place(items=[("PARA-500", 1)])
+    assert order.status == OrderStatus.CONFIRMED
+    # The order ends; its compensation gets as far as the refund, and its process dies.
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
+    from payments.services import payment_cancel
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert payment_cancel(order_id=order.pk, token=order.payment_token) == "refunded"
+    assert list(order.events.filter(type="payment.refunded").values_list("type", flat=True)) == [
+        "payment.refunded"
+    ]
+    # The redelivered compensation finds nothing left to refund and records nothing twice.
+    steps.order_compensate(order.pk)
+    assert order.events.filter(type="payment.refunded").count() == 1
+    assert len(simulator.ledger()["refunds"]) == 1

@@ -121,7 +121,9 @@ def payment_cancel(*, order_id: uuid.UUID, token: str = "") -> str | None:
             attempt_send(payment, attempt, token)
             payment.refresh_from_db()
     if payment.status == PaymentStatus.CAPTURED:
-        return PaymentStatus.REFUNDED if _refund(payment, token) else None
+        # The refund's news goes out in the refund's own transaction, so the order's
+        # timeline cannot miss it whatever happens to this process right after.
+        return PaymentStatus.REFUNDED if _refund(payment, token, news={}) else None
     if payment.status in VOIDABLE:
         updated = Payment.objects.filter(pk=payment.pk, status=payment.status).update(
             status=PaymentStatus.VOIDED
