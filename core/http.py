@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from django.conf import settings
+from django.db import connection
 
 from core import metrics
 from core.breaker import BreakerOpen, breaker_enter, breaker_exit
@@ -84,6 +85,7 @@ def post_json(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         ticket = breaker_enter(target)
     except BreakerOpen as exc:
         raise CircuitOpen(target, str(exc)) from exc
+    database_connection_release()
     started = time.perf_counter()
     outcome = "error"
     failed: bool | None = None
@@ -103,6 +105,19 @@ def post_json(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         metrics.EXTERNAL_CALL_SECONDS.labels(target=target, outcome=outcome).observe(
             time.perf_counter() - started
         )
+
+
+def database_connection_release() -> None:
+    """Give this thread's pooled database connection back for the length of an outside call.
+
+    Django keeps a connection from the first query until the end of the request or task,
+    so a task waiting half a second on a gateway would hold one all that time and the pool,
+    not the worker's concurrency, would bound the calls in flight. Outside a transaction
+    (no outside call may run inside one) the connection goes back to the pool and the next
+    query takes one again. Without a pool (SQLite, CONN_MAX_AGE) closing would mean
+    reconnecting, so the connection is kept."""
+    if connection.settings_dict.get("OPTIONS", {}).get("pool") and not connection.in_atomic_block:
+        connection.close()
 
 
 def _send(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:

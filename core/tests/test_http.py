@@ -50,3 +50,34 @@ def test_slow_answer_is_a_timeout(simulator, settings):
     simulator.control("gateways/alpha", latency_ms=1000)
     with pytest.raises(ExternalTimeout):
         post_json("gateways/alpha", url(simulator), INTENT)
+
+
+def _pooled() -> bool:
+    from django.conf import settings
+
+    return bool(settings.DATABASES["default"].get("OPTIONS", {}).get("pool"))
+
+
+needs_pool = pytest.mark.skipif(
+    not _pooled(), reason="only a pooled connection (PostgreSQL) is given back during a call"
+)
+
+
+@needs_pool
+@pytest.mark.django_db(transaction=True)
+def test_the_pooled_database_connection_is_given_back_during_an_outside_call(simulator):
+    from django.db import connection, transaction
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert connection.connection is not None
+    post_json("gateways/alpha", url(simulator), INTENT)
+    assert connection.connection is None  # back in the pool: not held while waiting
+    with connection.cursor() as cursor:  # and the next query takes one again
+        cursor.execute("SELECT 1")
+    # Inside a transaction the connection is the transaction: it stays.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        post_json("gateways/alpha", url(simulator), {**INTENT, "idempotency_key": "k2"})
+        assert connection.connection is not None
