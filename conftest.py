@@ -106,6 +106,15 @@ def _celery_eager_in_process() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_process_caches() -> None:
+    """Templates and webhook clients are cached per process for seconds: each test reads
+    its own database's."""
+    from notifications.caching import caches_clear
+
+    caches_clear()
+
+
+@pytest.fixture(autouse=True)
 def _closed_circuit_breakers() -> Iterator[None]:
     """Breaker state lives in Redis and would outlive a test: each test starts closed."""
     import redis

@@ -9,13 +9,15 @@ models or methods; the engine has no loaders and no tag libraries, so `include` 
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.template import Context, Engine
+from django.template import Context, Engine, Template
 
+from notifications.caching import TimedValue
 from notifications.enums import NotificationChannel
 from orders.enums import EventType
 from orders.models import Order
@@ -103,14 +105,13 @@ SAMPLE_CONTEXT: dict[str, Any] = {
 
 
 def message_context(order: Order) -> dict[str, Any]:
-    """The values a template may use: plain copies, never model objects."""
-    return {
-        "number": order.number,
-        "status": order.status,
-        "reason": (order.failure_reason or "").replace("_", " "),
-        "reason_code": order.failure_reason or "",
-        "name": str(order.delivery_address.get("name", "")),
-        "items": [
+    """The values a template may use: plain copies, never model objects. `items` is
+    read from the database only when a template uses it (the template language calls a
+    callable value; the call is made once): most SMS texts do not."""
+
+    @functools.cache
+    def items() -> list[dict[str, Any]]:
+        return [
             {
                 "sku": line.sku,
                 "name": line.name,
@@ -118,13 +119,42 @@ def message_context(order: Order) -> dict[str, Any]:
                 "total": f"{line.line_total:.2f}",
             }
             for line in order.lines.all()
-        ],
+        ]
+
+    return {
+        "number": order.number,
+        "status": order.status,
+        "reason": (order.failure_reason or "").replace("_", " "),
+        "reason_code": order.failure_reason or "",
+        "name": str(order.delivery_address.get("name", "")),
+        "items": items,
         "total": f"{order.currency} {order.total_amount:.2f}",
     }
 
 
+@functools.lru_cache(maxsize=128)
+def _compiled(source: str) -> Template:
+    # Keyed by the source, so an edited template is compiled afresh; a source that does
+    # not compile raises every time (not cached) and the caller falls back.
+    return ENGINE.from_string(source)
+
+
 def _render(source: str, context: dict[str, Any]) -> str:
-    return ENGINE.from_string(source).render(Context(context, autoescape=False))
+    return _compiled(source).render(Context(context, autoescape=False))
+
+
+# Messages are rendered with the active templates read at most this often per process:
+# an edit in admin shows in messages made at most this many seconds later.
+TEMPLATES_SECONDS = 5.0
+
+
+def _active_templates() -> dict[tuple[str, str], Any]:
+    from notifications.models import NotificationTemplate
+
+    return {(t.event_type, t.channel): t for t in NotificationTemplate.objects.filter(active=True)}
+
+
+_templates = TimedValue(_active_templates, seconds=TEMPLATES_SECONDS)
 
 
 def _render_message(subject: str, body: str, context: dict[str, Any]) -> Message:
@@ -135,14 +165,10 @@ def _render_message(subject: str, body: str, context: dict[str, Any]) -> Message
 def message_render(*, event_type: str, channel: str, context: dict[str, Any]) -> Message | None:
     """The message for an event on a channel: the active template if it renders to a
     usable message, else the built-in default; None for events nobody is told about."""
-    from notifications.models import NotificationTemplate
-
     default = DEFAULTS.get((event_type, channel))
     if default is None:
         return None
-    template = NotificationTemplate.objects.filter(
-        event_type=event_type, channel=channel, active=True
-    ).first()
+    template = _templates.get().get((event_type, channel))
     if template is not None:
         try:
             message = _render_message(template.subject, template.body, context)

@@ -3,16 +3,18 @@ order events that matter to a customer; at most one per order, event and channel
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
+from collections.abc import Callable
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from core.http import ExternalError, ExternalRejected, post_json
 from notifications.enums import NotificationChannel, NotificationStatus
-from notifications.messages import message_context, message_render
+from notifications.messages import NOTIFIED_EVENTS, message_context, message_render
 from notifications.models import Notification
 from orders.enums import EventType
 from orders.models import Order
@@ -32,25 +34,75 @@ def notification_send(*, order_id: uuid.UUID, event_type: str, channel: str) -> 
     notification = Notification.objects.filter(
         order_id=order_id, event_type=event_type, channel=channel
     ).first()
+    return _send(
+        order_id=order_id,
+        event_type=event_type,
+        channel=channel,
+        notification=notification,
+        order=_order_loader(order_id),
+    )
+
+
+def notification_send_all(*, order_id: uuid.UUID, event_type: str) -> None:
+    """Send the event's message on every channel. A channel the provider refuses (4xx:
+    a retry would be refused too) is marked failed at once; the other channels are still
+    tried, then the first transient error is raised so the caller retries (channels
+    already sent are skipped on the retry)."""
+    if event_type not in NOTIFIED_EVENTS:
+        return
+    # One read for every channel's row, and the order only when a row is still to make.
+    existing = {
+        n.channel: n for n in Notification.objects.filter(order_id=order_id, event_type=event_type)
+    }
+    order = _order_loader(order_id)
+    transient: ExternalError | None = None
+    for channel in NotificationChannel.values:
+        try:
+            _send(
+                order_id=order_id,
+                event_type=event_type,
+                channel=channel,
+                notification=existing.get(channel),
+                order=order,
+            )
+        except ExternalRejected as exc:
+            logger.error("notification %s/%s refused: %s", event_type, channel, exc)
+            notification_mark_failed(order_id=order_id, event_type=event_type, channel=channel)
+        except ExternalError as exc:
+            transient = transient or exc
+    if transient is not None:
+        raise transient
+
+
+def _order_loader(order_id: uuid.UUID) -> Callable[[], Order]:
+    return functools.cache(lambda: Order.objects.get(pk=order_id))
+
+
+def _send(
+    *,
+    order_id: uuid.UUID,
+    event_type: str,
+    channel: str,
+    notification: Notification | None,
+    order: Callable[[], Order],
+) -> Notification | None:
+    """notification_send with the channel's row (None: not made yet) already read."""
+    counted = False
     if notification is None:
-        order = Order.objects.prefetch_related("lines").get(pk=order_id)
-        to = str(order.delivery_address.get(ADDRESS_FIELD[channel]) or "")
-        if not to:
-            return None
-        message = message_render(
-            event_type=event_type, channel=channel, context=message_context(order)
+        notification, counted = _notification_make(
+            order=order(), event_type=event_type, channel=channel
         )
-        if message is None:
+        if notification is None:
             return None
-        notification, _ = Notification.objects.get_or_create(
-            order_id=order_id,
-            event_type=event_type,
-            channel=channel,
-            defaults={"to": to, "subject": message.subject, "text": message.body},
-        )
-    if notification.status != NotificationStatus.PENDING:
-        return notification
-    Notification.objects.filter(pk=notification.pk).update(attempts=F("attempts") + 1)
+    if not counted:
+        if notification.status != NotificationStatus.PENDING:
+            return notification
+        # The attempt is counted (committed) before the call; a row another sender has
+        # sent or given up on since it was read is left alone.
+        if not Notification.objects.filter(
+            pk=notification.pk, status=NotificationStatus.PENDING
+        ).update(attempts=F("attempts") + 1):
+            return notification
     payload = {
         "to": notification.to,
         "text": notification.text,
@@ -73,22 +125,34 @@ def notification_send(*, order_id: uuid.UUID, event_type: str, channel: str) -> 
     return notification
 
 
-def notification_send_all(*, order_id: uuid.UUID, event_type: str) -> None:
-    """Send the event's message on every channel. A channel the provider refuses (4xx:
-    a retry would be refused too) is marked failed at once; the other channels are still
-    tried, then the first transient error is raised so the caller retries (channels
-    already sent are skipped on the retry)."""
-    transient: ExternalError | None = None
-    for channel in NotificationChannel.values:
-        try:
-            notification_send(order_id=order_id, event_type=event_type, channel=channel)
-        except ExternalRejected as exc:
-            logger.error("notification %s/%s refused: %s", event_type, channel, exc)
-            notification_mark_failed(order_id=order_id, event_type=event_type, channel=channel)
-        except ExternalError as exc:
-            transient = transient or exc
-    if transient is not None:
-        raise transient
+def _notification_make(
+    *, order: Order, event_type: str, channel: str
+) -> tuple[Notification | None, bool]:
+    """The channel's row, made with the rendered text and its first attempt counted in
+    one INSERT: (row, True). When another sender made it first: (its row, False), whose
+    text is what goes out. (None, False) when there is nothing to send."""
+    to = str(order.delivery_address.get(ADDRESS_FIELD[channel]) or "")
+    if not to:
+        return None, False
+    message = message_render(event_type=event_type, channel=channel, context=message_context(order))
+    if message is None:
+        return None, False
+    try:
+        with transaction.atomic():
+            notification = Notification.objects.create(
+                order_id=order.pk,
+                event_type=event_type,
+                channel=channel,
+                to=to,
+                subject=message.subject,
+                text=message.body,
+                attempts=1,
+            )
+    except IntegrityError:  # notification_unique_per_event: a concurrent sender won
+        return Notification.objects.get(
+            order_id=order.pk, event_type=event_type, channel=channel
+        ), False
+    return notification, True
 
 
 def notification_mark_failed(

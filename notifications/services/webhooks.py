@@ -81,8 +81,15 @@ def webhook_url_allowed(url: str) -> bool:
 def webhook_deliveries_create(*, order_id: uuid.UUID) -> int:
     """Make the delivery rows for the order's events that have none yet (only when the
     order's client has a webhook URL). Idempotent: the row is unique per event."""
-    order = Order.objects.select_related("client").get(pk=order_id)
-    if not order.client.webhook_url:
+    return _deliveries_make(order_id=order_id, client=_order_client(order_id))
+
+
+def _order_client(order_id: uuid.UUID) -> ApiClient:
+    return Order.objects.select_related("client").get(pk=order_id).client
+
+
+def _deliveries_make(*, order_id: uuid.UUID, client: ApiClient) -> int:
+    if not client.webhook_url:
         return 0
     missing = (
         OrderEvent.objects.filter(order_id=order_id)
@@ -92,7 +99,7 @@ def webhook_deliveries_create(*, order_id: uuid.UUID) -> int:
     now = timezone.now()
     rows = [
         WebhookDelivery(
-            client_id=order.client_id,
+            client_id=client.pk,
             order_id=order_id,
             event_id=event_id,
             event_type=event_type,
@@ -119,7 +126,7 @@ def _post(delivery: WebhookDelivery, client: ApiClient) -> tuple[int | None, str
     url = client.webhook_url
     if not webhook_url_allowed(url):
         return None, f"not an http(s) URL: {url[:200]!r}", True
-    body = webhook_payload(OrderEvent.objects.get(pk=delivery.event_id))
+    body = webhook_payload(delivery.event)  # read with the delivery (select_related)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "COT-Webhooks/1",
@@ -175,10 +182,14 @@ def webhook_order_pump(*, order_id: uuid.UUID) -> float | None:
     schedules the next pump), or None when there is nothing more to do right now: all
     delivered, the head's retry is not due yet (its pump is scheduled), or another worker
     holds the head (that worker carries on with the rest)."""
-    webhook_deliveries_create(order_id=order_id)
+    # The client is read once per pump: a URL or secret changed meanwhile applies from
+    # the next pump on (every delivery of an order belongs to the order's client).
+    client = _order_client(order_id)
+    _deliveries_make(order_id=order_id, client=client)
     for _ in range(PUMP_BATCH):
         head = (
             WebhookDelivery.objects.filter(order_id=order_id, status=WebhookStatus.PENDING)
+            .select_related("event")
             .order_by("event_id")
             .first()
         )
@@ -194,12 +205,12 @@ def webhook_order_pump(*, order_id: uuid.UUID) -> float | None:
         )
         if not claimed:
             return None
-        delay = _attempt(head, ApiClient.objects.get(pk=head.client_id))
+        delay = _attempt(head, client)
         if delay is not None:
             return delay
         # Events committed while this one was being sent get their rows now, so the
         # pump that found this one busy and stopped loses nothing.
-        webhook_deliveries_create(order_id=order_id)
+        _deliveries_make(order_id=order_id, client=client)
     return 0.0
 
 

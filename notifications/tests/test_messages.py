@@ -174,3 +174,45 @@ def test_templates_are_edited_in_admin_and_a_broken_edit_is_refused(admin_client
     assert response.status_code == 302
     template.refresh_from_db()
     assert template.body == "Confirmed: {{ number }}"
+
+
+@pytest.mark.django_db
+def test_a_template_edit_shows_within_seconds(monkeypatch):
+    from notifications import caching
+    from notifications.messages import SAMPLE_CONTEXT, TEMPLATES_SECONDS, message_render
+
+    def sms():
+        return message_render(event_type="order.shipped", channel="sms", context=SAMPLE_CONTEXT)
+
+    before = sms().body
+    NotificationTemplate.objects.filter(event_type="order.shipped", channel="sms").update(
+        body="Shipped: {{ number }}"
+    )
+    assert sms().body == before  # this worker read the templates moments ago
+    later = caching.monotonic() + TEMPLATES_SECONDS
+    monkeypatch.setattr(caching, "monotonic", lambda: later)
+    assert sms().body == "Shipped: COT-00000001"
+
+
+@pytest.mark.django_db
+def test_a_sender_that_loses_the_race_to_make_the_row_sends_the_winners_text(simulator, order):
+    from notifications.services.messages import _send
+
+    # Another sender made the row (and was then delayed) after this one read no row.
+    Notification.objects.create(
+        order_id=order.pk, event_type="order.shipped", channel="sms", to="+1", text="first"
+    )
+
+    _send(
+        order_id=order.pk,
+        event_type="order.shipped",
+        channel="sms",
+        notification=None,
+        order=lambda: order,
+    )
+
+    [sms] = messages_for(simulator, order, "order.shipped")
+    assert (sms["to"], sms["text"]) == ("+1", "first")
+    row = Notification.objects.get(order_id=order.pk)
+    assert (row.status, row.attempts) == ("sent", 1)
+    assert order.events.filter(type="notification.sent").count() == 1

@@ -161,3 +161,32 @@ def test_only_ops_with_the_permission_may_resend(client, order):
                 ).status_code
                 == 200
             )
+
+
+def test_a_client_given_a_url_later_gets_every_event_through_the_sweeper(
+    receiver, demo_catalog, django_capture_on_commit_callbacks, monkeypatch
+):
+    from core.models import ApiClient
+    from notifications import caching
+    from notifications.receivers import WEBHOOK_CLIENTS_SECONDS
+
+    client = ApiClientFactory()
+    order = place_order(client, items=[("PARA-500", 1)])
+    with django_capture_on_commit_callbacks(execute=True):  # the receivers run
+        order_event_record(order_id=order.pk, type="order.processing")
+    # The URL is set by another process (admin): this one still believes no client has
+    # one, so its receivers enqueue no pump for the next event.
+    ApiClient.objects.filter(pk=client.pk).update(webhook_url=receiver.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        order_event_record(order_id=order.pk, type="inventory.reserved")
+    assert receiver.received == []
+
+    webhook_sweep.apply()  # beat's next sweep: delayed, not lost
+
+    assert [e["id"] for e in receiver.events()] == [e.pk for e in timeline(order)]
+    later = caching.monotonic() + WEBHOOK_CLIENTS_SECONDS
+    monkeypatch.setattr(caching, "monotonic", lambda: later)
+    with django_capture_on_commit_callbacks(execute=True):  # seconds later: pumped at once
+        event = order_event_record(order_id=order.pk, type="payment.prepared")
+    assert receiver.events()[-1]["id"] == event.pk
+    assert len(receiver.received) == len(timeline(order))

@@ -38,12 +38,17 @@ def receiver() -> Iterator[WebhookReceiver]:
 def hooked(live_stack: Stack, receiver: WebhookReceiver, django_db_blocker) -> dict[str, str]:
     """A client created with a webhook URL, as `create_api_client --webhook-url` makes it."""
     from core.tests.factories import ApiClientFactory, api_key_for
+    from notifications.receivers import WEBHOOK_CLIENTS_SECONDS
 
     with django_db_blocker.unblock():
         client = ApiClientFactory(
             name=f"e2e-hooked-{uuid.uuid4().hex[:8]}", webhook_url=receiver.url
         )
-        return {"key": api_key_for(client), "secret": client.webhook_secret}
+        key = api_key_for(client)
+    # The live processes learn of a new URL within this time; an event before that waits
+    # for beat's sweep, which this stack does not run.
+    time.sleep(WEBHOOK_CLIENTS_SECONDS)
+    return {"key": key, "secret": client.webhook_secret}
 
 
 @pytest.fixture(scope="module")
