@@ -9,6 +9,7 @@ outbound webhooks) receive events after commit through `order_event_committed`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 import django.dispatch
@@ -58,12 +59,30 @@ def order_event_record(
     *, order_id: uuid.UUID, type: str, data: dict[str, Any] | None = None
 ) -> OrderEvent:
     event = OrderEvent.objects.create(order_id=order_id, type=type, data=data or {})
+    _announce(event)
+    return event
+
+
+def order_events_record(
+    *, order_id: uuid.UUID, events: Iterable[tuple[str, dict[str, Any] | None]]
+) -> list[OrderEvent]:
+    """Record several events of one order in one INSERT (call it inside the transaction
+    of the change they describe); each is still announced after commit, in order."""
+    recorded = OrderEvent.objects.bulk_create(
+        OrderEvent(order_id=order_id, type=type, data=data or {}) for type, data in events
+    )
+    for event in recorded:
+        _announce(event)
+    return recorded
+
+
+def _announce(event: OrderEvent) -> None:
+    order_id, event_id, event_type = event.order_id, event.pk, event.type
     transaction.on_commit(
         lambda: order_event_committed.send(
-            sender=Order, order_id=order_id, event_id=event.pk, event_type=type
+            sender=Order, order_id=order_id, event_id=event_id, event_type=event_type
         )
     )
-    return event
 
 
 def order_transition(
@@ -73,8 +92,10 @@ def order_transition(
     expected: str | frozenset[str] | None = None,
     failure_reason: str | None = None,
     data: dict[str, Any] | None = None,
+    events: Iterable[tuple[str, dict[str, Any] | None]] = (),
 ) -> bool:
     """Move `order` to `to` if it is still in `expected` (default: its loaded status).
+    `events` (what led to the move) are recorded with the status event, before it.
 
     Returns False, changing nothing, when another actor moved the order first.
     Raises InvalidTransition when the table forbids the move."""
@@ -90,14 +111,16 @@ def order_transition(
         fields["failure_reason"] = failure_reason
     if to == S.CONFIRMED:
         fields["confirmed_at"] = now
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: nothing here is retried after an error,
+    # which rolls the caller's transaction back as a whole.
+    with transaction.atomic(savepoint=False):
         moved = Order.objects.filter(pk=order.pk, status__in=allowed_from).update(**fields)
         if not moved:
             return False
         event_data = dict(data or {})
         if failure_reason is not None:
             event_data.setdefault("reason", failure_reason)
-        order_event_record(order_id=order.pk, type=STATUS_EVENTS[to], data=event_data)
+        order_events_record(order_id=order.pk, events=[*events, (STATUS_EVENTS[to], event_data)])
         transaction.on_commit(lambda: _count(order, to, now, failure_reason))
     for name, value in fields.items():
         setattr(order, name, value)
