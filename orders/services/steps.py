@@ -32,6 +32,7 @@ from orders.models import Order, OrderLine, OrderStep
 from orders.services.transitions import (
     order_event_record,
     order_events_record,
+    order_step_record,
     order_transition,
 )
 from payments.enums import PaymentStatus
@@ -173,15 +174,7 @@ def _step_finish(
     events: list[tuple[str, dict[str, Any]]] = (),
 ) -> OrderStep:
     """Record the outcome once, with its events; a concurrent run that finished first wins."""
-    unfinished = OrderStep.objects.filter(pk=row.pk, ok__isnull=True)
-    if not events:
-        # One statement: it needs no transaction of its own.
-        updated = unfinished.update(ok=ok, result=result, data=data or {})
-    else:
-        with transaction.atomic():
-            updated = unfinished.update(ok=ok, result=result, data=data or {})
-            if updated:
-                order_events_record(order_id=row.order_id, events=events)
+    updated = order_step_record(step=row, ok=ok, result=result, data=data or {}, events=events)
     if updated:
         # What was just written is the row's outcome; reading it back is one query per step.
         row.ok, row.result, row.data = ok, result, data or {}
