@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from inventory.enums import ReservationStatus
 from inventory.models import FulfillmentCenter, Reservation, ReservationItem, StockBatch
@@ -150,9 +151,6 @@ def stock_reserve(
     """Reserve every line at the highest-priority centre that serves the pincode and can
     serve the whole order, else split over the fewest serving centres (CONTRACT §5).
     Idempotent: a second call returns the first call's outcome."""
-    existing = _existing_outcome(order_id)
-    if existing is not None:
-        return existing
     # One line per SKU, so a plan never counts a batch's free units twice.
     merged: dict[str, int] = {}
     for line in lines:
@@ -160,10 +158,15 @@ def stock_reserve(
     lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in merged.items()]
     centers = centers_serving(pincode=pincode)
     if not centers:
-        return ReserveOutcome(ok=False, reason=UNSERVICEABLE_PINCODE)
+        existing = _existing_outcome(order_id)
+        return existing or ReserveOutcome(ok=False, reason=UNSERVICEABLE_PINCODE)
     floor = shelf_life_floor(today=today)
     try:
         with transaction.atomic():
+            # Written first: a second call for this order stops here (order_id is unique)
+            # and returns the first one's outcome, without planning against stock that the
+            # first one holds. Rolled back when there is no plan.
+            reservation = Reservation.objects.create(order_id=order_id)
             batches = list(
                 StockBatch.objects.select_for_update(of=("self",))
                 .select_related("product")
@@ -178,8 +181,8 @@ def stock_reserve(
             )
             plan = _plan(centers, batches, lines)
             if plan is None:
+                transaction.set_rollback(True)
                 return ReserveOutcome(ok=False, reason=OUT_OF_STOCK)
-            reservation = Reservation.objects.create(order_id=order_id)
             ReservationItem.objects.bulk_create(
                 ReservationItem(reservation=reservation, batch=batch, quantity=quantity)
                 for batch, quantity in plan
@@ -215,21 +218,20 @@ def _settle(
 ) -> bool:
     """Move a reservation from `from_status` to `to` once, changing each of its batches by
     `batch_change(quantity)`. False when it was not in `from_status` (idempotent)."""
-    with transaction.atomic():
-        reservation = Reservation.objects.select_for_update().filter(order_id=order_id).first()
-        if reservation is None or reservation.status != from_status:
-            return False
-        items = list(reservation.items.order_by("batch_id"))
-        # Lock the batches in primary-key order, as every other stock write does.
-        list(
-            StockBatch.objects.select_for_update()
-            .filter(pk__in=[item.batch_id for item in items])
-            .order_by("pk")
+    # No savepoint inside a caller's transaction: nothing here is retried after an error.
+    with transaction.atomic(savepoint=False):
+        # Compare-and-set: the UPDATE locks the reservation, so of two concurrent calls one
+        # moves it and the other finds it moved.
+        moved = Reservation.objects.filter(order_id=order_id, status=from_status).update(
+            status=to, updated_at=timezone.now()
         )
-        for item in items:
-            StockBatch.objects.filter(pk=item.batch_id).update(**batch_change(item.quantity))
-        reservation.status = to
-        reservation.save(update_fields=["status", "updated_at"])
+        if not moved:
+            return False
+        items = ReservationItem.objects.filter(reservation__order_id=order_id).order_by("batch_id")
+        # One UPDATE per batch in primary-key order: each locks its batch, so the locks are
+        # taken in the order every other stock write takes them.
+        for batch_id, quantity in items.values_list("batch_id", "quantity"):
+            StockBatch.objects.filter(pk=batch_id).update(**batch_change(quantity))
     return True
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -50,7 +50,18 @@ class BookOutcome:
     shipments: tuple[Shipment, ...] = ()
 
 
-def _shipment_for(order_id: uuid.UUID, center: str, items: list[ParcelItem]) -> Shipment:
+def _lease_until(now: datetime) -> datetime:
+    call_seconds = settings.COT_HTTP_CONNECT_TIMEOUT + settings.COT_HTTP_READ_TIMEOUT
+    return now + timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS)
+
+
+def _shipment_for(
+    order_id: uuid.UUID, center: str, items: list[ParcelItem], request: dict[str, Any]
+) -> tuple[Shipment, ShipmentAttempt | None]:
+    """The order's shipment from `center`. The call that creates it also writes its first
+    booking attempt, claimed for sending by this process, in the same transaction: nobody
+    else sees the shipment before that commits, so this needs no lock and no look at
+    earlier attempts. Returns the attempt only then."""
     try:
         with transaction.atomic():
             shipment = Shipment.objects.create(
@@ -63,9 +74,19 @@ def _shipment_for(order_id: uuid.UUID, center: str, items: list[ParcelItem]) -> 
                 ShipmentItem(shipment=shipment, sku=i.sku, batch=i.batch, quantity=i.quantity)
                 for i in items
             )
-            return shipment
+            if not settings.COT_LOGISTICS_PARTNERS:
+                return shipment, None
+            attempt = ShipmentAttempt.objects.create(
+                shipment=shipment,
+                partner=settings.COT_LOGISTICS_PARTNERS[0],
+                idempotency_key=f"{shipment.idempotency_key}:1",
+                request=request,
+                sends=1,
+                lease_until=_lease_until(timezone.now()),
+            )
+            return shipment, attempt
     except IntegrityError:
-        return Shipment.objects.get(order_id=order_id, center=center)
+        return Shipment.objects.get(order_id=order_id, center=center), None
 
 
 def shipment_book(
@@ -79,26 +100,31 @@ def shipment_book(
     caller retries later; the same keys go to the same partners)."""
     booked: list[Shipment] = []
     for center, items in sorted(parcels.items()):
-        shipment = _shipment_for(order_id, center, items)
-        if not shipment.awb:
-            request = {
-                "reference": reference,
-                "pincode": pincode,
-                "items": [{"sku": i.sku, "batch": i.batch, "quantity": i.quantity} for i in items],
-            }
-            if not _book_one(shipment, request):
-                return BookOutcome(ok=False, reason=FULFILMENT_UNAVAILABLE)
+        request = {
+            "reference": reference,
+            "pincode": pincode,
+            "items": [{"sku": i.sku, "batch": i.batch, "quantity": i.quantity} for i in items],
+        }
+        shipment, claimed = _shipment_for(order_id, center, items, request)
+        if not shipment.awb and not _book_one(shipment, request, claimed):
+            return BookOutcome(ok=False, reason=FULFILMENT_UNAVAILABLE)
         booked.append(shipment)
     return BookOutcome(ok=True, shipments=tuple(booked))
 
 
-def _book_one(shipment: Shipment, request: dict[str, Any]) -> bool:
-    """Book `shipment`; False when every partner refused it."""
+def _book_one(shipment: Shipment, request: dict[str, Any], claimed: ShipmentAttempt | None) -> bool:
+    """Book `shipment`, starting with `claimed` (a new attempt this process holds) if
+    given; False when every partner refused it."""
     tried: set[str] = set()
-    while (attempt := _current_attempt(shipment, request, tried)) is not None:
+    if claimed is not None:
+        attempt, sends = claimed, claimed.sends
+    else:
+        attempt, sends = _current_attempt(shipment, request, tried)
+    while attempt is not None:
         tried.add(attempt.partner)
-        if _attempt_send(shipment, attempt):
+        if _attempt_send(shipment, attempt, sends):
             return True
+        attempt, sends = _current_attempt(shipment, request, tried)
     refused = set(
         shipment.attempts.filter(status=AttemptStatus.REFUSED).values_list("partner", flat=True)
     )
@@ -112,48 +138,47 @@ def _book_one(shipment: Shipment, request: dict[str, Any]) -> bool:
 
 def _current_attempt(
     shipment: Shipment, request: dict[str, Any], tried: set[str]
-) -> ShipmentAttempt | None:
+) -> tuple[ShipmentAttempt | None, int | None]:
     """The attempt to (re)send: the last one unless it surely booked nothing (its key must
     be reused, the booking may exist); else a new attempt at the next partner that has not
-    refused this shipment and was not tried in this call. None when there is none, or the
-    shipment was cancelled (compensation ran)."""
+    refused this shipment and was not tried in this call, written already claimed for
+    sending by this process. Returns the attempt and, when it is new, its send count;
+    (None, None) when there is none, or the shipment was cancelled (compensation ran)."""
     with transaction.atomic():
         # Locked: compensation looks at the attempts under the same lock, so an attempt is
-        # either seen (and settled) by it or never created.
+        # either seen (and settled) by it or never created; every writer of attempts takes
+        # it, so the next key is free.
         locked = Shipment.objects.select_for_update().get(pk=shipment.pk)
         attempts = list(locked.attempts.all())
         if attempts and attempts[-1].status not in NOT_BOOKED:
-            return attempts[-1]
+            return attempts[-1], None
         if locked.status != ShipmentStatus.BOOKED or locked.awb:
-            return None
+            return None, None
         refused = {a.partner for a in attempts if a.status == AttemptStatus.REFUSED}
         remaining = [
             p for p in settings.COT_LOGISTICS_PARTNERS if p not in refused and p not in tried
         ]
         if not remaining:
-            return None
-        key = f"{shipment.idempotency_key}:{len(attempts) + 1}"
-        try:
-            with transaction.atomic():
-                return ShipmentAttempt.objects.create(
-                    shipment=shipment, partner=remaining[0], idempotency_key=key, request=request
-                )
-        except IntegrityError:
-            return ShipmentAttempt.objects.get(idempotency_key=key)
+            return None, None
+        attempt = ShipmentAttempt.objects.create(
+            shipment=shipment,
+            partner=remaining[0],
+            idempotency_key=f"{shipment.idempotency_key}:{len(attempts) + 1}",
+            request=request,
+            sends=1,
+            lease_until=_lease_until(timezone.now()),
+        )
+        return attempt, 1
 
 
 def _claim(attempt: ShipmentAttempt) -> int | None:
     """Take the right to send `attempt` now. Returns how often it has been sent, this send
     included; None when it is settled or another process is sending it."""
     now = timezone.now()
-    call_seconds = settings.COT_HTTP_CONNECT_TIMEOUT + settings.COT_HTTP_READ_TIMEOUT
     claimed = (
         ShipmentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED)
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            sends=F("sends") + 1,
-            lease_until=now + timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS),
-        )
+        .update(sends=F("sends") + 1, lease_until=_lease_until(now))
     )
     if not claimed:
         return None
@@ -161,12 +186,14 @@ def _claim(attempt: ShipmentAttempt) -> int | None:
     return attempt.sends
 
 
-def _attempt_send(shipment: Shipment, attempt: ShipmentAttempt) -> bool:
-    """Send one booking request and record what it did. True when the shipment is booked
-    (by this call or another), False when the attempt surely booked nothing (the caller
-    may try the next partner); raises when the outcome is unknown (retry later, same key)
-    or someone else is sending it."""
-    sends = _claim(attempt)
+def _attempt_send(shipment: Shipment, attempt: ShipmentAttempt, sends: int | None = None) -> bool:
+    """Send one booking request and record what it did (in `shipment` too). True when the
+    shipment is booked (by this call or another), False when the attempt surely booked
+    nothing (the caller may try the next partner); raises when the outcome is unknown
+    (retry later, same key) or someone else is sending it. `sends` is given for an attempt
+    this process has claimed already."""
+    if sends is None:
+        sends = _claim(attempt)
     if sends is None:
         attempt.refresh_from_db(fields=["status"])
         if attempt.status in UNRESOLVED:
@@ -200,16 +227,17 @@ def _attempt_send(shipment: Shipment, attempt: ShipmentAttempt) -> bool:
             status=AttemptStatus.ERROR, lease_until=None
         )
         raise
+    booked = {"partner": attempt.partner, "awb": booking.awb, "eta": booking.eta}
     with transaction.atomic():
         ShipmentAttempt.objects.filter(pk=attempt.pk).update(
             status=AttemptStatus.BOOKED,
             response={"awb": booking.awb, "eta": booking.eta.isoformat() if booking.eta else None},
             lease_until=None,
         )
-        Shipment.objects.filter(pk=shipment.pk).update(
-            partner=attempt.partner, awb=booking.awb, eta=booking.eta, updated_at=timezone.now()
-        )
-    shipment.refresh_from_db()
+        booked["updated_at"] = timezone.now()
+        Shipment.objects.filter(pk=shipment.pk).update(**booked)
+    for name, value in booked.items():
+        setattr(shipment, name, value)
     return True
 
 

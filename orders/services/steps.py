@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from core import faults, metrics
@@ -28,8 +28,13 @@ from inventory.services import (
 )
 from logistics.services import ParcelItem, shipment_book, shipment_cancel
 from orders.enums import EventType, FailureReason, OrderStatus, Step
-from orders.models import Order, OrderStep
-from orders.services.transitions import order_event_record, order_transition
+from orders.models import Order, OrderLine, OrderStep
+from orders.services.transitions import (
+    order_event_record,
+    order_events_record,
+    order_step_record,
+    order_transition,
+)
 from payments.enums import PaymentStatus
 from payments.services import payment_cancel, payment_charge, payment_prepare
 from prescriptions.enums import CheckResult
@@ -64,29 +69,71 @@ def _guard(order: Order) -> None:
         raise NeedsAttention(f"order {order.pk} needs attention")
 
 
-def _begin(order_id: uuid.UUID) -> Order:
-    """Load the order; the first step to run moves it from received to processing."""
-    order = Order.objects.get(pk=order_id)
+def _load(order_id: uuid.UUID, rows: type[OrderLine] | type[OrderStep]) -> tuple[Order, list]:
+    """The order and its lines (or steps) in one query: the rows, with their order joined.
+    Only an order without such rows needs a second query."""
+    found = list(rows.objects.select_related("order").filter(order_id=order_id))
+    if not found:
+        return Order.objects.get(pk=order_id), []
+    return found[0].order, found
+
+
+def _begin(
+    order_id: uuid.UUID, step: str, *, lines: bool = False
+) -> tuple[Order, list[OrderLine], OrderStep]:
+    """Load the order (with its lines if asked), move it from received to processing if
+    this is the first step to run, and count this run of `step` (`_step_begin`), the move
+    and the count in one transaction."""
+    if lines:
+        order, order_lines = _load(order_id, OrderLine)
+    else:
+        order, order_lines = Order.objects.get(pk=order_id), []
     _guard(order)
-    if order.status == S.RECEIVED:
-        order_transition(order=order, to=S.PROCESSING, expected=S.RECEIVED)
+    if order.status != S.RECEIVED:
+        return order, order_lines, _step_begin(order, step)
+    with transaction.atomic():
+        moved = order_transition(order=order, to=S.PROCESSING, expected=S.RECEIVED)
+        row = _step_count(order.pk, step)
+    if not moved:
+        # Another step moved it first (or someone ended it): see where it is now.
         order.refresh_from_db(fields=["status", "updated_at"])
-    return order
+    return order, order_lines, _step_check(order, step, row)
+
+
+# A first run inserts the row with one attempt; a re-run of an unfinished step adds one;
+# a finished step's row comes back unchanged. One statement (PostgreSQL and SQLite both
+# have INSERT ... ON CONFLICT ... RETURNING), committed on its own outside a transaction.
+_STEP_COUNT_SQL = """
+INSERT INTO orders_orderstep
+    (created_at, updated_at, order_id, step, ok, result, data, attempts)
+VALUES (%s, %s, %s, %s, NULL, '', '{}', 1)
+ON CONFLICT (order_id, step) DO UPDATE SET attempts = orders_orderstep.attempts
+    + CASE WHEN orders_orderstep.ok IS NULL THEN 1 ELSE 0 END
+RETURNING id, created_at, updated_at, order_id, step, ok, result, data, attempts
+"""
+
+
+def _step_count(order_id: uuid.UUID, step: str) -> OrderStep:
+    connection = transaction.get_connection()
+    field = OrderStep._meta.get_field
+    now = field("created_at").get_db_prep_value(timezone.now(), connection)
+    params = [now, now, field("order").get_db_prep_value(order_id, connection), str(step)]
+    [row] = list(OrderStep.objects.raw(_STEP_COUNT_SQL, params))
+    return row
 
 
 def _step_begin(order: Order, step: str) -> OrderStep:
     """Count a run of an unfinished step (committed before the step does anything, so a
     run that kills its worker is counted too); past COT_STEP_MAX_ATTEMPTS the order is
     flagged and NeedsAttention raised instead of running the step again."""
-    # The first run counts its attempt in the INSERT; only a re-run needs the UPDATE.
-    row, created = OrderStep.objects.get_or_create(order=order, step=step, defaults={"attempts": 1})
+    return _step_check(order, step, _step_count(order.pk, step))
+
+
+def _step_check(order: Order, step: str, row: OrderStep) -> OrderStep:
     if row.ok is None:
-        if not created:
-            OrderStep.objects.filter(pk=row.pk).update(attempts=F("attempts") + 1)
-            row.refresh_from_db(fields=["attempts"])
-            if row.attempts > settings.COT_STEP_MAX_ATTEMPTS:
-                order_flag_needs_attention(order_id=order.pk, step=step, attempts=row.attempts - 1)
-                raise NeedsAttention(f"order {order.pk}: step {step} ran {row.attempts - 1} times")
+        if row.attempts > settings.COT_STEP_MAX_ATTEMPTS:
+            order_flag_needs_attention(order_id=order.pk, step=step, attempts=row.attempts - 1)
+            raise NeedsAttention(f"order {order.pk}: step {step} ran {row.attempts - 1} times")
         faults.fault_crash_point(f"{faults.CRASH_IN_STEP}{step}")
     return row
 
@@ -126,14 +173,8 @@ def _step_finish(
     data: dict[str, Any] | None = None,
     events: list[tuple[str, dict[str, Any]]] = (),
 ) -> OrderStep:
-    """Record the outcome once; a concurrent run that finished first wins."""
-    with transaction.atomic():
-        updated = OrderStep.objects.filter(pk=row.pk, ok__isnull=True).update(
-            ok=ok, result=result, data=data or {}
-        )
-        if updated:
-            for event_type, event_data in events:
-                order_event_record(order_id=row.order_id, type=event_type, data=event_data)
+    """Record the outcome once, with its events; a concurrent run that finished first wins."""
+    updated = order_step_record(step=row, ok=ok, result=result, data=data or {}, events=events)
     if updated:
         # What was just written is the row's outcome; reading it back is one query per step.
         row.ok, row.result, row.data = ok, result, data or {}
@@ -142,9 +183,10 @@ def _step_finish(
     return row
 
 
-def _prescription_verdict(order: Order) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
+def _prescription_verdict(
+    order: Order, order_lines: list[OrderLine]
+) -> tuple[str, list[tuple[str, dict[str, Any]]]]:
     """The Rx rules' result for this order now, and the timeline events it warrants."""
-    order_lines = list(order.lines.all())  # read once: both uses below need every line
     lines = [RxLine(sku=l.sku, quantity=l.quantity, schedule=l.schedule) for l in order_lines]
     result = prescription_check(
         customer_id=order.customer_id,
@@ -163,11 +205,10 @@ def _prescription_verdict(order: Order) -> tuple[str, list[tuple[str, dict[str, 
 
 
 def order_check_prescription(order_id: uuid.UUID) -> str:
-    order = _begin(order_id)
-    row = _step_begin(order, Step.PRESCRIPTION)
+    order, lines, row = _begin(order_id, Step.PRESCRIPTION, lines=True)
     if row.ok is not None or order.status != S.PROCESSING:
         return row.result
-    result, events = _prescription_verdict(order)
+    result, events = _prescription_verdict(order, lines)
     ok = result in (CheckResult.OK, CheckResult.ON_HOLD)
     return _step_finish(row, ok=ok, result=result, events=events).result
 
@@ -175,7 +216,7 @@ def order_check_prescription(order_id: uuid.UUID) -> str:
 def _prescription_recheck(order: Order) -> str:
     """Re-apply the Rx rules to an order that waited for a review, and record the new
     verdict once (compare-and-set on the step's `on_hold` result)."""
-    result, events = _prescription_verdict(order)
+    result, events = _prescription_verdict(order, list(order.lines.all()))
     if result == CheckResult.ON_HOLD:
         return result
     with transaction.atomic():
@@ -183,8 +224,7 @@ def _prescription_recheck(order: Order) -> str:
             order=order, step=Step.PRESCRIPTION, result=CheckResult.ON_HOLD
         ).update(ok=result == CheckResult.OK, result=result)
         if updated:
-            for event_type, data in events:
-                order_event_record(order_id=order.pk, type=event_type, data=data)
+            order_events_record(order_id=order.pk, events=events)
     return OrderStep.objects.get(order=order, step=Step.PRESCRIPTION).result
 
 
@@ -208,13 +248,12 @@ def order_resume_after_review(order_id: uuid.UUID) -> str:
 
 
 def order_reserve_stock(order_id: uuid.UUID) -> str:
-    order = _begin(order_id)
-    row = _step_begin(order, Step.STOCK)
+    order, lines, row = _begin(order_id, Step.STOCK, lines=True)
     if row.ok is not None or order.status != S.PROCESSING:
         return row.result
     outcome = stock_reserve(
         order_id=order.pk,
-        lines=[LineRequest(sku=l.sku, quantity=l.quantity) for l in order.lines.all()],
+        lines=[LineRequest(sku=l.sku, quantity=l.quantity) for l in lines],
         pincode=order.delivery_address["pincode"],
     )
     allocations = [asdict(a) for a in outcome.allocations]
@@ -232,8 +271,7 @@ def order_reserve_stock(order_id: uuid.UUID) -> str:
 
 
 def order_prepare_payment(order_id: uuid.UUID) -> str:
-    order = _begin(order_id)
-    row = _step_begin(order, Step.PAYMENT_PREPARE)
+    order, _, row = _begin(order_id, Step.PAYMENT_PREPARE)
     if row.ok is not None or order.status != S.PROCESSING:
         return row.result
     payment = payment_prepare(
@@ -248,11 +286,11 @@ def order_prepare_payment(order_id: uuid.UUID) -> str:
 
 def order_charge_payment(order_id: uuid.UUID) -> str:
     """The chord's body: decide from the three recorded outcomes, then charge."""
-    order = Order.objects.get(pk=order_id)
+    order, rows = _load(order_id, OrderStep)
     _guard(order)
     if order.status != S.PROCESSING:
         return order.status
-    steps = {s.step: s for s in order.steps.all()}
+    steps = {s.step: s for s in rows}
     if any(step not in steps or steps[step].ok is None for step in HEADER_STEPS):
         raise StepIncomplete(f"order {order_id}: header steps not all recorded")
     for step in (Step.PRESCRIPTION, Step.STOCK):
@@ -306,12 +344,14 @@ def _claim_prescribed_quantities(order: Order) -> bool:
     """Claim the Rx lines from the prescription before any money moves, so two orders
     racing for its last remaining quantity never both get it (and nobody is charged for
     an order that cannot be served). Returned when the order fails or is cancelled."""
+    if order.prescription_id is None:
+        return True  # no prescription, nothing to claim (the lines are not even read)
     rx_lines = [
         RxItemRequest(sku=line.sku, quantity=line.quantity)
         for line in order.lines.all()
         if line.requires_prescription
     ]
-    if not rx_lines or order.prescription_id is None:
+    if not rx_lines:
         return True
     return prescription_dispense(
         order_id=order.pk, prescription_id=order.prescription_id, lines=rx_lines
@@ -319,11 +359,11 @@ def _claim_prescribed_quantities(order: Order) -> bool:
 
 
 def order_book_shipment(order_id: uuid.UUID) -> str:
-    order = Order.objects.get(pk=order_id)
+    order, rows = _load(order_id, OrderStep)
     _guard(order)
     if order.status != S.PROCESSING:
         return order.status
-    steps = {s.step: s for s in order.steps.all()}
+    steps = {s.step: s for s in rows}
     if Step.CHARGE not in steps or not steps[Step.CHARGE].ok:
         raise StepIncomplete(f"order {order_id}: not charged yet")
     row = _step_begin(order, Step.SHIPMENT)
@@ -369,24 +409,30 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
 
 
 def order_confirm(order_id: uuid.UUID) -> str:
+    booked = OrderStep.objects.filter(order=OuterRef("pk"), step=Step.SHIPMENT, ok=True)
     with transaction.atomic():
-        order = Order.objects.select_for_update().get(pk=order_id)
+        order = Order.objects.select_for_update().annotate(booked=Exists(booked)).get(pk=order_id)
         _guard(order)
         if order.status != S.PROCESSING:
             return order.status
-        booked = OrderStep.objects.filter(order=order, step=Step.SHIPMENT, ok=True).exists()
-        if not booked:
+        if not order.booked:
             raise StepIncomplete(f"order {order_id}: shipment not booked yet")
-        if stock_commit(order_id=order.pk):
-            order_event_record(order_id=order.pk, type=EventType.INVENTORY_COMMITTED)
+        committed = stock_commit(order_id=order.pk)
         _record_h1_register(order)
-        order_transition(order=order, to=S.CONFIRMED, expected=S.PROCESSING)
+        order_transition(
+            order=order,
+            to=S.CONFIRMED,
+            expected=S.PROCESSING,
+            events=[(EventType.INVENTORY_COMMITTED, {})] if committed else [],
+        )
     return S.CONFIRMED
 
 
 def _record_h1_register(order: Order) -> None:
+    if order.prescription_id is None:
+        return  # H1 drugs need a prescription: without one there is nothing to record
     h1_names = {l.sku: l.name for l in order.lines.all() if l.schedule == "h1"}
-    if not h1_names or order.prescription_id is None:
+    if not h1_names:
         return
     allocations = OrderStep.objects.get(order=order, step=Step.STOCK).data["allocations"]
     h1_register_record(

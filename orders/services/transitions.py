@@ -9,6 +9,7 @@ outbound webhooks) receive events after commit through `order_event_committed`.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import django.dispatch
@@ -17,7 +18,7 @@ from django.utils import timezone
 
 from core import metrics
 from orders.enums import TERMINAL_STATUSES, EventType, FailureReason, OrderStatus
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, OrderStep
 
 S = OrderStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -58,12 +59,91 @@ def order_event_record(
     *, order_id: uuid.UUID, type: str, data: dict[str, Any] | None = None
 ) -> OrderEvent:
     event = OrderEvent.objects.create(order_id=order_id, type=type, data=data or {})
+    _announce(event)
+    return event
+
+
+def order_events_record(
+    *, order_id: uuid.UUID, events: Iterable[tuple[str, dict[str, Any] | None]]
+) -> list[OrderEvent]:
+    """Record several events of one order in one INSERT (call it inside the transaction
+    of the change they describe); each is still announced after commit, in order."""
+    recorded = OrderEvent.objects.bulk_create(
+        OrderEvent(order_id=order_id, type=type, data=data or {}) for type, data in events
+    )
+    for event in recorded:
+        _announce(event)
+    return recorded
+
+
+def _announce(event: OrderEvent) -> None:
+    _announce_committed(event.order_id, event.pk, event.type)
+
+
+def _announce_committed(order_id: uuid.UUID, event_id: int, event_type: str) -> None:
     transaction.on_commit(
         lambda: order_event_committed.send(
-            sender=Order, order_id=order_id, event_id=event.pk, event_type=type
+            sender=Order, order_id=order_id, event_id=event_id, event_type=event_type
         )
     )
-    return event
+
+
+# PostgreSQL: the step's outcome (compare-and-set) and its events in one statement, atomic
+# on its own; an event row exists only if the UPDATE changed the step. `{values}` is one
+# `(n, %s, %s::jsonb)` row per event; ORDER BY n keeps their ids in the given order.
+_STEP_OUTCOME_SQL = """
+WITH finished AS (
+    UPDATE orders_orderstep SET ok = %s, result = %s, data = %s
+    WHERE id = %s AND ok IS NULL
+    RETURNING order_id
+)
+INSERT INTO orders_orderevent (order_id, type, data, at)
+SELECT finished.order_id, e.type, e.data, %s
+FROM finished CROSS JOIN (VALUES {values}) AS e (n, type, data)
+ORDER BY e.n
+RETURNING id, type
+"""
+
+
+def order_step_record(
+    *,
+    step: OrderStep,
+    ok: bool,
+    result: str,
+    data: dict[str, Any],
+    events: Sequence[tuple[str, dict[str, Any] | None]] = (),
+) -> bool:
+    """Record a pipeline step's outcome once (compare-and-set on `ok IS NULL`) and, only
+    when this call recorded it, the events it warrants, in the same transaction. Returns
+    whether this call recorded it."""
+    unfinished = OrderStep.objects.filter(pk=step.pk, ok__isnull=True)
+    if not events:
+        # One statement: it needs no transaction of its own.
+        return bool(unfinished.update(ok=ok, result=result, data=data))
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            updated = unfinished.update(ok=ok, result=result, data=data)
+            if updated:
+                order_events_record(order_id=step.order_id, events=events)
+        return bool(updated)
+    json = OrderEvent._meta.get_field("data")
+    values = ", ".join(f"({n}, %s, %s::jsonb)" for n in range(len(events)))
+    params: list[Any] = [
+        ok,
+        result,
+        OrderStep._meta.get_field("data").get_db_prep_value(data, connection),
+        step.pk,
+        OrderEvent._meta.get_field("at").get_db_prep_value(timezone.now(), connection),
+    ]
+    for event_type, event_data in events:
+        params += [str(event_type), json.get_db_prep_value(event_data or {}, connection)]
+    with connection.cursor() as cursor:
+        cursor.execute(_STEP_OUTCOME_SQL.format(values=values), params)
+        recorded = cursor.fetchall()
+    for event_id, event_type in recorded:
+        _announce_committed(step.order_id, event_id, event_type)
+    return bool(recorded)
 
 
 def order_transition(
@@ -73,8 +153,10 @@ def order_transition(
     expected: str | frozenset[str] | None = None,
     failure_reason: str | None = None,
     data: dict[str, Any] | None = None,
+    events: Iterable[tuple[str, dict[str, Any] | None]] = (),
 ) -> bool:
     """Move `order` to `to` if it is still in `expected` (default: its loaded status).
+    `events` (what led to the move) are recorded with the status event, before it.
 
     Returns False, changing nothing, when another actor moved the order first.
     Raises InvalidTransition when the table forbids the move."""
@@ -90,14 +172,16 @@ def order_transition(
         fields["failure_reason"] = failure_reason
     if to == S.CONFIRMED:
         fields["confirmed_at"] = now
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction: nothing here is retried after an error,
+    # which rolls the caller's transaction back as a whole.
+    with transaction.atomic(savepoint=False):
         moved = Order.objects.filter(pk=order.pk, status__in=allowed_from).update(**fields)
         if not moved:
             return False
         event_data = dict(data or {})
         if failure_reason is not None:
             event_data.setdefault("reason", failure_reason)
-        order_event_record(order_id=order.pk, type=STATUS_EVENTS[to], data=event_data)
+        order_events_record(order_id=order.pk, events=[*events, (STATUS_EVENTS[to], event_data)])
         transaction.on_commit(lambda: _count(order, to, now, failure_reason))
     for name, value in fields.items():
         setattr(order, name, value)

@@ -10,8 +10,7 @@ from orders.models import Order
 from orders.services import steps
 from orders.services.cancellation import OPS, order_cancel
 from orders.services.sweeper import order_sweep_stuck
-from payments.models import Payment
-from payments.services import charge as charge_service
+from payments.models import Payment, PaymentAttempt
 from prescriptions.models import PrescriptionItem
 from prescriptions.tests.factories import prescription_with
 
@@ -36,24 +35,25 @@ def test_a_prescription_claim_made_after_the_order_ended_is_returned(
     assert PrescriptionItem.objects.get().dispensed_quantity == 0
 
 
-def test_a_charge_written_but_not_sent_when_the_order_ends_is_never_sent(
+def test_a_charge_not_yet_written_when_the_order_ends_is_never_sent(
     shop, place, monkeypatch, django_capture_on_commit_callbacks, simulator
 ):
-    real = charge_service.attempt_send
-    cancelled = []
+    # The charge writes its attempt already claimed, under the payment's row lock, so the
+    # last moment a cancellation can stop it is before that lock: the payment is voided
+    # and never charged. (A cancellation after it finds the charge in flight and refunds
+    # what it took, as for any charge that lands after the order ended.)
+    real = steps.payment_charge
 
-    def cancel_then_send(payment, attempt, token):
-        # The attempt row is committed (never sent) when the order is cancelled.
-        if not cancelled:
-            cancelled.append(True)
-            with django_capture_on_commit_callbacks(execute=True):
-                order_cancel(order=Order.objects.get(pk=payment.order_id), by=OPS, actor="t")
-        return real(payment, attempt, token)
+    def cancel_then_charge(**kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            order_cancel(order=Order.objects.get(pk=kwargs["order_id"]), by=OPS, actor="t")
+        return real(**kwargs)
 
-    monkeypatch.setattr(charge_service, "attempt_send", cancel_then_send)
+    monkeypatch.setattr(steps, "payment_charge", cancel_then_charge)
     order = place(items=[("PARA-500", 1)])
     assert order.status == OrderStatus.CANCELLED
     assert Payment.objects.get(order_id=order.pk).status == "voided"
+    assert not PaymentAttempt.objects.filter(payment__order_id=order.pk).exists()
     assert simulator.ledger()["charges"] == []
 
 

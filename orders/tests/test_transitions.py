@@ -1,9 +1,15 @@
 import pytest
 
 from core.tests.factories import ApiClientFactory
-from orders.enums import OrderStatus
-from orders.models import Order
-from orders.services.transitions import TRANSITIONS, InvalidTransition, order_transition
+from orders.enums import EventType, OrderStatus, Step
+from orders.models import Order, OrderStep
+from orders.services.transitions import (
+    TRANSITIONS,
+    InvalidTransition,
+    order_event_committed,
+    order_step_record,
+    order_transition,
+)
 from orders.tests.factories import place_order
 
 pytestmark = pytest.mark.django_db
@@ -45,3 +51,31 @@ def test_compare_and_set_lets_only_the_first_of_two_actors_move(order):
     assert order_transition(order=order, to=OrderStatus.PROCESSING)
     assert not order_transition(order=stale, to=OrderStatus.PROCESSING)
     assert order.events.filter(type="order.processing").count() == 1
+
+
+def test_a_step_outcome_is_recorded_once_with_its_events_in_order(
+    order, django_capture_on_commit_callbacks
+):
+    step = OrderStep.objects.create(order=order, step=Step.SHIPMENT, attempts=1)
+    events = [
+        (EventType.SHIPMENT_BOOKED, {"center": "BLR-1", "awb": "A-1"}),
+        (EventType.SHIPMENT_BOOKED, {"center": "DEL-1", "awb": "A-2"}),
+    ]
+    announced = []
+
+    def receiver(**kwargs):
+        announced.append((kwargs["event_id"], kwargs["event_type"]))
+
+    order_event_committed.connect(receiver)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert order_step_record(step=step, ok=True, result="booked", data={}, events=events)
+            # A second run that finished too: its outcome and events are not recorded.
+            assert not order_step_record(step=step, ok=False, result="x", data={}, events=events)
+    finally:
+        order_event_committed.disconnect(receiver)
+    step.refresh_from_db()
+    assert (step.ok, step.result) == (True, "booked")
+    booked = list(order.events.filter(type="shipment.booked").values_list("id", "data"))
+    assert [data for _, data in booked] == [data for _, data in events]
+    assert announced == [(event_id, "shipment.booked") for event_id, _ in booked]

@@ -9,9 +9,10 @@ unknown, and then only the same gateway with the same key is ever asked again.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -53,9 +54,16 @@ def payment_prepare(
 ) -> Payment:
     """Create the payment and, for gateway methods, an intent at the first gateway that
     answers. Idempotent: an existing prepared payment is returned as it is."""
-    payment, _ = Payment.objects.get_or_create(
-        order_id=order_id, defaults={"method": method, "amount": amount, "currency": currency}
-    )
+    # INSERT first, as the first call for an order does; a savepoint only inside a
+    # caller's transaction, which the failed INSERT of a repeated call must not break.
+    nested = transaction.get_connection().in_atomic_block
+    try:
+        with transaction.atomic() if nested else contextlib.nullcontext():
+            payment = Payment.objects.create(
+                order_id=order_id, method=method, amount=amount, currency=currency
+            )
+    except IntegrityError:
+        payment = Payment.objects.get(order_id=order_id)
     if payment.status != PaymentStatus.PENDING:
         return payment
     if method == PaymentMethod.COD:
@@ -74,43 +82,57 @@ def payment_prepare(
         except ExternalUnavailable as exc:
             unavailable = exc
             continue
-        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
+        prepared = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
             status=PaymentStatus.PREPARED, gateway=gateway, intent_id=intent_id
         )
-        payment.refresh_from_db()
+        if prepared:
+            payment.status, payment.gateway, payment.intent_id = (
+                PaymentStatus.PREPARED,
+                gateway,
+                intent_id,
+            )
+        else:
+            payment.refresh_from_db()  # voided, or prepared by a concurrent call
         return payment
     assert unavailable is not None
     raise unavailable
 
 
+def _lease_until(now: datetime) -> datetime:
+    call_seconds = settings.COT_HTTP_CONNECT_TIMEOUT + settings.COT_HTTP_READ_TIMEOUT
+    return now + timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS)
+
+
 def _current_attempt(
     payment: Payment, gateway_order: list[str], tried: set[str]
-) -> PaymentAttempt | None:
-    """The attempt to (re)send: the last one unless it surely did not reach its gateway
-    (its key must be reused, the charge may have happened); else a new attempt at the next
-    gateway not yet tried in this call. None when every gateway was unavailable."""
+) -> tuple[PaymentAttempt | None, int | None]:
+    """The attempt to (re)send, under the payment's row lock: the last one unless it
+    surely did not reach its gateway (its key must be reused, the charge may have
+    happened); else a new attempt at the next gateway not yet tried in this call, written
+    already claimed for sending by this process (the lock keeps out compensation and any
+    other writer of attempts). Returns the attempt and, when it is new, its send count;
+    (None, None) when every gateway was unavailable."""
     attempts = list(payment.attempts.filter(kind="charge"))
     if attempts and attempts[-1].status not in NOT_CAPTURED:
-        return attempts[-1]
+        return attempts[-1], None
     remaining = [g for g in gateway_order if g not in tried]
     if not remaining:
-        return None
-    key = f"order:{payment.order_id}:charge:{len(attempts) + 1}"
-    try:
-        with transaction.atomic():
-            return PaymentAttempt.objects.create(
-                payment=payment, kind="charge", gateway=remaining[0], idempotency_key=key
-            )
-    except IntegrityError:
-        # A concurrent delivery created the same attempt: send the same key.
-        return PaymentAttempt.objects.get(idempotency_key=key)
+        return None, None
+    attempt = PaymentAttempt.objects.create(
+        payment=payment,
+        kind="charge",
+        gateway=remaining[0],
+        idempotency_key=f"order:{payment.order_id}:charge:{len(attempts) + 1}",
+        sends=1,
+        lease_until=_lease_until(timezone.now()),
+    )
+    return attempt, 1
 
 
 def _claim(attempt: PaymentAttempt) -> int | None:
     """Take the right to send `attempt` now. Returns how often it has been sent, this
     send included; None when it is settled or another process is sending it."""
     now = timezone.now()
-    call_seconds = settings.COT_HTTP_CONNECT_TIMEOUT + settings.COT_HTTP_READ_TIMEOUT
     with transaction.atomic():
         # The payment's row lock orders this claim against compensation: a payment voided
         # (or being voided) is never charged.
@@ -123,10 +145,7 @@ def _claim(attempt: PaymentAttempt) -> int | None:
         claimed = (
             PaymentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED)
             .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-            .update(
-                sends=F("sends") + 1,
-                lease_until=now + timedelta(seconds=call_seconds + LEASE_MARGIN_SECONDS),
-            )
+            .update(sends=F("sends") + 1, lease_until=_lease_until(now))
         )
     if not claimed:
         return None
@@ -134,16 +153,23 @@ def _claim(attempt: PaymentAttempt) -> int | None:
     return attempt.sends
 
 
-def attempt_send(payment: Payment, attempt: PaymentAttempt, token: str) -> bool:
-    """Send one charge attempt and record what it did. Returns False when the attempt
-    surely never reached its gateway (the caller may try another); raises when the outcome
-    is unknown (retry later, same key) or someone else is sending it."""
-    sends = _claim(attempt)
+def attempt_send(
+    payment: Payment, attempt: PaymentAttempt, token: str, sends: int | None = None
+) -> bool:
+    """Send one charge attempt and record what it did (in `payment` too). Returns False
+    when the attempt surely never reached its gateway (the caller may try another); raises
+    when the outcome is unknown (retry later, same key) or someone else is sending it.
+    `sends` is given for an attempt this process has claimed already."""
+    if sends is None:
+        sends = _claim(attempt)
     if sends is None:
         attempt.refresh_from_db(fields=["status"])
         if attempt.status in UNRESOLVED:
             raise ChargeInProgress(gateways.target(attempt.gateway), "sent by another process")
-        return attempt.status not in NOT_CAPTURED
+        settled = attempt.status not in NOT_CAPTURED
+        if settled:
+            payment.refresh_from_db()  # settled by another process: read its outcome
+        return settled
     try:
         result = gateways.charge(
             gateway=attempt.gateway,
@@ -187,24 +213,25 @@ def payment_charge(*, order_id: uuid.UUID, token: str) -> ChargeOutcome:
     breaker) fails over to the next; an ambiguous failure (timeout, 5xx) raises so the
     caller retries the same key. Raises ExternalUnavailable when no gateway could take the
     charge this time."""
-    payment = Payment.objects.get(order_id=order_id)
-    if payment.status != PaymentStatus.PREPARED:
-        # Settled, declined, voided or refunded already: nothing more to charge.
-        return _outcome(payment)
-    if payment.method == PaymentMethod.COD:
-        Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PREPARED).update(
-            status=PaymentStatus.PENDING_COLLECTION
-        )
-        payment.refresh_from_db()
-        return _outcome(payment)
-    gateway_order = _gateway_order(payment.gateway)
     tried: set[str] = set()
-    while (attempt := _current_attempt(payment, gateway_order, tried)) is not None:
+    while True:
+        with transaction.atomic():
+            # The payment's row lock orders this against compensation: a payment voided
+            # (or being voided) is never charged, and no attempt is written behind its back.
+            payment = Payment.objects.select_for_update().get(order_id=order_id)
+            if payment.status != PaymentStatus.PREPARED:
+                # Settled, declined, voided or refunded already: nothing more to charge.
+                return _outcome(payment)
+            if payment.method == PaymentMethod.COD:
+                payment.status = PaymentStatus.PENDING_COLLECTION
+                Payment.objects.filter(pk=payment.pk).update(status=payment.status)
+                return _outcome(payment)
+            attempt, sends = _current_attempt(payment, _gateway_order(payment.gateway), tried)
+        if attempt is None:
+            raise ExternalUnavailable("gateways", "no gateway could take the charge")
         tried.add(attempt.gateway)
-        if attempt_send(payment, attempt, token):
-            payment.refresh_from_db()
+        if attempt_send(payment, attempt, token, sends=sends):
             return _outcome(payment)
-    raise ExternalUnavailable("gateways", "no gateway could take the charge")
 
 
 def _outcome(payment: Payment) -> ChargeOutcome:
