@@ -16,8 +16,8 @@ class StrictSerializer(serializers.Serializer):
     """Rejects fields it does not know (also in nested serializers), so a client's typo
     (`quantitiy`) is a 400 instead of a silently ignored value.
 
-    Input that is plainly valid is checked by a fast path first (`_fast`): DRF builds
-    a deep copy of every field for every serializer instance, most of an order's
+    Input that is plainly valid is checked by a fast path first (`_fast_serializer`): DRF
+    builds a deep copy of every field for every serializer instance, most of an order's
     validation cost. Anything the fast path does not accept goes through DRF's own
     validation, which then decides and words the errors."""
 
