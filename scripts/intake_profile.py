@@ -10,7 +10,10 @@ the log lines go to /dev/null) against a migrated scratch database:
 `--key` sends a fresh Idempotency-Key with every order, `--replay` re-sends one order
 with the same key (the replay path). `--no-enqueue` replaces the pipeline start (one
 Celery publish to Redis) with nothing, to see the API's own share. `-v` prints the
-statements of one request. It loads a small catalog (BENCH-* products) and an API client
+statements of one request. CPU is process time per request over batches of 25, the
+fastest and the median batch (the machine is shared); `--profile` (CPU-time cProfile)
+adds Python function calls per request, a deterministic figure to compare versions
+with. It loads a small catalog (BENCH-* products) and an API client
 named `intake-profile` into that database: use a scratch one. Each run leaves its orders
 (and, without --no-enqueue, its pipeline messages in that Redis database) behind.
 """
