@@ -85,7 +85,9 @@ def order_place(
     """Persist a received order and hand it to the pipeline after commit.
 
     Returns (order, replayed): with an idempotency key already used with the same body,
-    the original order and True. Raises IdempotencyKeyReused, UnknownSku."""
+    the original order and True. A new order comes with its lines and its timeline as
+    committed (prefetched), so the API can answer without reading them back;
+    `refresh_from_db()` drops them. Raises IdempotencyKeyReused, UnknownSku."""
     if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):
         return existing, True
 
@@ -130,7 +132,7 @@ def order_place(
             for line in lines:
                 line.order = order
             OrderLine.objects.bulk_create(lines)
-            order_event_record(order_id=order.pk, type=EventType.ORDER_RECEIVED)
+            event = order_event_record(order_id=order.pk, type=EventType.ORDER_RECEIVED)
             # Test-only: as if the API server died between this commit and the enqueue.
             if not faults.fault_active(faults.AFTER_COMMIT_BEFORE_ENQUEUE):
                 transaction.on_commit(lambda: _pipeline_start(order.pk))
@@ -139,4 +141,17 @@ def order_place(
         if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):
             return existing, True
         raise
+    _prefetched(order, "lines", lines)
+    _prefetched(order, "events", [event])
     return order, False
+
+
+def _prefetched(order: Order, name: str, objects: list[Any]) -> None:
+    """What `prefetch_related(name)` would have left on `order`, from objects in hand."""
+    queryset = getattr(order, name).get_queryset()
+    queryset._result_cache = objects
+    queryset._prefetch_done = True
+    order._prefetched_objects_cache = {
+        **getattr(order, "_prefetched_objects_cache", {}),
+        name: queryset,
+    }

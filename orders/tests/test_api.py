@@ -2,9 +2,12 @@
 
 import json
 import uuid
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from core.tests.factories import ApiClientFactory, api_key_for
@@ -223,3 +226,48 @@ def test_the_request_id_is_returned_and_kept_on_the_order(key):
     generated = response["X-Request-ID"]
     assert generated != "no good" and len(generated) == 32
     assert Order.objects.get(pk=response.json()["id"]).request_id == generated
+
+
+def test_the_answer_to_a_new_order_is_what_reading_it_back_gives(key):
+    client = api(key)
+    placed = post(client, BODY).json()
+    assert placed == client.get(f"{URL}{placed['id']}/").json()
+
+
+def test_placing_an_order_costs_nine_statements(key, django_capture_on_commit_callbacks):
+    """Key, catalog; BEGIN, number, order, lines, event, COMMIT; the webhook receiver's
+    check after commit (the pipeline start is a Celery message, replaced here). An
+    Idempotency-Key adds its lookup; a replay is the key, the key's lookup and the order
+    read back (order, lines, events, shipments, payments)."""
+    client = api(key)
+    body = with_("items", [{"sku": "PARA-500", "quantity": 2}, {"sku": "ORS-ORG", "quantity": 1}])
+    for headers, expected in (
+        ({}, 9),
+        ({"HTTP_IDEMPOTENCY_KEY": "k-1"}, 10),
+        ({"HTTP_IDEMPOTENCY_KEY": "k-1"}, 7),
+    ):
+        with (
+            CaptureQueriesContext(connection) as queries,
+            mock.patch("orders.pipeline.start") as start,
+            django_capture_on_commit_callbacks(execute=True),
+        ):
+            assert post(client, body, **headers).status_code == 202
+        assert len(queries) == expected, "\n".join(q["sql"][:60] for q in queries)
+        assert start.call_count == (expected != 7)
+
+
+def test_a_used_key_wins_over_the_catalog(key):
+    """A used key answers as before (the replay, or 409 for another body) even once
+    its SKU is gone from the catalog."""
+    from inventory.models import Product
+
+    client = api(key)
+    first = post(client, BODY, HTTP_IDEMPOTENCY_KEY="k-1").json()
+    Product.objects.filter(sku="PARA-500").update(active=False)
+    replay = post(client, BODY, HTTP_IDEMPOTENCY_KEY="k-1")
+    assert replay.status_code == 202 and replay["Idempotent-Replayed"] == "true"
+    assert replay.json()["id"] == first["id"]
+    other = post(client, with_("items.0.sku", "NOPE-1"), HTTP_IDEMPOTENCY_KEY="k-1")
+    assert other.status_code == 409
+    assert post(client, with_("items.0.sku", "NOPE-1")).status_code == 400
+    assert Order.objects.count() == 1
