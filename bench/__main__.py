@@ -39,18 +39,18 @@ DOC = ROOT / "docs" / "BENCHMARKS.md"
 FULL = {
     "warmup": 5.0,
     "steady": 30.0,
-    "floor_rates": [60, 120, 180],
-    "zero_rates": [10, 20, 40],
-    "seed_rate": 40,
+    "floor_rates": [30, 60, 120],
+    "zero_rates": [5, 10, 20],
+    "seed_rates": [10, 20],
     "inline_rate": 4,
     "drain": 40.0,
 }
 QUICK = {
     "warmup": 2.0,
     "steady": 8.0,
-    "floor_rates": [120],
-    "zero_rates": [10, 30],
-    "seed_rate": 30,
+    "floor_rates": [60],
+    "zero_rates": [5, 15],
+    "seed_rates": [10],
     "inline_rate": 4,
     "drain": 10.0,
 }
@@ -251,7 +251,7 @@ def table(results: dict) -> str:
         f"seed p95 − critical path ({SEED_CRITICAL_PATH:.1f} s) = "
         f"{_ms(results['scenarios']['seed'].get('p95_over_critical_path_s'))} ms."
     )
-    for name in ("floor", "zero"):
+    for name in ("floor", "zero", "seed"):
         ramp = ", ".join(
             f"{s['offered_per_s']}→{s['completed_per_s']}/s p99 {_ms(s['e2e_p99_s'])} ms"
             f"{'' if s['sustained'] else ' ✗'}"
@@ -294,8 +294,8 @@ def main() -> None:
     only = set(args.only.split(","))
     if args.rates:
         rates = [float(r) for r in args.rates.split(",")]
-        cfg["floor_rates"] = cfg["zero_rates"] = rates
-        cfg["seed_rate"] = cfg["inline_rate"] = rates[0]
+        cfg["floor_rates"] = cfg["zero_rates"] = cfg["seed_rates"] = rates
+        cfg["inline_rate"] = rates[0]
     partial = only != {"floor", "zero", "seed", "inline"} or bool(args.rates)
     if args.publish and partial:
         parser.error("--publish needs the whole run (no --only, no --rates)")
@@ -346,9 +346,8 @@ def main() -> None:
             stack.workers_start("cot_project")
             scenarios["seed"] = _best(
                 [
-                    run_scenario(
-                        stack, "seed", cfg["seed_rate"], cfg, critical_path=SEED_CRITICAL_PATH
-                    )
+                    run_scenario(stack, "seed", rate, cfg, critical_path=SEED_CRITICAL_PATH)
+                    for rate in cfg["seed_rates"]
                 ]
             )
         if "inline" in only:
