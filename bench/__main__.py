@@ -337,13 +337,7 @@ def main() -> None:
             )
         if "seed" in only:
             print("seed: simulator latencies of CONTRACT §8", flush=True)
-            stack.simulator_start(SEED_LATENCY)
-            stack.stop("api", *(w["name"] for w in WORKERS))
-            # What an overloaded ramp step left queued would only compete with the next
-            # scenario: it was already counted (unfinished) where it belonged.
-            stack.redis_flush()
-            stack.api_start("celery")
-            stack.workers_start("cot_project")
+            _restart_with_latencies(stack, "celery")
             scenarios["seed"] = _best(
                 [
                     run_scenario(stack, "seed", rate, cfg, critical_path=SEED_CRITICAL_PATH)
@@ -352,11 +346,7 @@ def main() -> None:
             )
         if "inline" in only:
             print("inline: the same steps in the request, same latencies", flush=True)
-            stack.simulator_start(SEED_LATENCY)
-            stack.stop("api", *(w["name"] for w in WORKERS))
-            stack.redis_flush()
-            stack.api_start("inline")
-            stack.workers_start("cot_project", pipeline_mode="inline")
+            _restart_with_latencies(stack, "inline")
             scenarios["inline"] = _best(
                 [
                     run_scenario(
@@ -367,6 +357,17 @@ def main() -> None:
     finally:
         stack.stop()
     return _finish(args, scenarios, began, partial)
+
+
+def _restart_with_latencies(stack: Stack, pipeline_mode: str) -> None:
+    """The simulator with CONTRACT §8's latencies, and the API and workers restarted in
+    `pipeline_mode`. What an overloaded earlier step left queued would only compete with
+    the next scenario: it was already counted (unfinished) where it belonged."""
+    stack.simulator_start(SEED_LATENCY)
+    stack.stop("api", *(w["name"] for w in WORKERS))
+    stack.redis_flush()
+    stack.api_start(pipeline_mode)
+    stack.workers_start("cot_project", pipeline_mode=pipeline_mode)
 
 
 def _finish(args: argparse.Namespace, scenarios: dict, began: float, partial: bool) -> None:
