@@ -32,14 +32,16 @@ PY = sys.executable
 WORKERS = (
     {
         "name": "w-pipeline",
-        "queues": "pipeline,notifications,maintenance",
+        "queues": "pipeline,maintenance",
         "pool": "threads",
         "concurrency": 16,
         "db_pool": 16,
     },
     {
         "name": "w-io",
-        "queues": "payments,logistics",
+        # Customer messages are outside calls too (SMS/e-mail providers); here they also
+        # take load off the busier database-bound process (docs/BENCHMARKS.md).
+        "queues": "payments,logistics,notifications",
         "pool": "threads",
         "concurrency": 100,
         "db_pool": 40,
