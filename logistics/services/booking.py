@@ -258,7 +258,9 @@ def _cancel_one(shipment: Shipment) -> int:
         shipment = Shipment.objects.select_for_update().get(pk=shipment.pk)
         if shipment.status != ShipmentStatus.BOOKED:
             return 0
-        # Attempts created but never sent are abandoned: their sender can no longer claim them.
+        # Attempts are written already claimed (sends=1); an unclaimed one (sends=0) can only
+        # come from a worker still running the code before that change (a rolling deploy):
+        # abandon it so its sender can no longer claim it.
         ShipmentAttempt.objects.filter(
             shipment=shipment, status=AttemptStatus.STARTED, sends=0
         ).update(status=AttemptStatus.ABANDONED)

@@ -104,6 +104,8 @@ def payment_cancel(*, order_id: uuid.UUID, token: str = "") -> str | None:
             # Under the payment's row lock, which every charge send takes too: an attempt
             # written but never sent is abandoned (its sender can no longer claim it), and
             # with nothing in flight the payment is voided before any charge can go out.
+            # (New attempts are written claimed, sends=1; an unclaimed one can only come
+            # from a worker on the code before that, during a rolling deploy.)
             payment = Payment.objects.select_for_update().get(pk=payment.pk)
             if payment.status == PaymentStatus.PREPARED:
                 PaymentAttempt.objects.filter(
