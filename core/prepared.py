@@ -1,0 +1,174 @@
+"""Querysets compiled once per process and run many times with new values.
+
+Building and compiling a queryset costs most of a simple statement's CPU here (about
+0.6 of the 0.9 ms of `Order.objects.get(pk=...)` on the benchmark machine; see
+docs/BENCHMARKS.md): the pipeline runs the same few statements for every order, so it
+compiles each once and binds the order's values per call. What comes back is what the
+ORM would give: model instances (with `select_related` rows and annotations),
+`values_list` tuples or flat values, converters applied; updates return their row count.
+
+    _ORDER = Prepared(lambda: Order.objects.filter(pk=Bind("pk", Order._meta.pk)))
+    order = _ORDER.get(pk=order_id)
+
+Statements run through Django's cursor, so transactions, query counting in tests and the
+database metrics see them as usual. Libraries for this exist (django-prepared-query,
+django_pq), but their last releases predate Django 3; this is the part of them we need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+from django.db.models import Field, Model, QuerySet
+from django.db.models.expressions import Expression
+from django.db.models.query import (
+    FlatValuesListIterable,
+    ModelIterable,
+    ValuesListIterable,
+    get_related_populators,
+)
+from django.db.models.sql import UpdateQuery
+
+
+class Bind(Expression):
+    """A named value of a prepared queryset: one placeholder, prepared for `field` per call."""
+
+    def __init__(self, name: str, field: Field) -> None:
+        super().__init__(output_field=field)
+        self.name = name
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        return "%s", [self]
+
+    def prepare(self, value: Any, connection: Any) -> Any:
+        return self.output_field.get_db_prep_value(value, connection, prepared=False)
+
+
+class _Compiled:
+    """One queryset's SQL for one database, where its values go, and how rows become
+    results."""
+
+    def __init__(self, queryset: QuerySet, using: str, update: dict[str, Any] | None) -> None:
+        self.connection = connections[using]
+        if update is None:
+            compiler = queryset.query.get_compiler(using=using)
+        else:
+            query = queryset.query.chain(UpdateQuery)
+            query.add_update_values(update)
+            if query.related_updates:
+                raise ValueError("a prepared update must change one table")
+            compiler = query.get_compiler(using=using)
+        self.sql, params = compiler.as_sql()
+        if update is not None and len(compiler.query.alias_map) > 1:
+            # The update compiler rewrote a join into literal ids it just selected.
+            raise ValueError("a prepared update must filter on its own table only")
+        self.params = list(params)
+        self.binds = [(i, p) for i, p in enumerate(self.params) if isinstance(p, Bind)]
+        self.names = frozenset(bind.name for _, bind in self.binds)
+        self.using = using
+        self.iterable = None if update is not None else queryset._iterable_class
+        if self.iterable is None:
+            return
+        if self.iterable not in (ModelIterable, ValuesListIterable, FlatValuesListIterable):
+            raise ValueError(
+                f"prepared querysets return models or values_list, not {self.iterable}"
+            )
+        if compiler.has_extra_select or (
+            self.iterable is not ModelIterable and queryset.query.annotation_select
+        ):
+            # values_list() reorders such columns by name; not worth supporting here.
+            raise ValueError("prepared values_list() takes plain fields only, and no extra()")
+        fields = [column[0] for column in compiler.select[: compiler.col_count]]
+        self.converters = compiler.get_converters(fields)
+        self.apply_converters = compiler.apply_converters
+        if self.iterable is ModelIterable:
+            klass_info, select = compiler.klass_info, compiler.select
+            self.model = klass_info["model"]
+            first, last = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+            self.model_slice = slice(first, last)
+            self.init_list = [column[0].target.attname for column in select[first:last]]
+            self.populators = get_related_populators(klass_info, select, using)
+            self.annotations = dict(compiler.annotation_col_map or {})
+
+    def execute(self, values: dict[str, Any]) -> Any:
+        if values.keys() != self.names:
+            raise TypeError(f"prepared statement takes {sorted(self.names)}, got {sorted(values)}")
+        params = list(self.params)
+        for index, bind in self.binds:
+            params[index] = bind.prepare(values[bind.name], self.connection)
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            if self.iterable is None:
+                return cursor.rowcount
+            rows = cursor.fetchall()
+        if self.converters:
+            rows = list(self.apply_converters(rows, self.converters))
+        if self.iterable is FlatValuesListIterable:
+            return [row[0] for row in rows]
+        if self.iterable is ValuesListIterable:
+            return [tuple(row) for row in rows]
+        return [self._instance(row) for row in rows]
+
+    def _instance(self, row: Any) -> Model:
+        obj = self.model.from_db(self.using, self.init_list, row[self.model_slice])
+        for populator in self.populators:
+            populator.populate(row, obj)
+        for name, position in self.annotations.items():
+            setattr(obj, name, row[position])
+        return obj
+
+
+class Prepared:
+    """A queryset built by `build` (lazily: models need the app registry), compiled once
+    per database alias. Pass `update` to make it an UPDATE of those fields (values may be
+    `Bind`s too)."""
+
+    def __init__(
+        self,
+        build: Callable[[], QuerySet],
+        *,
+        update: Callable[[], dict[str, Any]] | None = None,
+        using: str = "default",
+    ) -> None:
+        self._build = build
+        self._update = update
+        self._using = using
+        self._compiled: dict[tuple[str, str], _Compiled] = {}
+
+    def _statement(self) -> _Compiled:
+        connection = connections[self._using]
+        key = (self._using, connection.vendor)
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            queryset = self._build()
+            compiled = _Compiled(queryset, self._using, self._update() if self._update else None)
+            self._compiled[key] = compiled
+        return compiled
+
+    def all(self, **values: Any) -> list[Any]:
+        """The rows, as the queryset would give them."""
+        return self._statement().execute(values)
+
+    def first(self, **values: Any) -> Any:
+        """The first row, or None (give the queryset its own ordering and [:1])."""
+        rows = self._statement().execute(values)
+        return rows[0] if rows else None
+
+    def get(self, **values: Any) -> Any:
+        """Exactly one row, raising the model's DoesNotExist or MultipleObjectsReturned."""
+        statement = self._statement()
+        rows = statement.execute(values)
+        if len(rows) == 1:
+            return rows[0]
+        model = self._build().model
+        if not rows:
+            raise model.DoesNotExist(f"{model._meta.object_name} matching {values} does not exist")
+        raise model.MultipleObjectsReturned(f"{len(rows)} {model._meta.object_name} rows match")
+
+    def run(self, **values: Any) -> int:
+        """Run a prepared update: the number of rows it changed."""
+        if self._update is None:
+            raise TypeError("run() is for prepared updates")
+        return self._statement().execute(values)

@@ -1,0 +1,105 @@
+"""Prepared querysets give what the ORM gives, with values bound per call."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from core.models import ApiClient, ClientAPIKey
+from core.prepared import Bind, Prepared
+from core.tests.factories import ApiClientFactory, api_key_for
+
+pytestmark = pytest.mark.django_db
+
+_pk = ApiClient._meta.pk
+_BY_PK = Prepared(lambda: ApiClient.objects.filter(pk=Bind("pk", _pk)))
+_KEYS_WITH_CLIENT = Prepared(
+    lambda: (
+        ClientAPIKey.objects.select_related("client")
+        .filter(client_id=Bind("client_id", _pk))
+        .order_by("created")
+    )
+)
+_NAMES = Prepared(
+    lambda: (
+        ApiClient.objects.filter(channel=Bind("channel", ApiClient._meta.get_field("channel")))
+        .order_by("name")
+        .values_list("name", flat=True)
+    )
+)
+_PAIRS = Prepared(
+    lambda: ApiClient.objects.filter(pk=Bind("pk", _pk)).values_list("name", "active")
+)
+_DEACTIVATE = Prepared(
+    lambda: ApiClient.objects.filter(pk=Bind("pk", _pk), active=True),
+    update=lambda: {
+        "active": False,
+        "updated_at": Bind("now", ApiClient._meta.get_field("updated_at")),
+    },
+)
+
+
+def _fields(obj: object) -> dict:
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_an_instance_equals_the_orms() -> None:
+    client = ApiClientFactory(webhook_url="https://example.test/hook")
+    prepared = _BY_PK.get(pk=client.pk)
+    assert _fields(prepared) == _fields(ApiClient.objects.get(pk=client.pk))
+    assert not prepared._state.adding and prepared._state.db == "default"
+    prepared.name = "renamed"
+    prepared.save(update_fields=["name"])  # a loaded instance, not a new row
+    assert ApiClient.objects.get(pk=client.pk).name == "renamed"
+
+
+def test_values_are_bound_per_call_and_missing_rows_raise() -> None:
+    first, second = ApiClientFactory(), ApiClientFactory()
+    assert _BY_PK.get(pk=first.pk).name == first.name
+    assert _BY_PK.get(pk=second.pk).name == second.name
+    assert _BY_PK.first(pk=second.pk + 1000) is None
+    with pytest.raises(ApiClient.DoesNotExist):
+        _BY_PK.get(pk=second.pk + 1000)
+    with pytest.raises(TypeError):
+        _BY_PK.get(id=first.pk)
+
+
+def test_select_related_rows_come_with_their_relation_in_one_statement() -> None:
+    client = ApiClientFactory()
+    api_key_for(client)
+    api_key_for(client)
+    with CaptureQueriesContext(connection) as queries:
+        keys = _KEYS_WITH_CLIENT.all(client_id=client.pk)
+        names = {key.client.name for key in keys}
+    assert len(queries) == 1
+    assert names == {client.name}
+    orm = list(ClientAPIKey.objects.filter(client=client).order_by("created"))
+    assert [_fields(k) for k in keys] == [_fields(k) for k in orm]
+
+
+def test_values_list_flat_and_tuples() -> None:
+    ApiClientFactory(name="b", channel="web")
+    ApiClientFactory(name="a", channel="web")
+    app = ApiClientFactory(name="c", channel="app")
+    assert _NAMES.all(channel="web") == ["a", "b"]
+    assert _PAIRS.all(pk=app.pk) == [("c", True)]
+
+
+def test_an_update_binds_its_values_and_counts_rows() -> None:
+    client = ApiClientFactory()
+    later = timezone.now() + timezone.timedelta(days=1)
+    assert _DEACTIVATE.run(pk=client.pk, now=later) == 1
+    assert _DEACTIVATE.run(pk=client.pk, now=later) == 0  # its filter no longer matches
+    client.refresh_from_db()
+    assert client.active is False and client.updated_at == later
+
+
+def test_an_update_through_a_join_is_refused() -> None:
+    joined = Prepared(
+        lambda: ClientAPIKey.objects.filter(client__name=Bind("name", _pk)),
+        update=lambda: {"revoked": True},
+    )
+    with pytest.raises(ValueError, match="own table"):
+        joined.run(name="x")
