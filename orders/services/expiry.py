@@ -12,6 +12,7 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from inventory.selectors import reservation_held_order_ids
@@ -49,11 +50,6 @@ def order_expire_reservations(*, now: datetime.datetime | None = None) -> int:
 
 def _expire(order_ids: list[uuid.UUID]) -> int:
     orders = {o.pk: o for o in Order.objects.filter(pk__in=order_ids)}
-    charged = set(
-        OrderStep.objects.filter(order_id__in=order_ids, step=Step.CHARGE, ok=True).values_list(
-            "order_id", flat=True
-        )
-    )
     released = 0
     for order_id in order_ids:
         order = orders.get(order_id)
@@ -69,13 +65,37 @@ def _expire(order_ids: list[uuid.UUID]) -> int:
             continue
         if order.status not in EXPIRABLE:
             continue
-        # Paid orders end as a failed fulfilment (refunded); the rest as a payment that
-        # could not be completed in time (voided). Either way nothing stays charged.
-        if order_id in charged:
-            to, reason = S.CANCELLED, FailureReason.FULFILMENT_UNAVAILABLE
-        else:
-            to, reason = S.PAYMENT_FAILED, FailureReason.PAYMENT_UNAVAILABLE
-        if order_end(order=order, to=to, reason=reason, expected=EXPIRABLE, data=EXPIRED):
-            logger.info("reservation of order %s expired: %s (%s)", order_id, to, reason)
+        if _end_expired(order):
             released += 1
     return released
+
+
+def _end_expired(order: Order) -> bool:
+    """End one expired order, labelled by its charge. The order's row lock orders this
+    against the charge step, which takes the same lock (in `payment_charge`'s claim)
+    after counting its run: either this sees the charge step's row and leaves the order
+    to it, or the charge step sees the order ended and charges nothing. So an order
+    charged after this read can never end labelled as a failed payment."""
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().filter(pk=order.pk, status__in=EXPIRABLE)
+        if not list(locked.values_list("pk", flat=True)):
+            return False  # ended (or confirmed) since the page was read
+        charge = list(
+            OrderStep.objects.filter(order_id=order.pk, step=Step.CHARGE).values_list(
+                "ok", flat=True
+            )
+        )
+        if charge == [None]:
+            # A charge in flight: its outcome decides, and the charge step's own bounded
+            # wait (COT_PAYMENT_MAX_WAIT_SECONDS) ends the order if it never comes.
+            return False
+        if charge == [True]:
+            # Paid: ends as a failed fulfilment, and the money goes back.
+            to, reason = S.CANCELLED, FailureReason.FULFILMENT_UNAVAILABLE
+        else:
+            # Never charged: a payment that could not be completed in time (voided).
+            to, reason = S.PAYMENT_FAILED, FailureReason.PAYMENT_UNAVAILABLE
+        ended = order_end(order=order, to=to, reason=reason, expected=EXPIRABLE, data=EXPIRED)
+    if ended:
+        logger.info("reservation of order %s expired: %s (%s)", order.pk, to, reason)
+    return ended

@@ -317,14 +317,23 @@ def order_charge_payment(order_id: uuid.UUID) -> str:
     row = _step_begin(order, Step.CHARGE)
     if row.ok is not None:
         return row.result
-    outcome = payment_charge(order_id=order.pk, token=order.payment_token)
+    outcome = payment_charge(
+        order_id=order.pk,
+        token=order.payment_token,
+        proceed=lambda: _lock_if_processing(order.pk),
+    )
     if outcome.status == PaymentStatus.DECLINED:
         _step_finish(row, ok=False, result=FailureReason.PAYMENT_DECLINED)
         order_end(order=order, to=S.PAYMENT_FAILED, reason=FailureReason.PAYMENT_DECLINED)
         return S.PAYMENT_FAILED
     if outcome.status not in (PaymentStatus.CAPTURED, PaymentStatus.PENDING_COLLECTION):
-        # Voided or refunded under us: the order was ended by someone else.
-        return outcome.status
+        # Not charged: the order was ended before its charge could start (expiry, a
+        # cancellation), or its payment was voided or refunded under a running order.
+        # Either way this order cannot be paid: end it unless someone already did.
+        _step_finish(row, ok=False, result=FailureReason.PAYMENT_UNAVAILABLE)
+        order_end(order=order, to=S.PAYMENT_FAILED, reason=FailureReason.PAYMENT_UNAVAILABLE)
+        order.refresh_from_db(fields=["status"])
+        return order.status
     events = []
     if outcome.status == PaymentStatus.CAPTURED:
         events.append((EventType.PAYMENT_CAPTURED, {"amount": str(order.total_amount)}))
@@ -338,6 +347,13 @@ def order_charge_payment(order_id: uuid.UUID) -> str:
 
         pipeline.compensate(order.pk)
     return row.result
+
+
+def _lock_if_processing(order_id: uuid.UUID) -> bool:
+    """Lock the order's row and say whether it may still be charged (see the expiry job,
+    which takes the same lock before it labels an order by its charge)."""
+    locked = Order.objects.select_for_update().filter(pk=order_id, status=S.PROCESSING)
+    return bool(list(locked.values_list("pk", flat=True)))
 
 
 def _claim_prescribed_quantities(order: Order) -> bool:

@@ -6,7 +6,7 @@ from rest_framework.test import APIClient
 
 from orders import tasks
 from orders.enums import OrderStatus
-from orders.models import Order
+from orders.models import Order, OrderStep
 from orders.services import steps
 from orders.services.cancellation import OPS, order_cancel
 from orders.services.sweeper import order_sweep_stuck
@@ -54,6 +54,46 @@ def test_a_charge_not_yet_written_when_the_order_ends_is_never_sent(
     assert order.status == OrderStatus.CANCELLED
     assert Payment.objects.get(order_id=order.pk).status == "voided"
     assert not PaymentAttempt.objects.filter(payment__order_id=order.pk).exists()
+    assert simulator.ledger()["charges"] == []
+
+
+def test_a_charge_whose_order_ended_before_its_claim_is_never_sent_even_before_compensation(
+    shop, place, monkeypatch, simulator
+):
+    # The order ends (its compensation not run yet, so the payment is still prepared)
+    # between the charge step's status check and its claim: the claim locks the order
+    # and finds it ended, so nothing is charged, and the step records why.
+    real = steps.payment_charge
+
+    def end_then_charge(**kwargs):
+        order = Order.objects.get(pk=kwargs["order_id"])
+        steps.order_end(order=order, to=OrderStatus.CANCELLED, reason="out_of_stock")
+        assert Payment.objects.get(order_id=order.pk).status == "prepared"
+        return real(**kwargs)
+
+    monkeypatch.setattr(steps, "payment_charge", end_then_charge)
+    order = place(items=[("PARA-500", 1)])
+    assert (order.status, order.failure_reason) == (OrderStatus.CANCELLED, "out_of_stock")
+    assert not PaymentAttempt.objects.filter(payment__order_id=order.pk).exists()
+    assert simulator.ledger()["charges"] == []
+    charge = OrderStep.objects.get(order_id=order.pk, step="charge")
+    assert (charge.ok, charge.result) == (False, "payment_unavailable")
+
+
+def test_a_payment_voided_under_a_running_order_ends_it_as_a_failed_payment(
+    shop, place, monkeypatch, simulator
+):
+    # Before, the charge step returned without recording anything, and the order waited
+    # out the shipment step's retries to end as an unavailable fulfilment.
+    real = steps.payment_charge
+
+    def void_then_charge(**kwargs):
+        Payment.objects.filter(order_id=kwargs["order_id"]).update(status="voided")
+        return real(**kwargs)
+
+    monkeypatch.setattr(steps, "payment_charge", void_then_charge)
+    order = place(items=[("PARA-500", 1)])
+    assert (order.status, order.failure_reason) == ("payment_failed", "payment_unavailable")
     assert simulator.ledger()["charges"] == []
 
 

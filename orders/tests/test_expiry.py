@@ -11,7 +11,7 @@ from core.tests.factories import ApiClientFactory
 from inventory.enums import ReservationStatus
 from inventory.models import Reservation, StockBatch
 from orders.enums import OrderStatus
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, OrderStep
 from orders.services import steps
 from orders.services.expiry import order_expire_reservations
 from orders.tests.factories import place_order
@@ -112,6 +112,22 @@ def test_expiry_is_idempotent_and_a_late_pipeline_cannot_confirm(
     events = list(OrderEvent.objects.filter(order_id=order.pk).values_list("type", flat=True))
     assert events.count("inventory.released") == 1 and events.count("payment.failed") == 1
     assert simulator.ledger()["charges"] == []
+
+
+def test_an_order_whose_charge_is_in_flight_is_left_to_its_charge(
+    client, simulator, django_capture_on_commit_callbacks
+):
+    # The charge step counted its run (its row exists, unfinished) and may be waiting on
+    # the gateway: ending the order now as a failed payment could label a charged order.
+    order = reserved_order(client)
+    OrderStep.objects.create(order_id=order.pk, step="charge", attempts=1)
+
+    assert expire(django_capture_on_commit_callbacks) == 0
+    assert status_of(order) == ("processing", None)
+
+    OrderStep.objects.filter(order_id=order.pk, step="charge").update(ok=True, result="captured")
+    assert expire(django_capture_on_commit_callbacks) == 1
+    assert status_of(order) == ("cancelled", "fulfilment_unavailable")
 
 
 def test_young_on_hold_and_confirmed_reservations_are_left_alone(

@@ -21,9 +21,9 @@ pytestmark = pytest.mark.django_db
 # batch update (one transaction); the outcome with its event (one transaction).
 # payment_prepare: the order; the run; the payment (a savepoint here, none outside a
 # transaction); the intent; the outcome with its event.
-# charge: steps+order; the run; payment lock, attempts, the claimed attempt (one
-# transaction); attempt and payment outcome (one); step outcome and event (one); the
-# order's status.
+# charge: steps+order; the run; order lock (see the expiry job), payment lock, attempts,
+# the claimed attempt (one transaction); attempt and payment outcome (one); step outcome
+# and event (one); the order's status.
 # shipment: steps+order; the run; shipment, item and claimed attempt (one transaction);
 # attempt and shipment outcome (one); step outcome and event (one); the order's status.
 # confirm: order locked with its booking checked; reservation, its items, one batch
@@ -35,7 +35,7 @@ STATEMENTS = {
         "prescription": 7,
         "stock": 13,
         "payment_prepare": 10,
-        "charge": 16,
+        "charge": 17,
         "shipment": 16,
         "confirm": 8,
     },
@@ -43,7 +43,7 @@ STATEMENTS = {
         "prescription": 7,
         "stock": 10,
         "payment_prepare": 7,
-        "charge": 13,
+        "charge": 14,
         "shipment": 13,
         "confirm": 8,
     },

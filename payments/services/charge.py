@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -208,14 +209,22 @@ def attempt_send(
     return True
 
 
-def payment_charge(*, order_id: uuid.UUID, token: str) -> ChargeOutcome:
+def payment_charge(
+    *, order_id: uuid.UUID, token: str, proceed: Callable[[], bool] | None = None
+) -> ChargeOutcome:
     """Capture the payment. A decline is final; an unavailable gateway (or its open
     breaker) fails over to the next; an ambiguous failure (timeout, 5xx) raises so the
     caller retries the same key. Raises ExternalUnavailable when no gateway could take the
-    charge this time."""
+    charge this time.
+
+    `proceed` runs first in each claim's transaction (before the payment's lock, so locks
+    are always taken order first): when it says no, nothing is charged and the payment's
+    status (still prepared) comes back. The caller uses it to lock and check its order."""
     tried: set[str] = set()
     while True:
         with transaction.atomic():
+            if proceed is not None and not proceed():
+                return _outcome(Payment.objects.get(order_id=order_id))
             # The payment's row lock orders this against compensation: a payment voided
             # (or being voided) is never charged, and no attempt is written behind its back.
             payment = Payment.objects.select_for_update().get(order_id=order_id)
