@@ -101,12 +101,18 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.ba
     _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
     # A database that does not answer must not hang a request or /readyz for minutes.
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
-    # Parameters travel apart from the SQL (psycopg's server-side binding), so the same
-    # statement text repeats and psycopg prepares it after a few runs on a connection: the
-    # server stops re-parsing and re-planning the pipeline's handful of statements, and no
-    # Python time goes into quoting values into SQL. Safe without a transaction-pooling
-    # proxy in between (none here); DB_SERVER_SIDE_BINDING=false turns it off.
+    # Parameters travel apart from the SQL (psycopg's server-side binding): no Python time
+    # goes into quoting values into SQL, and the same statement text repeats, so it can be
+    # prepared. Django turns psycopg's prepared statements off (prepare_threshold=None)
+    # for the sake of transaction-pooling proxies; with none in between, a statement run
+    # DB_PREPARE_THRESHOLD times on a connection is prepared there and the server stops
+    # re-parsing and re-planning the pipeline's handful of statements (about a quarter of
+    # PostgreSQL's CPU per order, scripts/step_profile.py). Behind PgBouncer in
+    # transaction mode set DB_PREPARE_THRESHOLD=off (and DB_SERVER_SIDE_BINDING=false
+    # where it lacks prepared-statement support).
     _db["OPTIONS"]["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
+    _prepare = env.str("DB_PREPARE_THRESHOLD", default="5")
+    _db["OPTIONS"]["prepare_threshold"] = None if _prepare == "off" else int(_prepare)
     if env.bool("DB_POOL", default=True):
         # psycopg 3's pool (Django >= 5.1) instead of one connection per request or task;
         # Celery's Django fixup "closes" connections around every task, which with a pool

@@ -1,6 +1,7 @@
 """CPU per pipeline step in this process, without Celery: places N orders and runs each
 step inline, then the customer messages they trigger, timing `time.thread_time()` (the
-database and the simulator are other processes, so this is the steps' own Python).
+database and the simulator are other processes, so this is the steps' own Python) and the
+CPU of this script's PostgreSQL server processes (from /proc: the database must run here).
 With `--profile FILE` it also writes a cProfile of the steps (read it with `python -m pstats FILE`).
 
     DATABASE_URL=postgres://…/a_migrated_scratch_db REDIS_URL=redis://…/N \
@@ -74,11 +75,15 @@ def run(*, orders: int, profile_path: str | None) -> None:
     client, _ = ApiClient.objects.get_or_create(name="step-profile", defaults={"channel": "web"})
     rng = random.Random(1)
     cpu: dict[str, float] = defaultdict(float)
+    database: dict[str, float] = defaultdict(float)
+    backends: list[int] = []
     profiler = cProfile.Profile(time.thread_time) if profile_path else None
     for index in range(orders + 5):
         timed = index >= 5  # the first orders warm caches, like a live worker's first tasks
+        if index == 5:
+            backends = _backends()
         body = load.order_body(f"p{index}", rng)
-        started = time.thread_time()
+        started, db_started = time.thread_time(), _cpu(backends)
         if timed and profiler:
             profiler.enable()
         with (
@@ -96,25 +101,52 @@ def run(*, orders: int, profile_path: str | None) -> None:
             )
         if timed:
             cpu["place"] += time.thread_time() - started
+            database["place"] += _cpu(backends) - db_started
         with mock.patch("notifications.receivers.notify_customer", _Recorder):
             for step, function in INLINE_STEPS:
-                started = time.thread_time()
+                started, db_started = time.thread_time(), _cpu(backends)
                 function(order.pk)
                 if timed:
                     cpu[str(step)] += time.thread_time() - started
-        started = time.thread_time()
+                    database[str(step)] += _cpu(backends) - db_started
+        started, db_started = time.thread_time(), _cpu(backends)
         while notified:
             order_id, event_type = notified.pop()
             notification_send_all(order_id=uuid.UUID(order_id), event_type=event_type)
         if timed:
             cpu["notify"] += time.thread_time() - started
+            database["notify"] += _cpu(backends) - db_started
         if timed and profiler:
             profiler.disable()
+    print(f"{'':>16}  {'Python':>9} {'PostgreSQL':>11}  (CPU per order)")
     for name, seconds in cpu.items():
-        print(f"{name:>16}: {seconds / orders * 1000:6.2f} ms")
-    print(f"{'total':>16}: {sum(cpu.values()) / orders * 1000:6.2f} ms per order")
+        per_order, in_database = seconds / orders * 1000, database[name] / orders * 1000
+        print(f"{name:>16}: {per_order:6.2f} ms {in_database:8.2f} ms")
+    total, total_db = sum(cpu.values()), sum(database.values())
+    print(f"{'total':>16}: {total / orders * 1000:6.2f} ms {total_db / orders * 1000:8.2f} ms")
     if profiler:
         profiler.dump_stats(profile_path)
+
+
+def _backends() -> list[int]:
+    """This database's server processes (this script's pooled connections), whose CPU
+    is read from /proc: PostgreSQL runs on this machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return [pid for (pid,) in cursor.fetchall()] if connection.vendor == "postgresql" else []
+
+
+def _cpu(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # a connection the pool closed
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
