@@ -10,6 +10,8 @@ from celery.signals import setup_logging
 from django.conf import settings
 from kombu import Queue
 
+from core import celery_results
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cot_project.settings")
 
 app = Celery("cot")
@@ -39,7 +41,9 @@ def _configure() -> None:
         # kombu's Redis transport with one shared redis-py client per channel instead of a
         # new client per publish/ack (the largest item in a worker's profile): core/kombu_redis.py.
         broker_transport="core.kombu_redis:Transport",
-        result_backend=settings.CELERY_RESULT_BACKEND,
+        # Celery's Redis backend, minus subscriptions to results nobody waits for (the
+        # pipeline's chord, built in a worker): core/celery_results.py.
+        result_backend=celery_results.backend_url(settings.CELERY_RESULT_BACKEND),
         task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
         task_serializer="json",
         result_serializer="json",

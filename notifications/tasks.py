@@ -17,7 +17,10 @@ from notifications.services.webhooks import webhook_order_pump, webhook_outbox_s
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="notifications.notify_customer", max_retries=8)
+# Nothing reads its return value (the outcome is the Notification row and the order's
+# `notification.sent` event): storing it was a Redis SET + PUBLISH per message. A caller
+# that wants to wait for one delivery asks with `send_task(..., ignore_result=False)`.
+@shared_task(bind=True, name="notifications.notify_customer", max_retries=8, ignore_result=True)
 def notify_customer(self: Task, order_id: str, event_type: str) -> None:
     try:
         notification_send_all(order_id=uuid.UUID(order_id), event_type=event_type)

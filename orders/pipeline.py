@@ -16,6 +16,7 @@ import uuid
 from celery import chord, group
 from django.conf import settings
 
+from core.celery_results import results_unwanted
 from core.http import ExternalError
 from orders import tasks
 from orders.enums import Step
@@ -69,8 +70,13 @@ def start(order_id: uuid.UUID) -> None:
 
 def launch(order_id: uuid.UUID) -> None:
     """Build and send the canvas (in a worker). A redelivered start sends it again, which
-    the steps' idempotency makes harmless."""
-    canvas(order_id).apply_async()
+    the steps' idempotency makes harmless.
+
+    No step stores a result and nothing here waits for one: without `results_unwanted`
+    the chord's header results would subscribe this worker to three Redis channels per
+    order and keep them (core/celery_results.py)."""
+    with results_unwanted():
+        canvas(order_id).apply_async()
 
 
 def resume(order_id: uuid.UUID) -> None:

@@ -91,12 +91,14 @@ def messages(stack: Stack, order_id: str, event: str) -> list[dict]:
 def test_customer_is_told_once_per_channel_even_when_the_task_is_redelivered(stack, hooked, broker):
     order = place_and_confirm(stack, hooked["key"], email=EMAIL)
 
-    # Two more deliveries of the same message task, run by the live worker's children.
+    # Two more deliveries of the same message task, run by the live worker's children. The
+    # task stores no result; these two ask for one, so the test can wait for them.
     results = [
         broker.send_task(
             "notifications.notify_customer",
             args=(order["id"], "order.confirmed"),
             queue="notifications",
+            ignore_result=False,
         )
         for _ in range(2)
     ]
