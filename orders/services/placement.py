@@ -7,16 +7,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
+from django.db.models import Model
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from core import faults
 from core.models import ApiClient
 from core.money import to_money
+from core.prepared import Bind, Prepared
 from inventory.models import Product
 from orders.enums import EventType
-from orders.models import Order, OrderLine, OrderNumber
+from orders.models import Order, OrderLine
 from orders.services.transitions import order_event_record
 
 logger = logging.getLogger(__name__)
@@ -38,8 +40,71 @@ class ItemRequest:
     quantity: int
 
 
+# Compiled once per process (core.prepared): intake runs these for every request.
+_BY_KEY = Prepared(
+    lambda: Order.objects.filter(
+        client_id=Bind("client_id", ApiClient._meta.pk),
+        idempotency_key=Bind("key", Order._meta.get_field("idempotency_key")),
+    )
+)
+# One statement per number of distinct SKUs (at most the serializer's 50 items).
+_products: dict[int, Prepared] = {}
+
+
+def _products_by_sku(skus: list[str]) -> dict[str, Product]:
+    statement = _products.get(len(skus))
+    if statement is None:
+        sku = Product._meta.get_field("sku")
+        binds = [Bind(f"sku{n}", sku) for n in range(len(skus))]
+        statement = _products[len(skus)] = Prepared(
+            lambda: Product.objects.filter(sku__in=binds, active=True)
+        )
+    found = statement.all(**{f"sku{n}": value for n, value in enumerate(skus)})
+    return {p.sku: p for p in found}
+
+
+class _Insert:
+    """An INSERT of whole rows of one model, written once per process: what `save()` and
+    `bulk_create()` send, without building and compiling the statement per call. Values go
+    through each field's `pre_save` (auto_now) and `get_db_prep_save`, as the ORM's do;
+    an auto-increment primary key comes back from RETURNING."""
+
+    def __init__(self, model: type[Model]) -> None:
+        meta = model._meta
+        auto = meta.pk if meta.pk.db_returning else None
+        self.fields = [f for f in meta.concrete_fields if f is not auto]
+        self.auto_attname = auto.attname if auto is not None else None
+        quote = connections["default"].ops.quote_name
+        columns = ", ".join(quote(f.column) for f in self.fields)
+        # Names from the model's own metadata, never from input.
+        self.head = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES "  # noqa: S608
+        self.row = "({})".format(", ".join(["%s"] * len(self.fields)))
+        self.returning = f" RETURNING {quote(auto.column)}" if auto is not None else ""
+
+    def run(self, objs: list[Model]) -> None:
+        connection = transaction.get_connection()
+        params: list[Any] = []
+        for obj in objs:
+            params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields]
+        sql = self.head + ", ".join([self.row] * len(objs)) + self.returning
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            ids = [row[0] for row in cursor.fetchall()] if self.returning else []
+        # Several rows come back in the order of VALUES (bulk_create relies on it too).
+        for n, obj in enumerate(objs):
+            if self.auto_attname:
+                setattr(obj, self.auto_attname, ids[n])
+            obj._state.adding = False
+            obj._state.db = connection.alias
+
+
+_ORDER_INSERT = _Insert(Order)
+_LINES_INSERT = _Insert(OrderLine)
+_NUMBER_SQL = "INSERT INTO orders_ordernumber DEFAULT VALUES RETURNING id"
+
+
 def _replay(client: ApiClient, key: str, fingerprint: str) -> Order | None:
-    existing = Order.objects.filter(client=client, idempotency_key=key).first()
+    existing = _BY_KEY.first(client_id=client.pk, key=key)
     if existing is not None and existing.request_fingerprint != fingerprint:
         raise IdempotencyKeyReused(key)
     return existing
@@ -91,9 +156,7 @@ def order_place(
     if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):
         return existing, True
 
-    products = {
-        p.sku: p for p in Product.objects.filter(sku__in=[i.sku for i in items], active=True)
-    }
+    products = _products_by_sku(list(dict.fromkeys(i.sku for i in items)))
     for index, item in enumerate(items):
         if item.sku not in products:
             raise UnknownSku(index, item.sku)
@@ -114,8 +177,10 @@ def order_place(
         )
     try:
         with transaction.atomic():
-            number = OrderNumber.objects.create().pk
-            order = Order.objects.create(
+            with transaction.get_connection().cursor() as cursor:
+                cursor.execute(_NUMBER_SQL)
+                [(number,)] = cursor.fetchall()
+            order = Order(
                 number=f"COT-{number:08d}",
                 client=client,
                 channel=client.channel,
@@ -129,9 +194,10 @@ def order_place(
                 request_fingerprint=fingerprint,
                 request_id=request_id,
             )
+            _ORDER_INSERT.run([order])
             for line in lines:
                 line.order = order
-            OrderLine.objects.bulk_create(lines)
+            _LINES_INSERT.run(lines)
             event = order_event_record(order_id=order.pk, type=EventType.ORDER_RECEIVED)
             # Test-only: as if the API server died between this commit and the enqueue.
             if not faults.fault_active(faults.AFTER_COMMIT_BEFORE_ENQUEUE):

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from core import faults, metrics
 from core.http import ExternalError
+from core.prepared import Bind, Prepared
 from inventory.services import (
     LineRequest,
     stock_commit,
@@ -69,13 +70,46 @@ def _guard(order: Order) -> None:
         raise NeedsAttention(f"order {order.pk} needs attention")
 
 
+_PK = Order._meta.pk
+# The statements every order runs, compiled once per process (core.prepared).
+_ORDER = Prepared(lambda: Order.objects.filter(pk=Bind("pk", _PK)))
+_STATUS = Prepared(
+    lambda: Order.objects.filter(pk=Bind("pk", _PK)).values_list("status", flat=True)
+)
+_ROWS_WITH_ORDER = {
+    OrderLine: Prepared(
+        lambda: OrderLine.objects.select_related("order").filter(order_id=Bind("order_id", _PK))
+    ),
+    OrderStep: Prepared(
+        lambda: OrderStep.objects.select_related("order").filter(order_id=Bind("order_id", _PK))
+    ),
+}
+_CONFIRM_ORDER = Prepared(
+    lambda: (
+        Order.objects.select_for_update()
+        .annotate(
+            booked=Exists(
+                OrderStep.objects.filter(order=OuterRef("pk"), step=Step.SHIPMENT, ok=True)
+            )
+        )
+        .filter(pk=Bind("pk", _PK))
+    )
+)
+
+
 def _load(order_id: uuid.UUID, rows: type[OrderLine] | type[OrderStep]) -> tuple[Order, list]:
     """The order and its lines (or steps) in one query: the rows, with their order joined.
     Only an order without such rows needs a second query."""
-    found = list(rows.objects.select_related("order").filter(order_id=order_id))
+    found = _ROWS_WITH_ORDER[rows].all(order_id=order_id)
     if not found:
-        return Order.objects.get(pk=order_id), []
+        return _ORDER.get(pk=order_id), []
     return found[0].order, found
+
+
+def _status(order: Order) -> str:
+    """The order's status now (what `refresh_from_db(fields=["status"])` reads), set on it."""
+    order.status = _STATUS.get(pk=order.pk)
+    return order.status
 
 
 def _begin(
@@ -87,7 +121,7 @@ def _begin(
     if lines:
         order, order_lines = _load(order_id, OrderLine)
     else:
-        order, order_lines = Order.objects.get(pk=order_id), []
+        order, order_lines = _ORDER.get(pk=order_id), []
     _guard(order)
     if order.status != S.RECEIVED:
         return order, order_lines, _step_begin(order, step)
@@ -106,20 +140,53 @@ def _begin(
 _STEP_COUNT_SQL = """
 INSERT INTO orders_orderstep
     (created_at, updated_at, order_id, step, ok, result, data, attempts)
-VALUES (%s, %s, %s, %s, NULL, '', '{}', 1)
+VALUES (%s, %s, %s, %s, NULL, '', '{{}}', 1)
 ON CONFLICT (order_id, step) DO UPDATE SET attempts = orders_orderstep.attempts
     + CASE WHEN orders_orderstep.ok IS NULL THEN 1 ELSE 0 END
-RETURNING id, created_at, updated_at, order_id, step, ok, result, data, attempts
+RETURNING {columns}
 """
+
+
+class _StepCount:
+    """`_STEP_COUNT_SQL` for one database, and how its row becomes an `OrderStep`: the
+    ORM's converters for each column (a JSON column comes back as text on PostgreSQL,
+    SQLite gives datetimes, UUIDs and booleans as text and numbers)."""
+
+    def __init__(self, connection: Any) -> None:
+        fields = OrderStep._meta.concrete_fields
+        self.sql = _STEP_COUNT_SQL.format(
+            columns=", ".join(connection.ops.quote_name(f.column) for f in fields)
+        )
+        self.attnames = [f.attname for f in fields]
+        compiler = OrderStep.objects.none().query.get_compiler(connection=connection)
+        table = OrderStep._meta.db_table
+        self.converters = compiler.get_converters([f.get_col(table) for f in fields])
+        self.apply_converters = compiler.apply_converters
+        self.created_at = OrderStep._meta.get_field("created_at")
+        self.order_id = OrderStep._meta.get_field("order")
+
+    def run(self, connection: Any, order_id: uuid.UUID, step: str) -> OrderStep:
+        now = self.created_at.get_db_prep_value(timezone.now(), connection)
+        params = [now, now, self.order_id.get_db_prep_value(order_id, connection), str(step)]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            rows = cursor.fetchall()
+        if self.converters:
+            rows = list(self.apply_converters(rows, self.converters))
+        [row] = rows
+        return OrderStep.from_db(connection.alias, self.attnames, row)
+
+
+_step_counts: dict[tuple[str, str], _StepCount] = {}
 
 
 def _step_count(order_id: uuid.UUID, step: str) -> OrderStep:
     connection = transaction.get_connection()
-    field = OrderStep._meta.get_field
-    now = field("created_at").get_db_prep_value(timezone.now(), connection)
-    params = [now, now, field("order").get_db_prep_value(order_id, connection), str(step)]
-    [row] = list(OrderStep.objects.raw(_STEP_COUNT_SQL, params))
-    return row
+    key = (connection.alias, connection.vendor)
+    statement = _step_counts.get(key)
+    if statement is None:
+        statement = _step_counts[key] = _StepCount(connection)
+    return statement.run(connection, order_id, step)
 
 
 def _step_begin(order: Order, step: str) -> OrderStep:
@@ -340,8 +407,7 @@ def order_charge_payment(order_id: uuid.UUID) -> str:
     row = _step_finish(row, ok=True, result=outcome.status, events=events)
     if outcome.status == PaymentStatus.CAPTURED:
         transaction.on_commit(lambda: metrics.REVENUE_TOTAL.inc(float(order.total_amount)))
-    order.refresh_from_db(fields=["status"])
-    if order.status != S.PROCESSING:
+    if _status(order) != S.PROCESSING:
         # Ended (cancelled) while we were charging: make sure the money goes back.
         from orders import pipeline
 
@@ -415,8 +481,7 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
         for s in outcome.shipments
     ]
     row = _step_finish(row, ok=True, result="booked", events=events)
-    order.refresh_from_db(fields=["status"])
-    if order.status != S.PROCESSING:
+    if _status(order) != S.PROCESSING:
         # Ended (cancelled) while we were booking: make sure the booking is cancelled.
         from orders import pipeline
 
@@ -425,9 +490,8 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
 
 
 def order_confirm(order_id: uuid.UUID) -> str:
-    booked = OrderStep.objects.filter(order=OuterRef("pk"), step=Step.SHIPMENT, ok=True)
     with transaction.atomic():
-        order = Order.objects.select_for_update().annotate(booked=Exists(booked)).get(pk=order_id)
+        order = _CONFIRM_ORDER.get(pk=order_id)
         _guard(order)
         if order.status != S.PROCESSING:
             return order.status

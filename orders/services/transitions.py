@@ -8,12 +8,14 @@ outbound webhooks) receive events after commit through `order_event_committed`.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import django.dispatch
 from django.db import transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from core import metrics
@@ -58,9 +60,28 @@ class InvalidTransition(Exception):
 def order_event_record(
     *, order_id: uuid.UUID, type: str, data: dict[str, Any] | None = None
 ) -> OrderEvent:
-    event = OrderEvent.objects.create(order_id=order_id, type=type, data=data or {})
-    _announce(event)
+    [event] = order_events_record(order_id=order_id, events=[(type, data)])
     return event
+
+
+# An event is one row and its id; `OrderEvent.objects.create()` and `bulk_create()` build
+# and compile an INSERT for every call, which cost more CPU than the statement itself.
+_EVENTS_SQL = (
+    "INSERT INTO orders_orderevent (order_id, type, data, at) VALUES {values} RETURNING id"
+)
+
+
+@functools.cache
+def _fields() -> tuple[Field, Field, Field, Field, Field]:
+    """Looked up once per process (the models are ready by the first call), not per
+    statement."""
+    return (
+        OrderEvent._meta.get_field("order"),
+        OrderEvent._meta.get_field("data"),
+        OrderEvent._meta.get_field("at"),
+        Order._meta.get_field("updated_at"),
+        OrderStep._meta.get_field("data"),
+    )
 
 
 def order_events_record(
@@ -68,16 +89,36 @@ def order_events_record(
 ) -> list[OrderEvent]:
     """Record several events of one order in one INSERT (call it inside the transaction
     of the change they describe); each is still announced after commit, in order."""
-    recorded = OrderEvent.objects.bulk_create(
-        OrderEvent(order_id=order_id, type=type, data=data or {}) for type, data in events
-    )
-    for event in recorded:
-        _announce(event)
+    rows = [(str(type), data or {}) for type, data in events]
+    if not rows:
+        return []
+    connection = transaction.get_connection()
+    order_field, json, at_field, _, _ = _fields()
+    at = timezone.now()
+    prepared_order_id = order_field.get_db_prep_value(order_id, connection)
+    prepared_at = at_field.get_db_prep_value(at, connection)
+    params: list[Any] = []
+    for event_type, event_data in rows:
+        params += [
+            prepared_order_id,
+            event_type,
+            json.get_db_prep_value(event_data, connection),
+            prepared_at,
+        ]
+    # Several rows come back in the order of VALUES on both databases (bulk_create
+    # relies on that too): ids follow the timeline.
+    sql = _EVENTS_SQL.format(values=", ".join(["(%s, %s, %s, %s)"] * len(rows)))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    recorded = []
+    for event_id, (event_type, event_data) in zip(ids, rows, strict=True):
+        event = OrderEvent(id=event_id, order_id=order_id, type=event_type, data=event_data, at=at)
+        event._state.adding = False
+        event._state.db = connection.alias
+        recorded.append(event)
+        _announce_committed(order_id, event_id, event_type)
     return recorded
-
-
-def _announce(event: OrderEvent) -> None:
-    _announce_committed(event.order_id, event.pk, event.type)
 
 
 def _announce_committed(order_id: uuid.UUID, event_id: int, event_type: str) -> None:
@@ -103,6 +144,13 @@ FROM finished CROSS JOIN (VALUES {values}) AS e (n, type, data)
 ORDER BY e.n
 RETURNING id, type
 """
+_STEP_OUTCOME_ONLY_SQL = (
+    "UPDATE orders_orderstep SET ok = %s, result = %s, data = %s WHERE id = %s AND ok IS NULL"
+)
+
+
+def _event_values(count: int) -> str:
+    return ", ".join(f"({n}, %s, %s::jsonb)" for n in range(count))
 
 
 def order_step_record(
@@ -116,34 +164,49 @@ def order_step_record(
     """Record a pipeline step's outcome once (compare-and-set on `ok IS NULL`) and, only
     when this call recorded it, the events it warrants, in the same transaction. Returns
     whether this call recorded it."""
-    unfinished = OrderStep.objects.filter(pk=step.pk, ok__isnull=True)
+    connection = transaction.get_connection()
+    _, json, at_field, _, step_data = _fields()
+    params: list[Any] = [ok, result, step_data.get_db_prep_value(data, connection), step.pk]
     if not events:
         # One statement: it needs no transaction of its own.
-        return bool(unfinished.update(ok=ok, result=result, data=data))
-    connection = transaction.get_connection()
+        with connection.cursor() as cursor:
+            cursor.execute(_STEP_OUTCOME_ONLY_SQL, params)
+            return bool(cursor.rowcount)
     if connection.vendor != "postgresql":
         with transaction.atomic():
-            updated = unfinished.update(ok=ok, result=result, data=data)
+            with connection.cursor() as cursor:
+                cursor.execute(_STEP_OUTCOME_ONLY_SQL, params)
+                updated = cursor.rowcount
             if updated:
                 order_events_record(order_id=step.order_id, events=events)
         return bool(updated)
-    json = OrderEvent._meta.get_field("data")
-    values = ", ".join(f"({n}, %s, %s::jsonb)" for n in range(len(events)))
-    params: list[Any] = [
-        ok,
-        result,
-        OrderStep._meta.get_field("data").get_db_prep_value(data, connection),
-        step.pk,
-        OrderEvent._meta.get_field("at").get_db_prep_value(timezone.now(), connection),
-    ]
+    params.append(at_field.get_db_prep_value(timezone.now(), connection))
     for event_type, event_data in events:
         params += [str(event_type), json.get_db_prep_value(event_data or {}, connection)]
     with connection.cursor() as cursor:
-        cursor.execute(_STEP_OUTCOME_SQL.format(values=values), params)
+        cursor.execute(_STEP_OUTCOME_SQL.format(values=_event_values(len(events))), params)
         recorded = cursor.fetchall()
     for event_id, event_type in recorded:
         _announce_committed(step.order_id, event_id, event_type)
     return bool(recorded)
+
+
+# PostgreSQL: the compare-and-set move and its events in one statement (as for a step's
+# outcome above): the events exist only if the UPDATE moved the order. `{sets}` are the
+# changed columns, `{statuses}` one placeholder per allowed current status.
+_TRANSITION_SQL = """
+WITH moved AS (
+    UPDATE orders_order SET {sets}
+    WHERE id = %s AND status IN ({statuses})
+    RETURNING id
+)
+INSERT INTO orders_orderevent (order_id, type, data, at)
+SELECT moved.id, e.type, e.data, %s
+FROM moved CROSS JOIN (VALUES {values}) AS e (n, type, data)
+ORDER BY e.n
+RETURNING id, type
+"""
+_TRANSITION_ONLY_SQL = "UPDATE orders_order SET {sets} WHERE id = %s AND status IN ({statuses})"
 
 
 def order_transition(
@@ -172,17 +235,48 @@ def order_transition(
         fields["failure_reason"] = failure_reason
     if to == S.CONFIRMED:
         fields["confirmed_at"] = now
-    # No savepoint inside a caller's transaction: nothing here is retried after an error,
-    # which rolls the caller's transaction back as a whole.
-    with transaction.atomic(savepoint=False):
-        moved = Order.objects.filter(pk=order.pk, status__in=allowed_from).update(**fields)
-        if not moved:
+    event_data = dict(data or {})
+    if failure_reason is not None:
+        event_data.setdefault("reason", failure_reason)
+    rows = [(str(type), data or {}) for type, data in events]
+    rows.append((STATUS_EVENTS[to], event_data))
+    connection = transaction.get_connection()
+    _, json, at_field, updated_at, _ = _fields()
+    # The same placeholders and values as `filter(pk=..., status__in=...).update(...)`:
+    # every column set here is a plain string or (updated_at, confirmed_at) a datetime.
+    prepared_now = updated_at.get_db_prep_value(now, connection)
+    sets = ", ".join(f"{name} = %s" for name in fields)
+    params: list[Any] = [
+        prepared_now if name in ("updated_at", "confirmed_at") else str(value)
+        for name, value in fields.items()
+    ]
+    params.append(Order._meta.pk.get_db_prep_value(order.pk, connection))
+    params += [str(status) for status in allowed_from]
+    statuses = ", ".join(["%s"] * len(allowed_from))
+    if connection.vendor == "postgresql":
+        params.append(at_field.get_db_prep_value(now, connection))
+        for event_type, payload in rows:
+            params += [event_type, json.get_db_prep_value(payload, connection)]
+        sql = _TRANSITION_SQL.format(sets=sets, statuses=statuses, values=_event_values(len(rows)))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            recorded = cursor.fetchall()
+        if not recorded:
             return False
-        event_data = dict(data or {})
-        if failure_reason is not None:
-            event_data.setdefault("reason", failure_reason)
-        order_events_record(order_id=order.pk, events=[*events, (STATUS_EVENTS[to], event_data)])
+        for event_id, event_type in recorded:
+            _announce_committed(order.pk, event_id, event_type)
         transaction.on_commit(lambda: _count(order, to, now, failure_reason))
+    else:
+        # No savepoint inside a caller's transaction: nothing here is retried after an
+        # error, which rolls the caller's transaction back as a whole.
+        with transaction.atomic(savepoint=False):
+            with connection.cursor() as cursor:
+                cursor.execute(_TRANSITION_ONLY_SQL.format(sets=sets, statuses=statuses), params)
+                moved = cursor.rowcount
+            if not moved:
+                return False
+            order_events_record(order_id=order.pk, events=rows)
+            transaction.on_commit(lambda: _count(order, to, now, failure_reason))
     for name, value in fields.items():
         setattr(order, name, value)
     return True
