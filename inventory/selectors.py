@@ -21,12 +21,16 @@ def shelf_life_floor(*, today: datetime.date | None = None) -> datetime.date:
     )
 
 
-# Every order reads the centres: compiled once per process (core.prepared).
-_ACTIVE_CENTERS = Prepared(lambda: FulfillmentCenter.objects.filter(active=True))
+# Every order reads the centres: compiled once per process (core.prepared), and only
+# what choosing them takes (the code, the prefixes; the priority is the order).
+_ACTIVE_CENTERS = Prepared(
+    lambda: FulfillmentCenter.objects.filter(active=True).only("code", "pincode_prefixes")
+)
 
 
 def centers_serving(*, pincode: str) -> list[FulfillmentCenter]:
-    """Active centres whose pincode prefixes match, highest priority first."""
+    """Active centres whose pincode prefixes match, highest priority first (with their
+    id, code and prefixes loaded; other fields load on access)."""
     return [c for c in _ACTIVE_CENTERS.all() if c.serves(pincode)]
 
 
