@@ -19,8 +19,8 @@ from notifications.enums import NotificationChannel, NotificationStatus
 from notifications.messages import NOTIFIED_EVENTS, message_context, message_render
 from notifications.models import Notification
 from orders.enums import EventType
-from orders.models import Order
-from orders.services.transitions import order_event_record
+from orders.models import Order, OrderEvent
+from orders.services.transitions import _announce_committed, order_event_record
 
 logger = logging.getLogger(__name__)
 
@@ -154,17 +154,58 @@ def _send(
     if channel == NotificationChannel.EMAIL:
         payload["subject"] = notification.subject
     body = post_json("notify", f"{settings.NOTIFY_BASE_URL}/{channel}", payload)
-    with transaction.atomic():
-        updated = _MARK_SENT.run(
-            pk=notification.pk, provider_id=str(body.get("id", "")), now=timezone.now()
-        )
-        if updated:
-            order_event_record(
-                order_id=order_id,
-                type=EventType.NOTIFICATION_SENT,
-                data={"channel": channel, "event": event_type},
-            )
+    _mark_sent(
+        notification, provider_id=str(body.get("id", "")), channel=channel, event_type=event_type
+    )
     return notification
+
+
+# PostgreSQL: the row moves to `sent` (compare-and-set) and its `notification.sent` event
+# is recorded in one statement, atomic on its own: the event exists only if this call
+# moved the row. The same shape as orders' step outcome (transitions._STEP_OUTCOME_SQL).
+_SENT_SQL = """
+WITH sent AS (
+    UPDATE notifications_notification SET status = %s, provider_id = %s, updated_at = %s
+    WHERE id = %s AND status = %s
+    RETURNING order_id
+)
+INSERT INTO orders_orderevent (order_id, type, data, at)
+SELECT sent.order_id, %s, %s::jsonb, %s FROM sent
+RETURNING id
+"""
+
+
+def _mark_sent(
+    notification: Notification, *, provider_id: str, channel: str, event_type: str
+) -> None:
+    """Mark the row sent and record `notification.sent`, once (only the sender that moves
+    the row from pending records the event)."""
+    data = {"channel": channel, "event": event_type}
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            if _MARK_SENT.run(pk=notification.pk, provider_id=provider_id, now=timezone.now()):
+                order_event_record(
+                    order_id=notification.order_id, type=EventType.NOTIFICATION_SENT, data=data
+                )
+        return
+    now = _field("updated_at").get_db_prep_value(timezone.now(), connection)
+    params = [
+        str(NotificationStatus.SENT),
+        provider_id,
+        now,
+        notification.pk,
+        str(NotificationStatus.PENDING),
+        str(EventType.NOTIFICATION_SENT),
+        OrderEvent._meta.get_field("data").get_db_prep_value(data, connection),
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_SENT_SQL, params)
+        recorded = cursor.fetchone()
+    if recorded is not None:
+        # Subscribers hear of it after commit, as of every event (order_event_record).
+        _announce_committed(notification.order_id, recorded[0], EventType.NOTIFICATION_SENT)
 
 
 def _notification_make(
