@@ -151,14 +151,16 @@ _order_id = Reservation._meta.get_field("order_id")
 _status = Reservation._meta.get_field("status")
 _updated_at = Reservation._meta.get_field("updated_at")
 # Locked batches per shape of the order (how many centres, how many SKUs): one IN list
-# placeholder per value, so a handful of statements cover every order.
+# placeholder per value, so a handful of statements cover almost every order. Shapes past
+# _LOCKABLE_KEPT placeholders are compiled per call (as the ORM would), not kept.
 _LOCKABLE: dict[tuple[int, int], Prepared] = {}
+_LOCKABLE_KEPT = 64
 
 
 def _lockable(centers: int, skus: int) -> Prepared:
     statement = _LOCKABLE.get((centers, skus))
     if statement is None:
-        statement = _LOCKABLE[(centers, skus)] = Prepared(
+        statement = Prepared(
             lambda: (
                 StockBatch.objects.select_for_update(of=("self",))
                 .select_related("product")
@@ -174,6 +176,8 @@ def _lockable(centers: int, skus: int) -> Prepared:
                 .order_by("pk")
             )
         )
+        if centers * skus <= _LOCKABLE_KEPT:
+            _LOCKABLE[(centers, skus)] = statement
     return statement
 
 
@@ -231,6 +235,8 @@ def _reservation_insert(order_id: uuid.UUID) -> int:
 
 def _items_insert(reservation_id: int, plan: Plan) -> None:
     """The plan's reservation items, in one INSERT."""
+    if not plan:
+        return
     params: list[Any] = []
     for batch, quantity in plan:
         params += [reservation_id, batch.pk, quantity]
