@@ -51,7 +51,6 @@ class _Compiled:
     results."""
 
     def __init__(self, queryset: QuerySet, using: str, update: dict[str, Any] | None) -> None:
-        self.connection = connections[using]
         if update is None:
             compiler = queryset.query.get_compiler(using=using)
         else:
@@ -95,10 +94,12 @@ class _Compiled:
     def execute(self, values: dict[str, Any]) -> Any:
         if values.keys() != self.names:
             raise TypeError(f"prepared statement takes {sorted(self.names)}, got {sorted(values)}")
+        # The calling thread's connection: a statement compiled in one thread runs in all.
+        connection = connections[self.using]
         params = list(self.params)
         for index, bind in self.binds:
-            params[index] = bind.prepare(values[bind.name], self.connection)
-        with self.connection.cursor() as cursor:
+            params[index] = bind.prepare(values[bind.name], connection)
+        with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             if self.iterable is None:
                 return cursor.rowcount

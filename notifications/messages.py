@@ -17,6 +17,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine, Template
 
+from core.prepared import Prepared
 from notifications.caching import TimedValue
 from notifications.enums import NotificationChannel
 from orders.enums import EventType
@@ -148,10 +149,18 @@ def _render(source: str, context: dict[str, Any]) -> str:
 TEMPLATES_SECONDS = 5.0
 
 
-def _active_templates() -> dict[tuple[str, str], Any]:
+def _active_templates_query() -> Any:
     from notifications.models import NotificationTemplate
 
-    return {(t.event_type, t.channel): t for t in NotificationTemplate.objects.filter(active=True)}
+    return NotificationTemplate.objects.filter(active=True)
+
+
+# Reloaded every TEMPLATES_SECONDS by every worker process: compiled once (core.prepared).
+_ACTIVE_TEMPLATES = Prepared(_active_templates_query)
+
+
+def _active_templates() -> dict[tuple[str, str], Any]:
+    return {(t.event_type, t.channel): t for t in _ACTIVE_TEMPLATES.all()}
 
 
 _templates = TimedValue(_active_templates, seconds=TEMPLATES_SECONDS)

@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.models import ApiClient
+from core.prepared import Bind, Prepared
 from prescriptions.enums import CheckResult, PrescriptionStatus
 from prescriptions.models import Dispensation, H1RegisterEntry, Prescription, PrescriptionItem
 
@@ -30,6 +31,20 @@ class RxLine:
     sku: str
     quantity: int
     schedule: str
+
+
+# The check's reads, compiled once per process (core.prepared): the prescription's
+# header fields the rules look at, and its items' quantities.
+_PRESCRIPTION = Prepared(
+    lambda: Prescription.objects.filter(pk=Bind("pk", Prescription._meta.pk)).only(
+        "customer_id", "status", "issued_on"
+    )
+)
+_ITEMS = Prepared(
+    lambda: PrescriptionItem.objects.filter(
+        prescription_id=Bind("pk", Prescription._meta.pk)
+    ).values_list("sku", "quantity", "dispensed_quantity")
+)
 
 
 def prescription_check(
@@ -47,7 +62,7 @@ def prescription_check(
         return CheckResult.OK
     if prescription_id is None:
         return CheckResult.PRESCRIPTION_REQUIRED
-    prescription = Prescription.objects.prefetch_related("items").filter(pk=prescription_id).first()
+    prescription = _PRESCRIPTION.first(pk=prescription_id)
     if prescription is None or prescription.customer_id != customer_id:
         return CheckResult.PRESCRIPTION_INVALID
     if prescription.status == PrescriptionStatus.REJECTED:
@@ -57,7 +72,9 @@ def prescription_check(
         return CheckResult.PRESCRIPTION_INVALID
     if prescription.issued_on < ordered_on - validity:
         return CheckResult.PRESCRIPTION_EXPIRED
-    remaining = {item.sku: item.remaining for item in prescription.items.all()}
+    remaining = {
+        sku: quantity - dispensed for sku, quantity, dispensed in _ITEMS.all(pk=prescription_id)
+    }
     for line in rx_lines:
         if line.sku not in remaining:
             return CheckResult.PRESCRIPTION_INVALID

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from django.db import connection
+from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -103,3 +105,25 @@ def test_an_update_through_a_join_is_refused() -> None:
     )
     with pytest.raises(ValueError, match="own table"):
         joined.run(name="x")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_compiled_in_one_thread_runs_on_another_threads_connection() -> None:
+    # Celery's thread pool and the concurrency tests run one compiled statement from
+    # several threads; each must use its own connection.
+    client = ApiClientFactory()
+    assert _BY_PK.get(pk=client.pk).name == client.name  # compiled here
+    found: list[object] = []
+
+    def other_thread() -> None:
+        try:
+            found.append(_BY_PK.get(pk=client.pk).name)
+        except Exception as exc:
+            found.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert found == [client.name]

@@ -9,20 +9,68 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from core.http import ExternalError, ExternalRejected, post_json
+from core.prepared import Bind, Prepared
 from notifications.enums import NotificationChannel, NotificationStatus
 from notifications.messages import NOTIFIED_EVENTS, message_context, message_render
 from notifications.models import Notification
 from orders.enums import EventType
-from orders.models import Order
-from orders.services.transitions import order_event_record
+from orders.models import Order, OrderEvent
+from orders.services.transitions import _announce_committed, order_event_record
 
 logger = logging.getLogger(__name__)
 
 ADDRESS_FIELD = {NotificationChannel.SMS: "phone", NotificationChannel.EMAIL: "email"}
+CHANNELS = tuple(NotificationChannel.values)
+
+# The statements every message runs, compiled once per process (core.prepared).
+_field = Notification._meta.get_field
+_ROWS = Prepared(
+    lambda: Notification.objects.filter(
+        order_id=Bind("order_id", _field("order_id")),
+        event_type=Bind("event_type", _field("event_type")),
+    )
+)
+_ROW = Prepared(
+    lambda: Notification.objects.filter(
+        order_id=Bind("order_id", _field("order_id")),
+        event_type=Bind("event_type", _field("event_type")),
+        channel=Bind("channel", _field("channel")),
+    )
+)
+# What making a message reads of the order (message_context, the address).
+_ORDER = Prepared(
+    lambda: Order.objects.filter(pk=Bind("pk", Order._meta.pk)).only(
+        "number", "status", "failure_reason", "delivery_address", "currency", "total_amount"
+    )
+)
+_PENDING = {"pk": Bind("pk", Notification._meta.pk), "status": NotificationStatus.PENDING}
+_COUNT_ATTEMPT = Prepared(
+    lambda: Notification.objects.filter(**_PENDING),
+    update=lambda: {"attempts": F("attempts") + 1},
+)
+_MARK_SENT = Prepared(
+    lambda: Notification.objects.filter(**_PENDING),
+    update=lambda: {
+        "status": NotificationStatus.SENT,
+        "provider_id": Bind("provider_id", _field("provider_id")),
+        "updated_at": Bind("now", _field("updated_at")),
+    },
+)
+# The row with its first attempt counted; nothing (no row back) when a concurrent sender
+# made it first. ON CONFLICT instead of catching the IntegrityError: no savepoint.
+_INSERT_SQL = """
+INSERT INTO notifications_notification
+    (created_at, updated_at, order_id, event_type, channel, "to", subject, text, status,
+     provider_id, attempts)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, '', 1)
+ON CONFLICT (order_id, event_type, channel) DO NOTHING
+RETURNING id
+"""
 
 
 def notification_send(*, order_id: uuid.UUID, event_type: str, channel: str) -> Notification | None:
@@ -31,9 +79,7 @@ def notification_send(*, order_id: uuid.UUID, event_type: str, channel: str) -> 
     the idempotency key, and only one sender moves the row to `sent` and records
     `notification.sent`. None when there is nothing to send (event not notified, no
     address). Raises ExternalError on provider trouble; the caller retries."""
-    notification = Notification.objects.filter(
-        order_id=order_id, event_type=event_type, channel=channel
-    ).first()
+    notification = _ROW.first(order_id=order_id, event_type=event_type, channel=channel)
     return _send(
         order_id=order_id,
         event_type=event_type,
@@ -51,12 +97,10 @@ def notification_send_all(*, order_id: uuid.UUID, event_type: str) -> None:
     if event_type not in NOTIFIED_EVENTS:
         return
     # One read for every channel's row, and the order only when a row is still to make.
-    existing = {
-        n.channel: n for n in Notification.objects.filter(order_id=order_id, event_type=event_type)
-    }
+    existing = {n.channel: n for n in _ROWS.all(order_id=order_id, event_type=event_type)}
     order = _order_loader(order_id)
     transient: ExternalError | None = None
-    for channel in NotificationChannel.values:
+    for channel in CHANNELS:
         try:
             _send(
                 order_id=order_id,
@@ -75,7 +119,7 @@ def notification_send_all(*, order_id: uuid.UUID, event_type: str) -> None:
 
 
 def _order_loader(order_id: uuid.UUID) -> Callable[[], Order]:
-    return functools.cache(lambda: Order.objects.get(pk=order_id))
+    return functools.cache(lambda: _ORDER.get(pk=order_id))
 
 
 def _send(
@@ -99,9 +143,7 @@ def _send(
             return notification
         # The attempt is counted (committed) before the call; a row another sender has
         # sent or given up on since it was read is left alone.
-        if not Notification.objects.filter(
-            pk=notification.pk, status=NotificationStatus.PENDING
-        ).update(attempts=F("attempts") + 1):
+        if not _COUNT_ATTEMPT.run(pk=notification.pk):
             return notification
     payload = {
         "to": notification.to,
@@ -112,17 +154,58 @@ def _send(
     if channel == NotificationChannel.EMAIL:
         payload["subject"] = notification.subject
     body = post_json("notify", f"{settings.NOTIFY_BASE_URL}/{channel}", payload)
-    with transaction.atomic():
-        updated = Notification.objects.filter(
-            pk=notification.pk, status=NotificationStatus.PENDING
-        ).update(status=NotificationStatus.SENT, provider_id=str(body.get("id", "")))
-        if updated:
-            order_event_record(
-                order_id=order_id,
-                type=EventType.NOTIFICATION_SENT,
-                data={"channel": channel, "event": event_type},
-            )
+    _mark_sent(
+        notification, provider_id=str(body.get("id", "")), channel=channel, event_type=event_type
+    )
     return notification
+
+
+# PostgreSQL: the row moves to `sent` (compare-and-set) and its `notification.sent` event
+# is recorded in one statement, atomic on its own: the event exists only if this call
+# moved the row. The same shape as orders' step outcome (transitions._STEP_OUTCOME_SQL).
+_SENT_SQL = """
+WITH sent AS (
+    UPDATE notifications_notification SET status = %s, provider_id = %s, updated_at = %s
+    WHERE id = %s AND status = %s
+    RETURNING order_id
+)
+INSERT INTO orders_orderevent (order_id, type, data, at)
+SELECT sent.order_id, %s, %s::jsonb, %s FROM sent
+RETURNING id
+"""
+
+
+def _mark_sent(
+    notification: Notification, *, provider_id: str, channel: str, event_type: str
+) -> None:
+    """Mark the row sent and record `notification.sent`, once (only the sender that moves
+    the row from pending records the event)."""
+    data = {"channel": channel, "event": event_type}
+    connection = transaction.get_connection()
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            if _MARK_SENT.run(pk=notification.pk, provider_id=provider_id, now=timezone.now()):
+                order_event_record(
+                    order_id=notification.order_id, type=EventType.NOTIFICATION_SENT, data=data
+                )
+        return
+    now = _field("updated_at").get_db_prep_value(timezone.now(), connection)
+    params = [
+        str(NotificationStatus.SENT),
+        provider_id,
+        now,
+        notification.pk,
+        str(NotificationStatus.PENDING),
+        str(EventType.NOTIFICATION_SENT),
+        OrderEvent._meta.get_field("data").get_db_prep_value(data, connection),
+        now,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_SENT_SQL, params)
+        recorded = cursor.fetchone()
+    if recorded is not None:
+        # Subscribers hear of it after commit, as of every event (order_event_record).
+        _announce_committed(notification.order_id, recorded[0], EventType.NOTIFICATION_SENT)
 
 
 def _notification_make(
@@ -137,21 +220,38 @@ def _notification_make(
     message = message_render(event_type=event_type, channel=channel, context=message_context(order))
     if message is None:
         return None, False
-    try:
-        with transaction.atomic():
-            notification = Notification.objects.create(
-                order_id=order.pk,
-                event_type=event_type,
-                channel=channel,
-                to=to,
-                subject=message.subject,
-                text=message.body,
-                attempts=1,
-            )
-    except IntegrityError:  # notification_unique_per_event: a concurrent sender won
-        return Notification.objects.get(
-            order_id=order.pk, event_type=event_type, channel=channel
-        ), False
+    connection = transaction.get_connection()
+    now = timezone.now()
+    notification = Notification(
+        created_at=now,
+        updated_at=now,
+        order_id=order.pk,
+        event_type=event_type,
+        channel=channel,
+        to=to,
+        subject=message.subject,
+        text=message.body,
+        attempts=1,
+    )
+    at = _field("created_at").get_db_prep_value(now, connection)
+    values = [
+        at,
+        at,
+        _field("order_id").get_db_prep_value(order.pk, connection),
+        event_type,
+        channel,
+        to,
+        message.subject,
+        message.body,
+        str(NotificationStatus.PENDING),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL, values)
+        made = cursor.fetchone()
+    if made is None:  # notification_unique_per_event: a concurrent sender won
+        return _ROW.get(order_id=order.pk, event_type=event_type, channel=channel), False
+    notification.pk = made[0]
+    notification._state.adding, notification._state.db = False, connection.alias
     return notification, True
 
 
