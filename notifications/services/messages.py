@@ -20,7 +20,7 @@ from notifications.messages import NOTIFIED_EVENTS, message_context, message_ren
 from notifications.models import Notification
 from orders.enums import EventType
 from orders.models import Order, OrderEvent
-from orders.services.transitions import _announce_committed, order_event_record
+from orders.services.transitions import order_event_announce, order_event_record
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def _mark_sent(
         recorded = cursor.fetchone()
     if recorded is not None:
         # Subscribers hear of it after commit, as of every event (order_event_record).
-        _announce_committed(notification.order_id, recorded[0], EventType.NOTIFICATION_SENT)
+        order_event_announce(notification.order_id, recorded[0], EventType.NOTIFICATION_SENT)
 
 
 def _notification_make(

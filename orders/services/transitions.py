@@ -117,11 +117,13 @@ def order_events_record(
         event._state.adding = False
         event._state.db = connection.alias
         recorded.append(event)
-        _announce_committed(order_id, event_id, event_type)
+        order_event_announce(order_id, event_id, event_type)
     return recorded
 
 
-def _announce_committed(order_id: uuid.UUID, event_id: int, event_type: str) -> None:
+def order_event_announce(order_id: uuid.UUID, event_id: int, event_type: str) -> None:
+    """Tell `order_event_committed`'s receivers about an event once its transaction
+    commits: for code that writes an event row with its own statement."""
     transaction.on_commit(
         lambda: order_event_committed.send(
             sender=Order, order_id=order_id, event_id=event_id, event_type=event_type
@@ -187,7 +189,7 @@ def order_step_record(
         cursor.execute(_STEP_OUTCOME_SQL.format(values=_event_values(len(events))), params)
         recorded = cursor.fetchall()
     for event_id, event_type in recorded:
-        _announce_committed(step.order_id, event_id, event_type)
+        order_event_announce(step.order_id, event_id, event_type)
     return bool(recorded)
 
 
@@ -264,7 +266,7 @@ def order_transition(
         if not recorded:
             return False
         for event_id, event_type in recorded:
-            _announce_committed(order.pk, event_id, event_type)
+            order_event_announce(order.pk, event_id, event_type)
         transaction.on_commit(lambda: _count(order, to, now, failure_reason))
     else:
         # No savepoint inside a caller's transaction: nothing here is retried after an
