@@ -8,6 +8,9 @@ worker child) gets its own pooled client.
 
 from __future__ import annotations
 
+import functools
+import json
+import logging
 import os
 import threading
 import time
@@ -54,25 +57,66 @@ class ExternalRejected(ExternalError):
         self.body = body
 
 
-_client_lock = threading.Lock()
-_shared: tuple[int, httpx.Client] | None = None
+_transport_lock = threading.Lock()
+_shared: tuple[int, httpx.HTTPTransport] | None = None
 
 
-def _client() -> httpx.Client:
-    """One client per process, shared by its threads (httpx's Client is thread-safe): one
-    connection pool kept alive across tasks, and one TLS context instead of one per thread
-    (building one loads the CA bundle, milliseconds of CPU each). Made again after a fork,
-    because a child must not reuse its parent's sockets."""
+def _transport() -> httpx.HTTPTransport:
+    """One connection pool per process, shared by its threads (httpx's transport is
+    thread-safe): connections kept alive across tasks, and one TLS context instead of one
+    per thread (building one loads the CA bundle, milliseconds of CPU each). Made again
+    after a fork, because a child must not reuse its parent's sockets.
+
+    Requests go to httpx's transport directly, not through an `httpx.Client`: for the
+    calls made here (POST of a JSON body, no redirects, auth, cookies or hooks) the
+    client's per-request work (merging URLs and headers, a cookie jar parsing every
+    answer, auth and redirect generators) cost about as much CPU as the call itself.
+    A cookie a target sets is not sent back (a client would have): these APIs are
+    stateless, every call carries its idempotency key. Proxy variables in the
+    environment are not read (nothing here sets them; a proxy would be mounted here)."""
     global _shared
     pid = os.getpid()
     shared = _shared
     if shared is None or shared[0] != pid:
-        with _client_lock:
+        with _transport_lock:
             if _shared is None or _shared[0] != pid:
                 limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-                _shared = (pid, httpx.Client(limits=limits))
+                _shared = (pid, httpx.HTTPTransport(limits=limits))
             shared = _shared
     return shared[1]
+
+
+# What httpx.Client sends by default, plus the body's type; Host and Content-Length are
+# added per request.
+_HEADERS = (
+    (b"Accept", b"*/*"),
+    (b"Accept-Encoding", b"gzip, deflate"),
+    (b"Connection", b"keep-alive"),
+    (b"User-Agent", f"python-httpx/{httpx.__version__}".encode()),
+    (b"Content-Type", b"application/json"),
+)
+# httpx's JSON body encoding; one encoder, not one built per call as json.dumps(**options) does.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+# httpx.Client's request line, on its logger (the JSON logs keep one line per outside call).
+_request_log = logging.getLogger("httpx")
+_timers: dict[tuple[str, str], Any] = {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(url: str) -> tuple[httpx.URL, tuple[bytes, bytes]]:
+    """The URL parsed once (the same few URLs are called for every order) and its Host
+    header. httpx.URL is immutable, so requests can share it."""
+    parsed = httpx.URL(url)
+    return parsed, (b"Host", parsed.netloc)
+
+
+def _timer(target: str, outcome: str) -> Any:
+    """The histogram child for (target, outcome), looked up once per process."""
+    child = _timers.get((target, outcome))
+    if child is None:
+        child = metrics.EXTERNAL_CALL_SECONDS.labels(target=target, outcome=outcome)
+        _timers[(target, outcome)] = child
+    return child
 
 
 def post_json(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -102,9 +146,7 @@ def post_json(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         raise
     finally:
         breaker_exit(ticket, failed=failed)
-        metrics.EXTERNAL_CALL_SECONDS.labels(target=target, outcome=outcome).observe(
-            time.perf_counter() - started
-        )
+        _timer(target, outcome).observe(time.perf_counter() - started)
 
 
 def database_connection_release() -> None:
@@ -121,14 +163,39 @@ def database_connection_release() -> None:
 
 
 def _send(target: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
+    parsed, host = _parsed(url)
+    content = _encode(payload).encode()
+    read = settings.COT_HTTP_READ_TIMEOUT
+    request = httpx.Request(
+        "POST",
+        parsed,
+        headers=[host, *_HEADERS, (b"Content-Length", str(len(content)).encode())],
+        stream=httpx.ByteStream(content),
+        # httpx.Timeout(read, connect=...): writing and waiting for a pooled connection
+        # are bounded by the read timeout.
+        extensions={
+            "timeout": {
+                "connect": settings.COT_HTTP_CONNECT_TIMEOUT,
+                "read": read,
+                "write": read,
+                "pool": read,
+            }
+        },
+    )
     try:
-        response = _client().post(
-            url,
-            json=payload,
-            timeout=httpx.Timeout(
-                settings.COT_HTTP_READ_TIMEOUT, connect=settings.COT_HTTP_CONNECT_TIMEOUT
-            ),
-        )
+        response = _transport().handle_request(request)
+        try:
+            _request_log.info(
+                'HTTP Request: %s %s "%s %d %s"',
+                request.method,
+                request.url,
+                response.http_version,
+                response.status_code,
+                response.reason_phrase,
+            )
+            response.read()
+        finally:
+            response.close()  # the connection goes back to the pool (or is dropped)
     except httpx.ConnectError as exc:
         raise ExternalUnavailable(target, f"connection failed: {exc}") from exc
     except httpx.TimeoutException as exc:
