@@ -36,9 +36,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import redis
 from django.conf import settings
+from redis.commands.core import Script
 
 from core import metrics
 
@@ -70,16 +72,17 @@ class Decision(IntEnum):
 
 
 # KEYS: state hash, probe key. ARGV: probe ttl (ms), probe token.
-# Returns {decision, seq at start, state}.
+# Returns {decision, seq at start, state, failures at start}.
 _BEGIN = """
+local fields = redis.call('HMGET', KEYS[1], 'open_until', 'seq', 'failures')
+local open_until = tonumber(fields[1] or '0')
+local seq = tonumber(fields[2] or '0')
+if open_until == 0 then return {0, seq, 0, tonumber(fields[3] or '0')} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
-local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
-if open_until == 0 then return {0, seq, 0} end
-if now < open_until then return {2, seq, 2} end
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then return {1, seq, 1} end
-return {2, seq, 1}
+if now < open_until then return {2, seq, 2, 0} end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then return {1, seq, 1, 0} end
+return {2, seq, 1, 0}
 """
 
 # KEYS: state hash, probe key. ARGV: threshold, reset (ms), is probe (0/1), probe token.
@@ -136,21 +139,43 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-_clients: dict[str, redis.Redis] = {}
+
+@dataclass(frozen=True)
+class _Connection:
+    client: redis.Redis
+    # Sent as EVALSHA (redis-py loads a script again if Redis lost it, e.g. a restart).
+    begin: Script
+    fail: Script
+    succeed: Script
+    release: Script
+
+
+_connections: dict[str, _Connection] = {}
 
 
 def _redis() -> redis.Redis:
+    return _connection().client
+
+
+def _connection() -> _Connection:
     # redis-py's pool reconnects after fork, so one client per URL serves every process.
     url = settings.REDIS_URL
-    client = _clients.get(url)
-    if client is None:
+    connection = _connections.get(url)
+    if connection is None:
         client = redis.Redis.from_url(
             url,
             socket_timeout=REDIS_TIMEOUT_SECONDS,
             socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
         )
-        _clients[url] = client
-    return client
+        connection = _Connection(
+            client=client,
+            begin=client.register_script(_BEGIN),
+            fail=client.register_script(_FAIL),
+            succeed=client.register_script(_SUCCEED),
+            release=client.register_script(_RELEASE),
+        )
+        _connections[url] = connection
+    return connection
 
 
 def _keys(target: str) -> list[str]:
@@ -165,8 +190,14 @@ def _probe_ttl_ms() -> int:
     return int(seconds * 1000)
 
 
+_gauges: dict[str, Any] = {}
+
+
 def _publish(target: str, state: int) -> None:
-    metrics.CIRCUIT_BREAKER_STATE.labels(target=target).set(state)
+    gauge = _gauges.get(target)
+    if gauge is None:  # labels() once per target and process: it runs on every call
+        gauge = _gauges[target] = metrics.CIRCUIT_BREAKER_STATE.labels(target=target)
+    gauge.set(state)
 
 
 @dataclass
@@ -178,6 +209,8 @@ class Ticket:
     probe_token: str = ""
     guarded: bool = True  # False when Redis could not be asked (the breaker failed open)
     done: bool = False
+    # Closed with no failure streak when the call began: its success changes nothing.
+    quiet: bool = False
 
 
 class BreakerOpen(Exception):
@@ -190,7 +223,9 @@ def breaker_enter(target: str) -> Ticket:
     """Ask the breaker for `target` whether a call may go. Raises BreakerOpen if not."""
     token = uuid.uuid4().hex
     try:
-        decision, seq, state = _redis().eval(_BEGIN, 2, *_keys(target), _probe_ttl_ms(), token)
+        decision, seq, state, failures = _connection().begin(
+            _keys(target), [_probe_ttl_ms(), token]
+        )
     except redis.RedisError as exc:
         logger.warning("breaker state for %s unreadable, letting the call through: %s", target, exc)
         return Ticket(target=target, guarded=False)
@@ -198,7 +233,10 @@ def breaker_enter(target: str) -> Ticket:
     if decision == Decision.REFUSE:
         raise BreakerOpen(target, BreakerState(int(state)))
     return Ticket(
-        target=target, seq=int(seq), probe_token=token if decision == Decision.PROBE else ""
+        target=target,
+        seq=int(seq),
+        probe_token=token if decision == Decision.PROBE else "",
+        quiet=decision == Decision.ALLOW and int(failures) == 0,
     )
 
 
@@ -209,25 +247,33 @@ def breaker_exit(ticket: Ticket, *, failed: bool | None) -> None:
     if ticket.done or not ticket.guarded:
         return
     ticket.done = True
+    if failed is False and ticket.quiet:
+        # The common case, without a round trip to Redis: _SUCCEED would change nothing.
+        # Not a probe; and with no streak when the call began, any streak now began after
+        # it (seq then, streak_from now: streak_from > ticket.seq), which its success must
+        # not reset; an open breaker ignores it. Every process that changes the state
+        # publishes the new one, so the gauge ("mostrecent") loses nothing either.
+        return
     keys = _keys(ticket.target)
     probe = "1" if ticket.probe_token else "0"
     try:
+        connection = _connection()
         if failed is None:
             if ticket.probe_token:
-                _redis().eval(_RELEASE, 1, keys[1], ticket.probe_token)
+                connection.release([keys[1]], [ticket.probe_token])
             return
         if failed:
-            state = _redis().eval(
-                _FAIL,
-                2,
-                *keys,
-                settings.COT_BREAKER_FAILURE_THRESHOLD,
-                int(settings.COT_BREAKER_RESET_SECONDS * 1000),
-                probe,
-                ticket.probe_token,
+            state = connection.fail(
+                keys,
+                [
+                    settings.COT_BREAKER_FAILURE_THRESHOLD,
+                    int(settings.COT_BREAKER_RESET_SECONDS * 1000),
+                    probe,
+                    ticket.probe_token,
+                ],
             )
         else:
-            state = _redis().eval(_SUCCEED, 2, *keys, probe, ticket.probe_token, ticket.seq)
+            state = connection.succeed(keys, [probe, ticket.probe_token, ticket.seq])
     except redis.RedisError as exc:
         logger.warning("could not record a call's outcome for %s: %s", ticket.target, exc)
         return

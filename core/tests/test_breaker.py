@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from unittest import mock
 
 import pytest
 
 from conftest import free_port
+from core import breaker
 from core.breaker import (
     BreakerOpen,
     BreakerState,
@@ -211,3 +213,16 @@ def test_the_state_gauge_follows_what_this_process_sees():
     assert gauge() == BreakerState.HALF_OPEN
     breaker_exit(probe, failed=False)
     assert gauge() == BreakerState.CLOSED
+
+
+def test_a_success_that_began_with_no_streak_needs_no_round_trip_and_changes_nothing():
+    quiet = breaker_enter(T)
+    assert quiet.quiet
+    fail(2)  # a streak that began during the call: its success must not reset it
+    with mock.patch.object(breaker, "_connection", side_effect=AssertionError("sent")):
+        breaker_exit(quiet, failed=False)
+    assert breaker_status(T).failures == 2
+    during = breaker_enter(T)
+    assert not during.quiet  # began during the streak: its success is news, and is sent
+    breaker_exit(during, failed=False)
+    assert breaker_status(T).failures == 0

@@ -19,10 +19,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Field, Q
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalRejected, ExternalUnavailable
+from core.prepared import Bind, Prepared
 from logistics import partners
 from logistics.enums import NOT_BOOKED, UNRESOLVED, AttemptStatus, ShipmentStatus
 from logistics.models import Shipment, ShipmentAttempt, ShipmentItem
@@ -48,6 +49,31 @@ class BookOutcome:
     ok: bool
     reason: str | None = None
     shipments: tuple[Shipment, ...] = ()
+
+
+def _shipment_field(name: str) -> Field:
+    return Shipment._meta.get_field(name)
+
+
+def _attempt_field(name: str) -> Field:
+    return ShipmentAttempt._meta.get_field(name)
+
+
+# The booking's outcome, written for every order: compiled once per process (core.prepared).
+_ATTEMPT_BOOKED = Prepared(
+    lambda: ShipmentAttempt.objects.filter(pk=Bind("pk", _attempt_field("id"))),
+    update=lambda: {
+        "status": AttemptStatus.BOOKED,
+        "response": Bind("response", _attempt_field("response")),
+        "lease_until": None,
+    },
+)
+_SHIPMENT_BOOKED = Prepared(
+    lambda: Shipment.objects.filter(pk=Bind("pk", _shipment_field("id"))),
+    update=lambda: {
+        name: Bind(name, _shipment_field(name)) for name in ("partner", "awb", "eta", "updated_at")
+    },
+)
 
 
 def _lease_until(now: datetime) -> datetime:
@@ -229,13 +255,12 @@ def _attempt_send(shipment: Shipment, attempt: ShipmentAttempt, sends: int | Non
         raise
     booked = {"partner": attempt.partner, "awb": booking.awb, "eta": booking.eta}
     with transaction.atomic():
-        ShipmentAttempt.objects.filter(pk=attempt.pk).update(
-            status=AttemptStatus.BOOKED,
+        _ATTEMPT_BOOKED.run(
+            pk=attempt.pk,
             response={"awb": booking.awb, "eta": booking.eta.isoformat() if booking.eta else None},
-            lease_until=None,
         )
         booked["updated_at"] = timezone.now()
-        Shipment.objects.filter(pk=shipment.pk).update(**booked)
+        _SHIPMENT_BOOKED.run(pk=shipment.pk, **booked)
     for name, value in booked.items():
         setattr(shipment, name, value)
     return True

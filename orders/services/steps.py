@@ -84,6 +84,13 @@ _ROWS_WITH_ORDER = {
         lambda: OrderStep.objects.select_related("order").filter(order_id=Bind("order_id", _PK))
     ),
 }
+_PROCESSING_LOCKED = Prepared(
+    lambda: (
+        Order.objects.select_for_update()
+        .filter(pk=Bind("pk", _PK), status=S.PROCESSING)
+        .values_list("pk", flat=True)
+    )
+)
 _CONFIRM_ORDER = Prepared(
     lambda: (
         Order.objects.select_for_update()
@@ -418,8 +425,7 @@ def order_charge_payment(order_id: uuid.UUID) -> str:
 def _lock_if_processing(order_id: uuid.UUID) -> bool:
     """Lock the order's row and say whether it may still be charged (see the expiry job,
     which takes the same lock before it labels an order by its charge)."""
-    locked = Order.objects.select_for_update().filter(pk=order_id, status=S.PROCESSING)
-    return bool(list(locked.values_list("pk", flat=True)))
+    return bool(_PROCESSING_LOCKED.all(pk=order_id))
 
 
 def _claim_prescribed_quantities(order: Order) -> bool:

@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import F, Field, Q
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalUnavailable
+from core.prepared import Bind, Prepared
 from payments import gateways
 from payments.enums import NOT_CAPTURED, UNRESOLVED, AttemptStatus, PaymentMethod, PaymentStatus
 from payments.models import Payment, PaymentAttempt
@@ -40,6 +41,58 @@ class ChargeInProgress(ExternalError):
 class ChargeOutcome:
     status: str  # a PaymentStatus value
     reason: str | None = None
+
+
+def _payment_field(name: str) -> Field:
+    return Payment._meta.get_field(name)
+
+
+def _attempt_field(name: str) -> Field:
+    return PaymentAttempt._meta.get_field(name)
+
+
+# The statements every order runs, compiled once per process (core.prepared); the rarer
+# paths (failover, retries, compensation) stay plain ORM.
+_PAYMENT_LOCKED = Prepared(
+    lambda: Payment.objects.select_for_update().filter(
+        order_id=Bind("order_id", _payment_field("order_id"))
+    )
+)
+_PAYMENT_PREPARED = Prepared(
+    lambda: Payment.objects.filter(
+        pk=Bind("pk", _payment_field("id")), status=PaymentStatus.PENDING
+    ),
+    update=lambda: {
+        "status": PaymentStatus.PREPARED,
+        "gateway": Bind("gateway", _payment_field("gateway")),
+        "intent_id": Bind("intent_id", _payment_field("intent_id")),
+    },
+)
+_PAYMENT_SETTLED = Prepared(
+    lambda: Payment.objects.filter(pk=Bind("pk", _payment_field("id"))),
+    update=lambda: {
+        name: Bind(name, _payment_field(name))
+        for name in ("gateway", "reference", "status", "decline_code", "updated_at")
+    },
+)
+_CHARGE_ATTEMPTS = Prepared(
+    lambda: PaymentAttempt.objects.filter(
+        payment_id=Bind("payment_id", _attempt_field("payment")), kind="charge"
+    ).order_by("pk")
+)
+_ATTEMPT_SETTLED = Prepared(
+    lambda: PaymentAttempt.objects.filter(pk=Bind("pk", _attempt_field("id"))),
+    update=lambda: {
+        name: Bind(name, _attempt_field(name))
+        for name in ("status", "response", "lease_until", "updated_at")
+    },
+)
+
+
+def _saved(updated: int) -> None:
+    # What save(update_fields=...) would raise: the row is gone.
+    if updated != 1:
+        raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
 def _gateway_order(preferred: str = "") -> list[str]:
@@ -83,9 +136,7 @@ def payment_prepare(
         except ExternalUnavailable as exc:
             unavailable = exc
             continue
-        prepared = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.PENDING).update(
-            status=PaymentStatus.PREPARED, gateway=gateway, intent_id=intent_id
-        )
+        prepared = _PAYMENT_PREPARED.run(pk=payment.pk, gateway=gateway, intent_id=intent_id)
         if prepared:
             payment.status, payment.gateway, payment.intent_id = (
                 PaymentStatus.PREPARED,
@@ -113,7 +164,7 @@ def _current_attempt(
     already claimed for sending by this process (the lock keeps out compensation and any
     other writer of attempts). Returns the attempt and, when it is new, its send count;
     (None, None) when every gateway was unavailable."""
-    attempts = list(payment.attempts.filter(kind="charge"))
+    attempts = _CHARGE_ATTEMPTS.all(payment_id=payment.pk)
     if attempts and attempts[-1].status not in NOT_CAPTURED:
         return attempts[-1], None
     remaining = [g for g in gateway_order if g not in tried]
@@ -194,18 +245,38 @@ def attempt_send(
             status=AttemptStatus.ERROR, lease_until=None
         )
         raise
+    now = timezone.now()
     with transaction.atomic():
         attempt.status = AttemptStatus.CAPTURED if result.captured else AttemptStatus.DECLINED
         attempt.response = result.raw
         attempt.lease_until = None
-        attempt.save(update_fields=["status", "response", "lease_until", "updated_at"])
+        attempt.updated_at = now
+        _saved(
+            _ATTEMPT_SETTLED.run(
+                pk=attempt.pk,
+                status=attempt.status,
+                response=attempt.response,
+                lease_until=None,
+                updated_at=now,
+            )
+        )
         # Unconditional: money taken after the order ended (payment voided) must show, so
         # that compensation refunds it.
         payment.gateway = attempt.gateway
         payment.reference = result.reference
         payment.status = PaymentStatus.CAPTURED if result.captured else PaymentStatus.DECLINED
         payment.decline_code = result.decline_code
-        payment.save(update_fields=["gateway", "reference", "status", "decline_code", "updated_at"])
+        payment.updated_at = now
+        _saved(
+            _PAYMENT_SETTLED.run(
+                pk=payment.pk,
+                gateway=payment.gateway,
+                reference=payment.reference,
+                status=payment.status,
+                decline_code=payment.decline_code,
+                updated_at=now,
+            )
+        )
     return True
 
 
@@ -227,7 +298,7 @@ def payment_charge(
                 return _outcome(Payment.objects.get(order_id=order_id))
             # The payment's row lock orders this against compensation: a payment voided
             # (or being voided) is never charged, and no attempt is written behind its back.
-            payment = Payment.objects.select_for_update().get(order_id=order_id)
+            payment = _PAYMENT_LOCKED.get(order_id=order_id)
             if payment.status != PaymentStatus.PREPARED:
                 # Settled, declined, voided or refunded already: nothing more to charge.
                 return _outcome(payment)
