@@ -57,11 +57,14 @@ QUICK = {
 
 
 class Sampler:
-    """CPU before/after and peak RSS (sampled every second) of the stack's processes."""
+    """CPU before/after and peak RSS and PSS (sampled every second) of the stack's
+    processes."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.peak = 0
+        self.peak_pss = 0
+        self.peak_by_part: dict[str, int] = {}
         self._stop = threading.Event()
 
     def _parts(self) -> dict:
@@ -76,14 +79,20 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
-            self.peak = max(self.peak, proc.rss_bytes(self._parts()))
+            self._memory(self._parts())
+
+    def _memory(self, parts: dict) -> None:
+        self.peak = max(self.peak, proc.rss_bytes(parts))
+        self.peak_pss = max(self.peak_pss, proc.pss_bytes(parts))
+        for name, size in proc.rss_bytes_by_part(parts).items():
+            self.peak_by_part[name] = max(self.peak_by_part.get(name, 0), size)
 
     def __exit__(self, *_: Any) -> None:
         self._stop.set()
         self._thread.join()
         after = self._parts()
         self.machine_busy = proc.machine_busy_seconds() - self.busy_before
-        self.peak = max(self.peak, proc.rss_bytes(after))
+        self._memory(after)
         self.cpu = {
             part: cpu_seconds(self.before.get(part, {}), stats, proc.TICKS)
             for part, stats in after.items()
@@ -171,6 +180,9 @@ def run_scenario(
         "machine_busy_cpu_s": round(sampler.machine_busy, 1),
         "stack_cpu_s": round(cpu_total, 1),
         "peak_rss_mib": round(sampler.peak / 2**20),
+        # RSS counts shared pages once per process; PSS splits them (see bench/proc.py).
+        "peak_pss_mib": round(sampler.peak_pss / 2**20),
+        "peak_rss_mib_by_part": {k: round(v / 2**20) for k, v in sampler.peak_by_part.items()},
         "errors": {"http": http_errors, "failed_orders": failed, "unfinished": unfinished},
     }
     if critical_path is not None:
@@ -220,7 +232,7 @@ def _line(r: dict) -> str:
         f"offered {r['offered_per_s']}/s completed {r['completed_per_s']}/s "
         f"e2e p50/p95/p99 {e['p50']}/{e['p95']}/{e['p99']} s "
         f"api p50/p99 {a.get('p50')}/{a.get('p99')} s cpu {r['cpu_ms_per_order']} ms/order "
-        f"rss {r['peak_rss_mib']} MiB errors {r['errors']}"
+        f"rss {r['peak_rss_mib']} MiB pss {r.get('peak_pss_mib')} MiB errors {r['errors']}"
     )
 
 
@@ -231,7 +243,7 @@ def _ms(value: float | None) -> str:
 def table(results: dict) -> str:
     rows = [
         "| scenario | offered/s | completed/s | e2e p50 / p95 / p99 ms | API p50 / p99 ms "
-        "| CPU ms/order | peak RSS MiB | errors (http/failed/unfinished) |",
+        "| CPU ms/order | peak RSS / PSS MiB | errors (http/failed/unfinished) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for name in ("floor", "zero", "seed", "inline"):
@@ -241,7 +253,8 @@ def table(results: dict) -> str:
             f"| {name} | {r['offered_per_s']} | {r['completed_per_s']} | "
             f"{_ms(e['p50'])} / {_ms(e['p95'])} / {_ms(e['p99'])} | "
             f"{_ms(a.get('p50'))} / {_ms(a.get('p99'))} | {r['cpu_ms_per_order']} | "
-            f"{r['peak_rss_mib']} | {err['http']}/{err['failed_orders']}/{err['unfinished']} |"
+            f"{r['peak_rss_mib']} / {r.get('peak_pss_mib', '–')} | "
+            f"{err['http']}/{err['failed_orders']}/{err['unfinished']} |"
         )
     ratios = results["ratios"]
     rows.append("")

@@ -63,6 +63,24 @@ def rss_bytes(parts: dict[str, dict[int, ProcStat]]) -> int:
     return sum(stat.rss_pages for part in parts.values() for stat in part.values()) * PAGE
 
 
+def pss_bytes(parts: dict[str, dict[int, ProcStat]]) -> int:
+    """Proportional set size (proc(5), `smaps_rollup`): each shared page split among the
+    processes sharing it, so the sum is the stack's memory without counting PostgreSQL's
+    shared buffers or a forked worker's inherited pages more than once."""
+    total_kib = 0
+    for part in parts.values():
+        for pid in part:
+            for line in (_read(f"/proc/{pid}/smaps_rollup") or "").splitlines():
+                if line.startswith("Pss:"):
+                    total_kib += int(line.split()[1])
+                    break
+    return total_kib * 1024
+
+
+def rss_bytes_by_part(parts: dict[str, dict[int, ProcStat]]) -> dict[str, int]:
+    return {name: sum(s.rss_pages for s in part.values()) * PAGE for name, part in parts.items()}
+
+
 def machine_busy_seconds() -> float:
     """CPU time the whole machine has spent busy since boot (every process, ours or not)."""
     return machine_busy_ticks(Path("/proc/stat").read_text()) / TICKS

@@ -77,3 +77,28 @@ def test_cpu_seconds_counts_new_processes_from_zero_and_a_reused_pid_afresh() ->
 def test_machine_busy_ticks_leave_out_idle_and_iowait() -> None:
     text = "cpu  100 5 50 1000 30 2 3 4 0 0\ncpu0 50 2 25 500 15 1 1 2 0 0\n"
     assert machine_busy_ticks(text) == 100 + 5 + 50 + 2 + 3 + 4
+
+
+def test_pss_splits_what_rss_counts_twice() -> None:
+    # A forked child shares its parent's pages: RSS counts them in both, PSS splits them.
+    import os
+    import signal
+    import time
+
+    from bench import proc
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child only waits to be killed)
+        time.sleep(30)
+        os._exit(0)
+    try:
+        time.sleep(0.2)
+        parts = {"parent": {os.getpid(): None}, "child": {child: None}}
+        rss = proc.rss_bytes(proc.snapshot({"me": os.getpid()}, None))
+        pss = proc.pss_bytes(parts)
+        own = proc.pss_bytes({"parent": {os.getpid(): None}})
+        assert 0 < own < pss <= rss
+        assert proc.pss_bytes({"gone": {2**22 + 7: None}}) == 0  # no such process
+    finally:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
