@@ -27,6 +27,7 @@ TASK_ROUTES = {
     "orders.sweep_stuck_orders": {"queue": "maintenance"},
     "orders.expire_reservations": {"queue": "maintenance"},
     "notifications.webhook_sweep": {"queue": "maintenance"},
+    "notifications.notification_sweep": {"queue": "maintenance"},
     "orders.*": {"queue": "pipeline"},
     "payments.*": {"queue": "payments"},
     "logistics.*": {"queue": "logistics"},
@@ -96,6 +97,11 @@ def _configure() -> None:
             },
             "webhook-outbox-sweep": {
                 "task": "notifications.webhook_sweep",
+                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
+                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
+            },
+            "notification-outbox-sweep": {
+                "task": "notifications.notification_sweep",
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             },

@@ -247,6 +247,10 @@ COT_WEBHOOK_RETRY_BASE_SECONDS = env.float("COT_WEBHOOK_RETRY_BASE_SECONDS", def
 COT_WEBHOOK_RETRY_MAX_SECONDS = env.float("COT_WEBHOOK_RETRY_MAX_SECONDS", default=1800)
 COT_WEBHOOK_TIMEOUT_SECONDS = env.float("COT_WEBHOOK_TIMEOUT_SECONDS", default=5)
 COT_WEBHOOK_OUTBOX_LAG_SECONDS = env.int("COT_WEBHOOK_OUTBOX_LAG_SECONDS", default=600)
+# A customer-facing event without a message row this long after it happened had its task
+# lost (a crash between commit and enqueue, a Redis that restarted empty): the sweeper
+# enqueues it again (notifications.notification_sweep, every COT_SWEEP_INTERVAL_SECONDS).
+COT_NOTIFICATION_SWEEP_GRACE_SECONDS = env.int("COT_NOTIFICATION_SWEEP_GRACE_SECONDS", default=60)
 # DEV-ONLY defaults: production must set the partners' real webhook secrets.
 PAYMENTS_WEBHOOK_SECRET = env.str("PAYMENTS_WEBHOOK_SECRET", default="dev-only-payments-secret")
 LOGISTICS_WEBHOOK_SECRET = env.str("LOGISTICS_WEBHOOK_SECRET", default="dev-only-logistics-secret")

@@ -30,6 +30,15 @@ class Notification(TimeStampedModel):
                 fields=["order_id", "event_type", "channel"], name="notification_unique_per_event"
             )
         ]
+        indexes = [
+            # The sweeper's question, "which messages are pending and untouched for a
+            # while?", over the few pending rows only.
+            models.Index(
+                fields=["updated_at"],
+                condition=models.Q(status="pending"),
+                name="notification_pending_updated",
+            )
+        ]
 
 
 class NotificationTemplate(TimeStampedModel):
@@ -113,5 +122,13 @@ class WebhookOutboxCursor(models.Model):
     """How far the sweeper has checked the timeline for events without a delivery row:
     every event with an id up to `event_id` has one (or belongs to a client without a
     webhook). A single row."""
+
+    event_id = models.BigIntegerField(default=0)
+
+
+class NotificationOutboxCursor(models.Model):
+    """How far the sweeper has checked the timeline for customer-facing events without a
+    message row: every such event with an id up to `event_id` has one (or its message was
+    enqueued again). A single row."""
 
     event_id = models.BigIntegerField(default=0)

@@ -11,7 +11,11 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from core.http import ExternalError
-from notifications.services.messages import notification_mark_failed, notification_send_all
+from notifications.services.messages import (
+    notification_mark_failed,
+    notification_outbox_sweep,
+    notification_send_all,
+)
 from notifications.services.webhooks import webhook_order_pump, webhook_outbox_sweep
 
 logger = logging.getLogger(__name__)
@@ -48,3 +52,14 @@ def webhook_sweep() -> int:
     if orders:
         logger.info("webhook sweep: %d orders to pump", len(orders))
     return len(orders)
+
+
+@shared_task(name="notifications.notification_sweep", ignore_result=True)
+def notification_sweep() -> int:
+    """Enqueue again the customer messages whose task was lost."""
+    pairs = notification_outbox_sweep()
+    for order_id, event_type in pairs:
+        notify_customer.delay(str(order_id), event_type)
+    if pairs:
+        logger.info("notification sweep: %d messages enqueued again", len(pairs))
+    return len(pairs)

@@ -7,17 +7,18 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Exists, F, Max, OuterRef
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalRejected, post_json
 from core.prepared import Bind, Prepared
 from notifications.enums import NotificationChannel, NotificationStatus
 from notifications.messages import NOTIFIED_EVENTS, message_context, message_render
-from notifications.models import Notification
+from notifications.models import Notification, NotificationOutboxCursor
 from orders.enums import EventType
 from orders.models import Order, OrderEvent
 from orders.services.transitions import order_event_announce, order_event_record
@@ -49,9 +50,14 @@ _ORDER = Prepared(
     )
 )
 _PENDING = {"pk": Bind("pk", Notification._meta.pk), "status": NotificationStatus.PENDING}
+# updated_at is the last attempt's time: the sweeper re-enqueues a message left pending
+# and untouched for longer than any retry waits.
 _COUNT_ATTEMPT = Prepared(
     lambda: Notification.objects.filter(**_PENDING),
-    update=lambda: {"attempts": F("attempts") + 1},
+    update=lambda: {
+        "attempts": F("attempts") + 1,
+        "updated_at": Bind("now", _field("updated_at")),
+    },
 )
 _MARK_SENT = Prepared(
     lambda: Notification.objects.filter(**_PENDING),
@@ -143,7 +149,7 @@ def _send(
             return notification
         # The attempt is counted (committed) before the call; a row another sender has
         # sent or given up on since it was read is left alone.
-        if not _COUNT_ATTEMPT.run(pk=notification.pk):
+        if not _COUNT_ATTEMPT.run(pk=notification.pk, now=timezone.now()):
             return notification
     payload = {
         "to": notification.to,
@@ -278,3 +284,43 @@ def notification_mark_failed(
                     data={"channel": notification.channel, "event": event_type},
                 )
     return failed
+
+
+def notification_outbox_sweep(*, batch: int = 500) -> set[tuple[uuid.UUID, str]]:
+    """The (order, event) pairs whose customer message must be enqueued again: events the
+    customer hears about that have no message row (their task was lost between the
+    event's commit and its enqueue, or with a Redis that restarted empty), and messages
+    still pending and untouched for longer than any retry waits (a lost retry).
+    `notification_send_all` sends each channel once whatever the number of enqueues.
+
+    Events are read past a cursor that only moves over events older than
+    `COT_WEBHOOK_OUTBOX_LAG_SECONDS`, as for webhooks; an event is left alone for its
+    first `COT_NOTIFICATION_SWEEP_GRACE_SECONDS`, while its own task is still due."""
+    now = timezone.now()
+    cursor, _ = NotificationOutboxCursor.objects.get_or_create(pk=1)
+    grace = now - timedelta(seconds=settings.COT_NOTIFICATION_SWEEP_GRACE_SECONDS)
+    messaged = Notification.objects.filter(
+        order_id=OuterRef("order_id"), event_type=OuterRef("type")
+    )
+    missing = list(
+        OrderEvent.objects.filter(pk__gt=cursor.event_id, type__in=NOTIFIED_EVENTS, at__lt=grace)
+        .filter(~Exists(messaged))
+        .order_by("pk")
+        .values_list("pk", "order_id", "type")[:batch]
+    )
+    horizon = now - timedelta(seconds=settings.COT_WEBHOOK_OUTBOX_LAG_SECONDS)
+    settled = OrderEvent.objects.filter(pk__gt=cursor.event_id, at__lt=horizon).aggregate(
+        last=Max("pk")
+    )["last"]
+    if settled is not None and len(missing) == batch:
+        settled = min(settled, missing[-1][0])  # the rest of the batch is checked next time
+    if settled is not None and settled > cursor.event_id:
+        NotificationOutboxCursor.objects.filter(pk=1, event_id=cursor.event_id).update(
+            event_id=settled
+        )
+    # A retry waits at most COT_MAX_COUNTDOWN_SECONDS; twice that untouched means lost.
+    stale = now - timedelta(seconds=2 * settings.COT_MAX_COUNTDOWN_SECONDS)
+    pending = Notification.objects.filter(
+        status=NotificationStatus.PENDING, updated_at__lt=stale
+    ).values_list("order_id", "event_type")[:batch]
+    return {(order_id, event_type) for _, order_id, event_type in missing} | set(pending)

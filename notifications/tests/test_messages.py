@@ -216,3 +216,53 @@ def test_a_sender_that_loses_the_race_to_make_the_row_sends_the_winners_text(sim
     row = Notification.objects.get(order_id=order.pk)
     assert (row.status, row.attempts) == ("sent", 1)
     assert order.events.filter(type="notification.sent").count() == 1
+
+
+@pytest.mark.django_db
+def test_the_sweeper_sends_what_a_lost_task_never_did_and_a_lost_retry_left_pending(
+    simulator, order
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from notifications.tasks import notification_sweep
+    from orders.models import OrderEvent
+    from orders.services.transitions import order_event_record
+
+    # The event committed, but its task never reached the broker (no on_commit runs here).
+    event = order_event_record(order_id=order.pk, type="order.confirmed")
+    assert notification_sweep.apply().get() == 0  # young: its own task may still come
+    OrderEvent.objects.filter(pk=event.pk).update(at=timezone.now() - timedelta(minutes=2))
+
+    assert notification_sweep.apply().get() == 1  # eager: the message task ran
+    assert len(messages_for(simulator, order, "order.confirmed")) == 2
+    assert set(Notification.objects.filter(order_id=order.pk).values_list("status", flat=True)) == {
+        "sent"
+    }
+    assert notification_sweep.apply().get() == 0
+
+    # A message left pending whose retry was lost (a Redis that restarted empty).
+    sms = Notification.objects.get(order_id=order.pk, channel="sms")
+    Notification.objects.filter(pk=sms.pk).update(status="pending")
+    assert notification_sweep.apply().get() == 0  # touched moments ago: a retry is due
+    Notification.objects.filter(pk=sms.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    assert notification_sweep.apply().get() == 1
+    sms.refresh_from_db()
+    assert (sms.status, sms.attempts) == ("sent", 2)
+    # The provider de-duplicates by the message's idempotency key: still one SMS.
+    assert len(messages_for(simulator, order, "order.confirmed")) == 2
+    assert order.events.filter(type="notification.sent").count() == 3  # the resend's own
+
+
+def test_the_notification_sweep_runs_on_beat_in_the_maintenance_queue():
+    from django.conf import settings
+
+    from cot_project.celery import app
+
+    entry = app.conf.beat_schedule["notification-outbox-sweep"]
+    assert entry["task"] == "notifications.notification_sweep"
+    assert entry["schedule"] == settings.COT_SWEEP_INTERVAL_SECONDS
+    assert app.amqp.router.route({}, "notifications.notification_sweep")["queue"].name == (
+        "maintenance"
+    )
