@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, Max, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalRejected, post_json
@@ -19,6 +19,7 @@ from core.prepared import Bind, Prepared
 from notifications.enums import NotificationChannel, NotificationStatus
 from notifications.messages import NOTIFIED_EVENTS, message_context, message_render
 from notifications.models import Notification, NotificationOutboxCursor
+from notifications.services.outbox import outbox_cursor_advance
 from orders.enums import EventType
 from orders.models import Order, OrderEvent
 from orders.services.transitions import order_event_announce, order_event_record
@@ -308,16 +309,12 @@ def notification_outbox_sweep(*, batch: int = 500) -> set[tuple[uuid.UUID, str]]
         .order_by("pk")
         .values_list("pk", "order_id", "type")[:batch]
     )
-    horizon = now - timedelta(seconds=settings.COT_WEBHOOK_OUTBOX_LAG_SECONDS)
-    settled = OrderEvent.objects.filter(pk__gt=cursor.event_id, at__lt=horizon).aggregate(
-        last=Max("pk")
-    )["last"]
-    if settled is not None and len(missing) == batch:
-        settled = min(settled, missing[-1][0])  # the rest of the batch is checked next time
-    if settled is not None and settled > cursor.event_id:
-        NotificationOutboxCursor.objects.filter(pk=1, event_id=cursor.event_id).update(
-            event_id=settled
-        )
+    outbox_cursor_advance(
+        NotificationOutboxCursor,
+        cursor=cursor.event_id,
+        now=now,
+        batch_end=missing[-1][0] if len(missing) == batch else None,
+    )
     # A retry waits at most COT_MAX_COUNTDOWN_SECONDS; twice that untouched means lost.
     stale = now - timedelta(seconds=2 * settings.COT_MAX_COUNTDOWN_SECONDS)
     pending = Notification.objects.filter(

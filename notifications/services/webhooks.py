@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from core.models import ApiClient
@@ -34,6 +34,7 @@ from notifications.models import (
     WebhookDelivery,
     WebhookOutboxCursor,
 )
+from notifications.services.outbox import outbox_cursor_advance
 from orders.models import Order, OrderEvent
 
 logger = logging.getLogger(__name__)
@@ -234,14 +235,12 @@ def webhook_outbox_sweep(*, batch: int = 500) -> set[uuid.UUID]:
     orders = {order_id for _, order_id in missing}
     for order_id in orders:
         webhook_deliveries_create(order_id=order_id)
-    horizon = now - timedelta(seconds=settings.COT_WEBHOOK_OUTBOX_LAG_SECONDS)
-    settled = OrderEvent.objects.filter(pk__gt=cursor.event_id, at__lt=horizon).aggregate(
-        last=Max("pk")
-    )["last"]
-    if settled is not None and len(missing) == batch:
-        settled = min(settled, missing[-1][0])  # the rest of the batch is checked next time
-    if settled is not None and settled > cursor.event_id:
-        WebhookOutboxCursor.objects.filter(pk=1, event_id=cursor.event_id).update(event_id=settled)
+    outbox_cursor_advance(
+        WebhookOutboxCursor,
+        cursor=cursor.event_id,
+        now=now,
+        batch_end=missing[-1][0] if len(missing) == batch else None,
+    )
     earlier_pending = WebhookDelivery.objects.filter(
         order_id=OuterRef("order_id"),
         status=WebhookStatus.PENDING,
