@@ -256,9 +256,8 @@ def test_the_sweeper_sends_what_a_lost_task_never_did_and_a_lost_retry_left_pend
 
 
 def test_the_notification_sweep_runs_on_beat_in_the_maintenance_queue():
+    from celery import current_app as app
     from django.conf import settings
-
-    from cot_project.celery import app
 
     entry = app.conf.beat_schedule["notification-outbox-sweep"]
     assert entry["task"] == "notifications.notification_sweep"
