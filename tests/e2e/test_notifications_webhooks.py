@@ -170,3 +170,40 @@ def test_an_event_no_pump_was_enqueued_for_is_found_by_the_sweep(
     [posted] = receiver.events(str(order.pk))
     assert (posted["id"], posted["type"]) == (event.pk, "order.received")
     assert receiver.all_signed_by(hooked["secret"])
+
+
+def test_a_customer_message_whose_task_was_lost_is_sent_by_the_sweep(
+    stack, broker, django_db_blocker
+):
+    # A crash between commit and enqueue: the order ended and its event committed, and no
+    # message task ever reached the broker. Beat's sweep (handed to the live worker here)
+    # finds the event without a message and the worker sends it.
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from core.models import ApiClient
+    from orders.models import Order, OrderEvent
+
+    with django_db_blocker.unblock():
+        client = ApiClient.objects.filter(webhook_url="").first()
+        order = Order.objects.create(
+            number=f"E2E-{uuid.uuid4().hex[:10]}",
+            client=client,
+            channel=client.channel,
+            customer_id="C-lost-message",
+            delivery_address=ADDRESS,
+            payment_method="cod",
+            total_amount=Decimal("30.00"),
+            status="cancelled",
+            failure_reason="cancelled_by_ops",
+        )
+        OrderEvent.objects.create(order=order, type="order.cancelled", data={})
+        # Older than the sweep's grace: its own task would have run long ago.
+        OrderEvent.objects.filter(order=order).update(at=timezone.now() - timedelta(minutes=2))
+
+    broker.send_task("notifications.notification_sweep", queue="maintenance")
+    wait_until(lambda: messages(stack, str(order.pk), "order.cancelled"))
+    [sms] = messages(stack, str(order.pk), "order.cancelled")
+    assert (sms["channel"], sms["to"]) == ("sms", ADDRESS["phone"])
