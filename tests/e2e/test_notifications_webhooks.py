@@ -7,10 +7,13 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
 from celery import Celery
+from django.utils import timezone
 
 from notifications.tests.receiver import WebhookReceiver, webhook_receiver
 from orders.tests.factories import ADDRESS
@@ -138,32 +141,36 @@ def test_every_event_reaches_the_client_signed_in_order_after_a_500(
     assert receiver.all_signed_by(hooked["secret"])
 
 
-def test_an_event_no_pump_was_enqueued_for_is_found_by_the_sweep(
-    stack, hooked, receiver, broker, django_db_blocker
-):
-    # A crash between commit and enqueue: an order and its event are committed, and the
-    # process died before anything was enqueued. Beat's sweep (handed to the live worker
-    # here) finds the event on the timeline.
-    from decimal import Decimal
-
+def crashed_order(client_filter: dict, event_type: str, *, age: timedelta = timedelta()):
+    """A crash between commit and enqueue: an ended order and one event, committed, and
+    nothing enqueued for them. Ended, so it is not in flight for the other tests' metrics;
+    the event `age` old (older than a sweep's grace, say)."""
     from core.models import ApiClient
     from orders.models import Order, OrderEvent
 
+    client = ApiClient.objects.filter(**client_filter).first()
+    order = Order.objects.create(
+        number=f"E2E-{uuid.uuid4().hex[:10]}",
+        client=client,
+        channel=client.channel,
+        customer_id="C-crash",
+        delivery_address=ADDRESS,
+        payment_method="cod",
+        total_amount=Decimal("30.00"),
+        status="cancelled",
+        failure_reason="cancelled_by_ops",
+    )
+    event = OrderEvent.objects.create(order=order, type=event_type, data={})
+    OrderEvent.objects.filter(pk=event.pk).update(at=timezone.now() - age)
+    return order, event
+
+
+def test_an_event_no_pump_was_enqueued_for_is_found_by_the_sweep(
+    stack, hooked, receiver, broker, django_db_blocker
+):
+    # Beat's sweep (handed to the live worker here) finds the event on the timeline.
     with django_db_blocker.unblock():
-        client = ApiClient.objects.get(webhook_url=receiver.url)
-        order = Order.objects.create(
-            number=f"E2E-{uuid.uuid4().hex[:10]}",
-            client=client,
-            channel=client.channel,
-            customer_id="C-crash",
-            delivery_address=ADDRESS,
-            payment_method="cod",
-            total_amount=Decimal("30.00"),
-            # Ended, so it is not in flight for the other tests' metrics.
-            status="cancelled",
-            failure_reason="cancelled_by_ops",
-        )
-        event = OrderEvent.objects.create(order=order, type="order.received", data={})
+        order, event = crashed_order({"webhook_url": receiver.url}, "order.received")
 
     assert broker.send_task("notifications.webhook_sweep", queue="maintenance").get(timeout=20)
     wait_until(lambda: receiver.events(str(order.pk)))
@@ -175,33 +182,11 @@ def test_an_event_no_pump_was_enqueued_for_is_found_by_the_sweep(
 def test_a_customer_message_whose_task_was_lost_is_sent_by_the_sweep(
     stack, broker, django_db_blocker
 ):
-    # A crash between commit and enqueue: the order ended and its event committed, and no
-    # message task ever reached the broker. Beat's sweep (handed to the live worker here)
-    # finds the event without a message and the worker sends it.
-    from datetime import timedelta
-    from decimal import Decimal
-
-    from django.utils import timezone
-
-    from core.models import ApiClient
-    from orders.models import Order, OrderEvent
-
+    # No message task ever reached the broker. Beat's sweep (handed to the live worker
+    # here) finds the event without a message, older than its grace, and the worker
+    # sends it.
     with django_db_blocker.unblock():
-        client = ApiClient.objects.filter(webhook_url="").first()
-        order = Order.objects.create(
-            number=f"E2E-{uuid.uuid4().hex[:10]}",
-            client=client,
-            channel=client.channel,
-            customer_id="C-lost-message",
-            delivery_address=ADDRESS,
-            payment_method="cod",
-            total_amount=Decimal("30.00"),
-            status="cancelled",
-            failure_reason="cancelled_by_ops",
-        )
-        OrderEvent.objects.create(order=order, type="order.cancelled", data={})
-        # Older than the sweep's grace: its own task would have run long ago.
-        OrderEvent.objects.filter(order=order).update(at=timezone.now() - timedelta(minutes=2))
+        order, _ = crashed_order({"webhook_url": ""}, "order.cancelled", age=timedelta(minutes=2))
 
     broker.send_task("notifications.notification_sweep", queue="maintenance")
     wait_until(lambda: messages(stack, str(order.pk), "order.cancelled"))
