@@ -23,7 +23,7 @@ import psycopg
 import redis
 
 from bench import load, proc
-from bench.measure import cpu_seconds, schedule, summary
+from bench.measure import cpu_seconds, python_loop_seconds, ramp_next, schedule, summary
 from bench.stack import API_WORKERS, ROOT, WORKERS, Stack
 
 SEED_LATENCY = "intents=100,charges=500,refunds=300,shipments=400,notify=50"
@@ -33,35 +33,44 @@ P99_LIMIT = 2.0
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
 
-# Ramps of offered rates: a scenario's result is the highest rate it sustained (errors 0,
-# p99 end-to-end under 2 s, completed >= 90 % of offered). The rates bracket the knee
-# seen in the last published run (docs/BENCHMARKS.md).
+# Each ramped scenario searches for its highest sustained rate (errors 0, p99 end-to-end
+# under 2 s, completed >= 90 % of offered): up by RAMP_FACTOR while steps hold, then
+# bisecting (bench.measure.ramp_next), in at most `*_steps` steps. `floor` starts from
+# `floor_start` scaled by this machine's Python speed against the machine the value was
+# set on (REFERENCE_LOOP_S); `zero` starts from a share of the floor's result and `seed`
+# from zero's, so the searches begin near their knees on a fast machine as on a slow one.
+REFERENCE_LOOP_S = 0.14  # python_loop_seconds() on 2026-12-04, when floor_start was set
+RAMP_FACTOR = 1.5
 FULL = {
     "warmup": 5.0,
     "steady": 30.0,
-    "floor_rates": [30, 60, 120],
-    "zero_rates": [5, 10, 20],
-    "seed_rates": [10, 20],
+    "floor_start": 12.0,
+    "floor_steps": 3,
+    "zero_share_of_floor": 0.3,
+    "zero_steps": 3,
+    "seed_steps": 3,
     "inline_rate": 4,
     "drain": 40.0,
 }
 QUICK = {
+    **FULL,
     "warmup": 2.0,
     "steady": 8.0,
-    "floor_rates": [60],
-    "zero_rates": [5, 15],
-    "seed_rates": [10],
-    "inline_rate": 4,
+    "floor_steps": 2,
+    "zero_steps": 2,
+    "seed_steps": 1,
     "drain": 10.0,
 }
 
 
 class Sampler:
     """CPU before/after and peak RSS and PSS (sampled every second) of the stack's
-    processes."""
+    processes, and CPU snapshots at the edges of the steady window (`window`)."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, window: tuple[float, float]) -> None:
         self.stack = stack
+        self.window = window
+        self.window_snapshots: list[dict] = []
         self.peak = 0
         self.peak_pss = 0
         self.peak_by_part: dict[str, int] = {}
@@ -75,11 +84,19 @@ class Sampler:
         self.busy_before = proc.machine_busy_seconds()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+        self._marks = threading.Thread(target=self._mark_window, daemon=True)
+        self._marks.start()
         return self
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
             self._memory(self._parts())
+
+    def _mark_window(self) -> None:
+        for edge in self.window:
+            if self._stop.wait(max(0.0, edge - time.time())):
+                return
+            self.window_snapshots.append(self._parts())
 
     def _memory(self, parts: dict) -> None:
         self.peak = max(self.peak, proc.rss_bytes(parts))
@@ -90,6 +107,7 @@ class Sampler:
     def __exit__(self, *_: Any) -> None:
         self._stop.set()
         self._thread.join()
+        self._marks.join()
         after = self._parts()
         self.machine_busy = proc.machine_busy_seconds() - self.busy_before
         self._memory(after)
@@ -97,6 +115,15 @@ class Sampler:
             part: cpu_seconds(self.before.get(part, {}), stats, proc.TICKS)
             for part, stats in after.items()
         }
+        # The steady window alone: no start-up, warm-up or drain in it (None if the step
+        # ended before the window did).
+        self.window_cpu: dict[str, float] | None = None
+        if len(self.window_snapshots) == 2:
+            start, end = self.window_snapshots
+            self.window_cpu = {
+                part: cpu_seconds(start.get(part, {}), stats, proc.TICKS)
+                for part, stats in end.items()
+            }
 
 
 def _orders(stack: Stack, tag: str) -> list[tuple[str, str, float, float | None]]:
@@ -142,8 +169,9 @@ def run_scenario(
     print(f"  {name} at {rate}/s for {duration:.0f}s ({len(times)} orders)…", flush=True)
     if floor:
         redis.Redis.from_url(stack.redis_url).delete("bench:floor:done")
-    with Sampler(stack) as sampler:
-        start = time.time() + 1.0
+    start = time.time() + 1.0
+    window = (start + cfg["warmup"], start + duration)
+    with Sampler(stack, window) as sampler:
         if floor:
             sends = asyncio.run(load.floor_drive(tag, times, start))
             fetch = lambda: _floor_done(stack)  # noqa: E731
@@ -152,7 +180,6 @@ def run_scenario(
             fetch = lambda: _orders(stack, tag)  # noqa: E731
         accepted = sum(1 for s in sends if s.ok)
         rows = _wait_done(fetch, accepted, cfg["drain"])
-    window = (start + cfg["warmup"], start + duration)
     confirmed = [r for r in rows if r[1] == "confirmed" and r[3] is not None]
     in_window = [r for r in confirmed if window[0] <= r[3] < window[1]]
     steady = [r for r in confirmed if r[2] >= window[0]]
@@ -167,13 +194,29 @@ def run_scenario(
     cpu_total = sum(sampler.cpu.values())
     result = {
         "scenario": name,
+        "offered_rate": rate,  # the arrival process's rate; offered_per_s is what it drew
         "offered_per_s": round(len(times) / duration, 1),
         "completed_per_s": round(len(in_window) / cfg["steady"], 1),
         "orders_sent": len(times),
         "orders_confirmed": len(confirmed),
         "e2e_s": {k: _round(v) for k, v in summary(e2e).items()},
         "api_s": {k: _round(v) for k, v in summary(api).items()} if not floor else None,
-        "cpu_ms_per_order": round(1000 * cpu_total / len(confirmed), 1) if confirmed else None,
+        # CPU spent inside the steady window per order confirmed inside it: the steady
+        # state, without the processes' start-up, the warm-up or the drain. (Until
+        # 2026-12-04 this was the whole step's CPU per order confirmed in the whole step.)
+        "cpu_ms_per_order": (
+            round(1000 * sum(sampler.window_cpu.values()) / len(in_window), 1)
+            if in_window and sampler.window_cpu
+            else None
+        ),
+        "cpu_ms_per_order_by_part": (
+            {k: round(1000 * v / len(in_window), 1) for k, v in sampler.window_cpu.items()}
+            if in_window and sampler.window_cpu
+            else None
+        ),
+        "cpu_ms_per_order_whole_step": (
+            round(1000 * cpu_total / len(confirmed), 1) if confirmed else None
+        ),
         "cpu_s_by_part": {k: round(v, 2) for k, v in sampler.cpu.items()},
         # Everything the machine did meanwhile (the load process, the simulator and any
         # other work on it): the stack's share shows how undisturbed the run was.
@@ -264,6 +307,12 @@ def table(results: dict) -> str:
         f"seed p95 − critical path ({SEED_CRITICAL_PATH:.1f} s) = "
         f"{_ms(results['scenarios']['seed'].get('p95_over_critical_path_s'))} ms."
     )
+    loop = results.get("python_loop_s")
+    if loop:
+        rows.append(
+            f"Python loop (2M additions, best of 3): {loop['before']:.2f} s before the run, "
+            f"{loop['after']:.2f} s after."
+        )
     for name in ("floor", "zero", "seed"):
         ramp = ", ".join(
             f"{s['offered_per_s']}→{s['completed_per_s']}/s p99 {_ms(s['e2e_p99_s'])} ms"
@@ -271,6 +320,11 @@ def table(results: dict) -> str:
             for s in results["scenarios"][name]["ramp"]
         )
         rows.append(f"{name} ramp (offered→completed): {ramp}.")
+    for name in ("floor", "zero", "seed", "inline"):
+        by_part = results["scenarios"][name].get("cpu_ms_per_order_by_part") or {}
+        if by_part:
+            parts = ", ".join(f"{part} {ms}" for part, ms in by_part.items())
+            rows.append(f"{name} CPU ms per order by part (steady window): {parts}.")
     return "\n".join(rows)
 
 
@@ -305,18 +359,35 @@ def main() -> None:
     args = parser.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
     only = set(args.only.split(","))
-    if args.rates:
-        rates = [float(r) for r in args.rates.split(",")]
-        cfg["floor_rates"] = cfg["zero_rates"] = cfg["seed_rates"] = rates
-        cfg["inline_rate"] = rates[0]
+    fixed_rates = [float(r) for r in args.rates.split(",")] if args.rates else None
     partial = only != {"floor", "zero", "seed", "inline"} or bool(args.rates)
     if args.publish and partial:
         parser.error("--publish needs the whole run (no --only, no --rates)")
     began = time.time()
+    loop_before = python_loop_seconds()
+    speed = REFERENCE_LOOP_S / loop_before
     workdir = Path(tempfile.mkdtemp(prefix="cot-bench-"))
     stack = Stack(workdir=workdir, pg_url=args.pg_url.rstrip("/"), database=args.database)
-    print(f"COT benchmark ({'quick' if args.quick else 'full'}); logs in {workdir}", flush=True)
+    print(
+        f"COT benchmark ({'quick' if args.quick else 'full'}); logs in {workdir}; "
+        f"Python loop {loop_before:.2f} s ({speed:.2f}x the machine the start rates were set on)",
+        flush=True,
+    )
     scenarios: dict[str, Any] = {}
+
+    def search(name: str, first: float, budget: int, **kwargs: Any) -> dict:
+        steps: list[dict] = []
+        rate: float | None = fixed_rates[0] if fixed_rates else round(max(first, 1.0), 1)
+        while rate is not None:
+            steps.append(run_scenario(stack, name, rate, cfg, **kwargs))
+            if fixed_rates:
+                rate = fixed_rates[len(steps)] if len(steps) < len(fixed_rates) else None
+            else:
+                history = [(s["offered_rate"], s["sustained"]) for s in steps]
+                following = ramp_next(history, factor=RAMP_FACTOR, budget=budget)
+                rate = None if following is None else round(following, 1)
+        return _best(steps)
+
     try:
         stack.redis_start()
         # The floor canvas is sent from this process too.
@@ -324,13 +395,13 @@ def main() -> None:
         if "floor" in only:
             print("floor: no-op canvas on the same broker and pools", flush=True)
             stack.workers_start("bench.floor_app")
-            scenarios["floor"] = _best(
-                [run_scenario(stack, "floor", rate, cfg, floor=True) for rate in cfg["floor_rates"]]
+            scenarios["floor"] = search(
+                "floor", cfg["floor_start"] * speed, cfg["floor_steps"], floor=True
             )
             stack.stop(*(w["name"] for w in WORKERS))
             stack.redis_flush()
         if not only - {"floor"}:
-            return _finish(args, scenarios, began, partial)
+            return _finish(args, scenarios, began, partial, loop_before)
 
         print("setting up: database, catalog, API client", flush=True)
         stack.simulator_start("")
@@ -345,17 +416,24 @@ def main() -> None:
 
         if "zero" in only:
             print("zero: simulator without latency", flush=True)
-            scenarios["zero"] = _best(
-                [run_scenario(stack, "zero", rate, cfg) for rate in cfg["zero_rates"]]
+            floor_rate = scenarios["floor"]["completed_per_s"] if "floor" in scenarios else None
+            first = (
+                cfg["zero_share_of_floor"] * floor_rate
+                if floor_rate
+                else cfg["zero_share_of_floor"] * cfg["floor_start"] * speed
             )
+            scenarios["zero"] = search("zero", first, cfg["zero_steps"])
         if "seed" in only:
             print("seed: simulator latencies of CONTRACT §8", flush=True)
             _restart_with_latencies(stack, "celery")
-            scenarios["seed"] = _best(
-                [
-                    run_scenario(stack, "seed", rate, cfg, critical_path=SEED_CRITICAL_PATH)
-                    for rate in cfg["seed_rates"]
-                ]
+            # The outside latencies add waiting, not work: start where zero held.
+            first = (
+                scenarios["zero"]["completed_per_s"]
+                if "zero" in scenarios
+                else cfg["zero_share_of_floor"] * cfg["floor_start"] * speed
+            )
+            scenarios["seed"] = search(
+                "seed", first, cfg["seed_steps"], critical_path=SEED_CRITICAL_PATH
             )
         if "inline" in only:
             print("inline: the same steps in the request, same latencies", flush=True)
@@ -363,13 +441,17 @@ def main() -> None:
             scenarios["inline"] = _best(
                 [
                     run_scenario(
-                        stack, "inline", cfg["inline_rate"], cfg, critical_path=SEED_CRITICAL_PATH
+                        stack,
+                        "inline",
+                        fixed_rates[0] if fixed_rates else cfg["inline_rate"],
+                        cfg,
+                        critical_path=SEED_CRITICAL_PATH,
                     )
                 ]
             )
     finally:
         stack.stop()
-    return _finish(args, scenarios, began, partial)
+    return _finish(args, scenarios, began, partial, loop_before)
 
 
 def _restart_with_latencies(stack: Stack, pipeline_mode: str) -> None:
@@ -383,7 +465,9 @@ def _restart_with_latencies(stack: Stack, pipeline_mode: str) -> None:
     stack.workers_start("cot_project", pipeline_mode=pipeline_mode)
 
 
-def _finish(args: argparse.Namespace, scenarios: dict, began: float, partial: bool) -> None:
+def _finish(
+    args: argparse.Namespace, scenarios: dict, began: float, partial: bool, loop_before: float
+) -> None:
     if partial:
         # A development run: print each scenario's line, keep latest.json for full runs.
         for name, result in scenarios.items():
@@ -395,9 +479,13 @@ def _finish(args: argparse.Namespace, scenarios: dict, began: float, partial: bo
         x, y = scenarios[a]["completed_per_s"], scenarios[b]["completed_per_s"]
         return round(x / y, 2) if y else None
 
+    loop_after = python_loop_seconds()
     results = {
         "date": datetime.date.today().isoformat(),
         "machine": machine(),
+        # CPU seconds of bench.measure.python_loop_seconds() (2M additions, best of 3)
+        # before and after the run: compare runs only alongside these.
+        "python_loop_s": {"before": round(loop_before, 3), "after": round(loop_after, 3)},
         "mode": "quick" if args.quick else "full",
         "seconds": round(time.time() - began),
         "setup": {

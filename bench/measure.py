@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from dataclasses import dataclass
 
 
@@ -108,3 +109,41 @@ def machine_busy_ticks(proc_stat_text: str) -> int:
 
 def summary(values: list[float]) -> dict[str, float | None]:
     return {f"p{p}": percentile(values, p) for p in (50, 95, 99)}
+
+
+def ramp_next(
+    steps: list[tuple[float, bool]], *, factor: float, budget: int, resolution: float = 1.15
+) -> float | None:
+    """The next offered rate of a search for the highest sustained one, or None to stop.
+
+    `steps` are (offered rate, sustained?) in the order they ran. Up by `factor` while every
+    step holds; once one fails, the geometric middle of the highest sustained and the
+    lowest failed rate; down by `factor` while none has held yet. Stops after `budget`
+    steps, or when the bracket is narrower than `resolution`, or when the noise put a
+    sustained rate at or above a failed one (the best sustained step is the answer then).
+    """
+    if not steps or len(steps) >= budget:
+        return None
+    held = [rate for rate, sustained in steps if sustained]
+    failed = [rate for rate, sustained in steps if not sustained]
+    if not failed:
+        return max(held) * factor
+    if not held:
+        return min(failed) / factor
+    low, high = max(held), min(failed)
+    if low >= high or high / low <= resolution:
+        return None
+    return math.sqrt(low * high)
+
+
+def python_loop_seconds(iterations: int = 2_000_000, repeats: int = 3) -> float:
+    """CPU seconds of a fixed pure-Python loop, best of `repeats`: how fast this machine
+    runs Python right now. Runs on different days (or machines) compare only through it."""
+    best = math.inf
+    for _ in range(repeats):
+        began = time.process_time()
+        total = 0
+        for i in range(iterations):
+            total += i
+        best = min(best, time.process_time() - began)
+    return best

@@ -12,6 +12,8 @@ from bench.measure import (
     machine_busy_ticks,
     percentile,
     proc_stat_parse,
+    python_loop_seconds,
+    ramp_next,
     schedule,
 )
 
@@ -102,3 +104,27 @@ def test_pss_splits_what_rss_counts_twice() -> None:
     finally:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
+
+
+def test_ramp_climbs_while_steps_hold_then_bisects_and_stops_on_its_budget() -> None:
+    assert ramp_next([(10, True)], factor=1.5, budget=4) == pytest.approx(15)
+    assert ramp_next([(10, True), (15, True)], factor=1.5, budget=4) == pytest.approx(22.5)
+    steps = [(10, True), (15, True), (22.5, False)]
+    assert ramp_next(steps, factor=1.5, budget=4) == pytest.approx((15 * 22.5) ** 0.5)
+    assert ramp_next([*steps, (18.4, True)], factor=1.5, budget=4) is None
+
+
+def test_ramp_comes_down_until_a_step_holds() -> None:
+    assert ramp_next([(30, False)], factor=1.5, budget=3) == pytest.approx(20)
+    assert ramp_next([(30, False), (20, False)], factor=1.5, budget=3) == pytest.approx(20 / 1.5)
+
+
+def test_ramp_stops_on_a_narrow_bracket_or_on_noise() -> None:
+    assert ramp_next([(10, True), (11, False)], factor=1.5, budget=9) is None
+    # A rate held above one that failed: the data say "around here", search no further.
+    assert ramp_next([(20, False), (13.3, True), (25, True)], factor=1.5, budget=9) is None
+    assert ramp_next([], factor=1.5, budget=3) is None
+
+
+def test_python_loop_seconds_is_a_positive_cpu_time() -> None:
+    assert 0 < python_loop_seconds(iterations=10_000, repeats=2) < 5
