@@ -44,8 +44,8 @@ RAMP_FACTOR = 1.5
 FULL = {
     "warmup": 5.0,
     "steady": 30.0,
-    "floor_start": 12.0,
-    "floor_steps": 3,
+    "floor_start": 16.0,
+    "floor_steps": 4,
     "zero_share_of_floor": 0.3,
     "zero_steps": 3,
     "seed_steps": 3,
