@@ -74,6 +74,8 @@ class Sampler:
         self.stack = stack
         self.window = window
         self.window_snapshots: list[dict] = []
+        # CPU by part inside the steady window; None if the step ended before it did.
+        self.window_cpu: dict[str, float] | None = None
         self.peak = 0
         self.peak_pss = 0
         self.peak_by_part: dict[str, int] = {}
@@ -118,9 +120,7 @@ class Sampler:
             part: cpu_seconds(self.before.get(part, {}), stats, proc.TICKS)
             for part, stats in after.items()
         }
-        # The steady window alone: no start-up, warm-up or drain in it (None if the step
-        # ended before the window did).
-        self.window_cpu: dict[str, float] | None = None
+        # The steady window alone: no start-up, warm-up or drain in it.
         if len(self.window_snapshots) == 2:
             start, end = self.window_snapshots
             self.window_cpu = {
@@ -195,6 +195,11 @@ def run_scenario(
     failed = sum(1 for r in rows if r[1] not in ("received", "processing", "confirmed"))
     http_errors = sum(1 for s in sends if not s.ok)
     cpu_total = sum(sampler.cpu.values())
+    window_ms_by_part = (
+        {k: round(1000 * v / len(in_window), 1) for k, v in sampler.window_cpu.items()}
+        if in_window and sampler.window_cpu
+        else None
+    )
     result = {
         "scenario": name,
         "offered_rate": rate,  # the arrival process's rate; offered_per_s is what it drew
@@ -212,11 +217,7 @@ def run_scenario(
             if in_window and sampler.window_cpu
             else None
         ),
-        "cpu_ms_per_order_by_part": (
-            {k: round(1000 * v / len(in_window), 1) for k, v in sampler.window_cpu.items()}
-            if in_window and sampler.window_cpu
-            else None
-        ),
+        "cpu_ms_per_order_by_part": window_ms_by_part,
         "cpu_ms_per_order_whole_step": (
             round(1000 * cpu_total / len(confirmed), 1) if confirmed else None
         ),
@@ -342,6 +343,16 @@ def machine() -> str:
     )
 
 
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(r) for r in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of rates: {text!r}") from None
+    if not all(0 < r < 10_000 for r in rates):
+        raise argparse.ArgumentTypeError("each rate must be above 0 and below 10000 per second")
+    return rates
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about a minute, for development")
@@ -357,12 +368,15 @@ def main() -> None:
         help="comma-separated scenarios to run (development; a partial run is never published)",
     )
     parser.add_argument(
-        "--rates", default="", help="offered rates for floor/zero instead of the ramp (development)"
+        "--rates",
+        type=_rates,
+        default=None,
+        help="offered rates, e.g. 5,10, run by each scenario instead of its search (development)",
     )
     args = parser.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
     only = set(args.only.split(","))
-    fixed_rates = [float(r) for r in args.rates.split(",")] if args.rates else None
+    fixed_rates = args.rates
     partial = only != {"floor", "zero", "seed", "inline"} or bool(args.rates)
     if args.publish and partial:
         parser.error("--publish needs the whole run (no --only, no --rates)")
@@ -423,26 +437,21 @@ def main() -> None:
         stack.api_start("celery")
         stack.workers_start("cot_project")
 
+        # zero starts at a share of the floor's result (of its start rate without a floor
+        # run); seed where zero held: the outside latencies add waiting, not work.
+        floor_rate = scenarios.get("floor", {}).get("completed_per_s") or (
+            cfg["floor_start"] * speed
+        )
+        zero_first = cfg["zero_share_of_floor"] * floor_rate
         if "zero" in only:
             print("zero: simulator without latency", flush=True)
-            floor_rate = scenarios["floor"]["completed_per_s"] if "floor" in scenarios else None
-            first = (
-                cfg["zero_share_of_floor"] * floor_rate
-                if floor_rate
-                else cfg["zero_share_of_floor"] * cfg["floor_start"] * speed
-            )
-            scenarios["zero"] = search("zero", first, cfg["zero_steps"])
+            scenarios["zero"] = search("zero", zero_first, cfg["zero_steps"])
         if "seed" in only:
             print("seed: simulator latencies of CONTRACT §8", flush=True)
             _restart_with_latencies(stack, "celery")
-            # The outside latencies add waiting, not work: start where zero held.
-            first = (
-                scenarios["zero"]["completed_per_s"]
-                if "zero" in scenarios
-                else cfg["zero_share_of_floor"] * cfg["floor_start"] * speed
-            )
+            seed_first = scenarios.get("zero", {}).get("completed_per_s") or zero_first
             scenarios["seed"] = search(
-                "seed", first, cfg["seed_steps"], critical_path=SEED_CRITICAL_PATH
+                "seed", seed_first, cfg["seed_steps"], critical_path=SEED_CRITICAL_PATH
             )
         if "inline" in only:
             print("inline: the same steps in the request, same latencies", flush=True)
