@@ -98,7 +98,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     _db["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
 elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.backends.postgresql"):
-    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    # django-prometheus' backend, with its cursor class built once (core/postgresql/base.py).
+    _db["ENGINE"] = "core.postgresql"
     # A database that does not answer must not hang a request or /readyz for minutes.
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
     # Parameters travel apart from the SQL (psycopg's server-side binding): no Python time
