@@ -136,6 +136,19 @@ def ramp_next(
     return math.sqrt(low * high)
 
 
+def best_rate_within(steps: list[dict], *, key: str, limit: float) -> float | None:
+    """The highest completed rate among sustained steps whose `key` (e.g. p95 over the
+    critical path, in seconds) is at most `limit`; None when no step qualifies. The
+    issue's seed target is such a pair (rate, p95 ≤ critical path + 300 ms), which the
+    knee search (p99 under 2 s) does not look for by itself."""
+    rates = [
+        s["completed_per_s"]
+        for s in steps
+        if s["sustained"] and s.get(key) is not None and s[key] <= limit
+    ]
+    return max(rates) if rates else None
+
+
 def python_loop_seconds(iterations: int = 2_000_000, repeats: int = 3) -> float:
     """CPU seconds of a fixed pure-Python loop, best of `repeats`: how fast this machine
     runs Python right now. Runs on different days (or machines) compare only through it."""

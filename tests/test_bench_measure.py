@@ -7,6 +7,7 @@ import pytest
 
 from bench.measure import (
     ProcStat,
+    best_rate_within,
     cpu_seconds,
     descendants,
     machine_busy_ticks,
@@ -128,3 +129,14 @@ def test_ramp_stops_on_a_narrow_bracket_or_on_noise() -> None:
 
 def test_python_loop_seconds_is_a_positive_cpu_time() -> None:
     assert 0 < python_loop_seconds(iterations=10_000, repeats=2) < 5
+
+
+def test_best_rate_within_takes_sustained_steps_under_the_limit_only() -> None:
+    def step(rate: float, over: float | None, sustained: bool = True) -> dict:
+        return {"completed_per_s": rate, "p95_over_critical_path_s": over, "sustained": sustained}
+
+    steps = [step(16.2, 0.286), step(19.2, 0.592), step(22.9, 0.2, sustained=False), step(9, None)]
+    assert best_rate_within(steps, key="p95_over_critical_path_s", limit=0.3) == 16.2
+    assert best_rate_within(steps, key="p95_over_critical_path_s", limit=0.6) == 19.2
+    assert best_rate_within(steps, key="p95_over_critical_path_s", limit=0.1) is None
+    assert best_rate_within([], key="p95_over_critical_path_s", limit=0.3) is None
