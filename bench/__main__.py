@@ -315,6 +315,7 @@ def table(results: dict) -> str:
             f"{err['http']}/{err['failed_orders']}/{err['unfinished']} |"
         )
     ratios = results["ratios"]
+    held = results.get("seed_within_p95_target_per_s")
     rows.append("")
     rows.append(
         f"Ratios: zero/floor = {ratios['zero_over_floor']}, "
@@ -322,8 +323,7 @@ def table(results: dict) -> str:
         f"seed p95 − critical path ({SEED_CRITICAL_PATH:.1f} s) = "
         f"{_ms(results['scenarios']['seed'].get('p95_over_critical_path_s'))} ms; "
         f"highest seed rate held with p95 ≤ critical path + {_ms(SEED_P95_MARGIN)} ms: "
-        f"{results.get('seed_within_p95_target_per_s') or 'none'}"
-        f"{'/s' if results.get('seed_within_p95_target_per_s') else ''}."
+        f"{f'{held}/s' if held else 'none'}."
     )
     loop = results.get("python_loop_s")
     if loop:

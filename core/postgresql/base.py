@@ -30,32 +30,25 @@ def instrumented_cursor_class(cursor_class: type, alias: str, vendor: str) -> ty
     executed_many = execute_many_total.labels(alias, vendor)
     took = duration.labels(alias=alias, vendor=vendor)
 
-    def count_error(exc: BaseException) -> None:
-        errors_total.labels(alias=alias, vendor=vendor, type=type(exc).__name__).inc()
+    def timed(method: Any, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        except BaseException as exc:
+            errors_total.labels(alias=alias, vendor=vendor, type=type(exc).__name__).inc()
+            raise
+        finally:
+            took.observe(time.perf_counter() - started)
 
     class InstrumentedCursor(cursor_class):  # type: ignore[misc, valid-type]
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             executed.inc()
-            started = time.perf_counter()
-            try:
-                return super().execute(*args, **kwargs)
-            except BaseException as exc:
-                count_error(exc)
-                raise
-            finally:
-                took.observe(time.perf_counter() - started)
+            return timed(super().execute, *args, **kwargs)
 
         def executemany(self, query: Any, param_list: Any, *args: Any, **kwargs: Any) -> Any:
             executed.inc(len(param_list))
             executed_many.inc(len(param_list))
-            started = time.perf_counter()
-            try:
-                return super().executemany(query, param_list, *args, **kwargs)
-            except BaseException as exc:
-                count_error(exc)
-                raise
-            finally:
-                took.observe(time.perf_counter() - started)
+            return timed(super().executemany, query, param_list, *args, **kwargs)
 
     InstrumentedCursor.__name__ = InstrumentedCursor.__qualname__ = (
         f"Instrumented{cursor_class.__name__}"
