@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Field, Model, QuerySet
 from django.db.models.expressions import Expression
 from django.db.models.query import (
@@ -91,14 +91,19 @@ class _Compiled:
             self.populators = get_related_populators(klass_info, select, using)
             self.annotations = dict(compiler.annotation_col_map or {})
 
-    def execute(self, values: dict[str, Any]) -> Any:
+    def bind(self, values: dict[str, Any], connection: Any) -> list[Any]:
+        """The statement's parameters with `values` in place of its `Bind`s."""
         if values.keys() != self.names:
             raise TypeError(f"prepared statement takes {sorted(self.names)}, got {sorted(values)}")
-        # The calling thread's connection: a statement compiled in one thread runs in all.
-        connection = connections[self.using]
         params = list(self.params)
         for index, bind in self.binds:
             params[index] = bind.prepare(values[bind.name], connection)
+        return params
+
+    def execute(self, values: dict[str, Any]) -> Any:
+        # The calling thread's connection: a statement compiled in one thread runs in all.
+        connection = connections[self.using]
+        params = self.bind(values, connection)
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
             if self.iterable is None:
@@ -173,3 +178,63 @@ class Prepared:
         if self._update is None:
             raise TypeError("run() is for prepared updates")
         return self._statement().execute(values)
+
+
+class PreparedUpdates:
+    """Prepared updates that belong together, in one round trip where the database allows:
+    each changes its rows only if the one before it changed some, and all of it commits
+    at once. On PostgreSQL that is one statement (data-modifying CTEs, each after the first
+    guarded by `EXISTS` on its predecessor's rows), where a transaction around two updates
+    costs four round trips (BEGIN, two UPDATEs, COMMIT); elsewhere the updates run in one
+    transaction, stopping at the first that changes nothing. `run` returns each update's
+    row count (0 for those that did not run)."""
+
+    def __init__(self, *updates: Prepared) -> None:
+        if len(updates) < 2 or any(u._update is None for u in updates):
+            raise ValueError("PreparedUpdates takes two or more prepared updates")
+        if len({u._using for u in updates}) != 1:
+            raise ValueError("prepared updates run together on one database")
+        self._updates = updates
+        self._using = updates[0]._using
+        self._sql: dict[tuple[str, str], str] = {}
+
+    def _chained_sql(self, statements: list[_Compiled]) -> str:
+        # Built from the compiled statements (placeholders only) and CTE names: no value
+        # is ever formatted into it.
+        parts = []
+        for n, statement in enumerate(statements):
+            if " WHERE " not in statement.sql:
+                raise ValueError("each prepared update must filter its rows")
+            guard = f" AND EXISTS (SELECT 1 FROM u{n - 1})" if n else ""  # noqa: S608
+            parts.append(f"u{n} AS ({statement.sql}{guard} RETURNING 1)")
+        counts = ", ".join(
+            f"(SELECT count(*) FROM u{n})"  # noqa: S608
+            for n in range(len(statements))
+        )
+        return f"WITH {', '.join(parts)} SELECT {counts}"
+
+    def run(self, *values: dict[str, Any]) -> list[int]:
+        if len(values) != len(self._updates):
+            raise TypeError(f"{len(self._updates)} updates take {len(self._updates)} value sets")
+        connection = connections[self._using]
+        statements = [update._statement() for update in self._updates]
+        if connection.vendor != "postgresql":
+            counts = [0] * len(statements)
+            with transaction.atomic(using=self._using):
+                for n, (statement, given) in enumerate(zip(statements, values, strict=True)):
+                    counts[n] = statement.execute(given)
+                    if not counts[n]:
+                        break
+            return counts
+        key = (self._using, connection.vendor)
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = self._chained_sql(statements)
+        params = [
+            param
+            for statement, given in zip(statements, values, strict=True)
+            for param in statement.bind(given, connection)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [int(count) for count in cursor.fetchone()]

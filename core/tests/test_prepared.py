@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.models import ApiClient, ClientAPIKey
-from core.prepared import Bind, Prepared
+from core.prepared import Bind, Prepared, PreparedUpdates
 from core.tests.factories import ApiClientFactory, api_key_for
 
 pytestmark = pytest.mark.django_db
@@ -127,3 +127,46 @@ def test_a_statement_compiled_in_one_thread_runs_on_another_threads_connection()
     thread.start()
     thread.join()
     assert found == [client.name]
+
+
+_RENAME = Prepared(
+    lambda: ApiClient.objects.filter(pk=Bind("pk", _pk)),
+    update=lambda: {"name": Bind("name", ApiClient._meta.get_field("name"))},
+)
+_DEACTIVATE_AND_RENAME = PreparedUpdates(_DEACTIVATE, _RENAME)
+
+
+def test_updates_run_together_in_one_statement_on_postgresql() -> None:
+    first, second = ApiClientFactory(active=True), ApiClientFactory(name="before")
+    with CaptureQueriesContext(connection) as queries:
+        counts = _DEACTIVATE_AND_RENAME.run(
+            {"pk": first.pk, "now": timezone.now()}, {"pk": second.pk, "name": "after"}
+        )
+    assert counts == [1, 1]
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert not first.active and second.name == "after"
+    if connection.vendor == "postgresql":
+        assert len(queries) == 1
+        assert queries[0]["sql"].startswith("WITH u0 AS (UPDATE")
+
+
+def test_an_update_that_changes_nothing_stops_the_ones_after_it() -> None:
+    inactive, other = ApiClientFactory(active=False), ApiClientFactory(name="kept")
+    counts = _DEACTIVATE_AND_RENAME.run(
+        {"pk": inactive.pk, "now": timezone.now()}, {"pk": other.pk, "name": "changed"}
+    )
+    assert counts == [0, 0]
+    other.refresh_from_db()
+    assert other.name == "kept"
+
+
+def test_prepared_updates_refuse_what_they_cannot_run_together() -> None:
+    with pytest.raises(ValueError):
+        PreparedUpdates(_DEACTIVATE)
+    with pytest.raises(ValueError):
+        PreparedUpdates(_DEACTIVATE, _BY_PK)  # a query, not an update
+    with pytest.raises(TypeError):
+        _DEACTIVATE_AND_RENAME.run({"pk": 1, "now": timezone.now()})
+    with pytest.raises(TypeError):  # the values of each update are checked as for one
+        _DEACTIVATE_AND_RENAME.run({"pk": 1}, {"pk": 2, "name": "x"})

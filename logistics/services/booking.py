@@ -23,7 +23,7 @@ from django.db.models import F, Field, Q
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalRejected, ExternalUnavailable
-from core.prepared import Bind, Prepared
+from core.prepared import Bind, Prepared, PreparedUpdates
 from logistics import partners
 from logistics.enums import NOT_BOOKED, UNRESOLVED, AttemptStatus, ShipmentStatus
 from logistics.models import Shipment, ShipmentAttempt, ShipmentItem
@@ -74,6 +74,9 @@ _SHIPMENT_BOOKED = Prepared(
         name: Bind(name, _shipment_field(name)) for name in ("partner", "awb", "eta", "updated_at")
     },
 )
+
+# The attempt's outcome and the shipment's booking: both or neither, in one round trip.
+_ATTEMPT_AND_SHIPMENT_BOOKED = PreparedUpdates(_ATTEMPT_BOOKED, _SHIPMENT_BOOKED)
 
 
 def _lease_until(now: datetime) -> datetime:
@@ -253,14 +256,16 @@ def _attempt_send(shipment: Shipment, attempt: ShipmentAttempt, sends: int | Non
             status=AttemptStatus.ERROR, lease_until=None
         )
         raise
-    booked = {"partner": attempt.partner, "awb": booking.awb, "eta": booking.eta}
-    with transaction.atomic():
-        _ATTEMPT_BOOKED.run(
-            pk=attempt.pk,
-            response={"awb": booking.awb, "eta": booking.eta.isoformat() if booking.eta else None},
-        )
-        booked["updated_at"] = timezone.now()
-        _SHIPMENT_BOOKED.run(pk=shipment.pk, **booked)
+    booked = {
+        "partner": attempt.partner,
+        "awb": booking.awb,
+        "eta": booking.eta,
+        "updated_at": timezone.now(),
+    }
+    response = {"awb": booking.awb, "eta": booking.eta.isoformat() if booking.eta else None}
+    _ATTEMPT_AND_SHIPMENT_BOOKED.run(
+        {"pk": attempt.pk, "response": response}, {"pk": shipment.pk, **booked}
+    )
     for name, value in booked.items():
         setattr(shipment, name, value)
     return True

@@ -22,7 +22,7 @@ from django.db.models import F, Field, Q
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalUnavailable
-from core.prepared import Bind, Prepared
+from core.prepared import Bind, Prepared, PreparedUpdates
 from payments import gateways
 from payments.enums import NOT_CAPTURED, UNRESOLVED, AttemptStatus, PaymentMethod, PaymentStatus
 from payments.models import Payment, PaymentAttempt
@@ -87,6 +87,7 @@ _ATTEMPT_SETTLED = Prepared(
         for name in ("status", "response", "lease_until", "updated_at")
     },
 )
+_ATTEMPT_AND_PAYMENT_SETTLED = PreparedUpdates(_ATTEMPT_SETTLED, _PAYMENT_SETTLED)
 
 
 def _saved(updated: int) -> None:
@@ -246,37 +247,36 @@ def attempt_send(
         )
         raise
     now = timezone.now()
-    with transaction.atomic():
-        attempt.status = AttemptStatus.CAPTURED if result.captured else AttemptStatus.DECLINED
-        attempt.response = result.raw
-        attempt.lease_until = None
-        attempt.updated_at = now
-        _saved(
-            _ATTEMPT_SETTLED.run(
-                pk=attempt.pk,
-                status=attempt.status,
-                response=attempt.response,
-                lease_until=None,
-                updated_at=now,
-            )
-        )
-        # Unconditional: money taken after the order ended (payment voided) must show, so
-        # that compensation refunds it.
-        payment.gateway = attempt.gateway
-        payment.reference = result.reference
-        payment.status = PaymentStatus.CAPTURED if result.captured else PaymentStatus.DECLINED
-        payment.decline_code = result.decline_code
-        payment.updated_at = now
-        _saved(
-            _PAYMENT_SETTLED.run(
-                pk=payment.pk,
-                gateway=payment.gateway,
-                reference=payment.reference,
-                status=payment.status,
-                decline_code=payment.decline_code,
-                updated_at=now,
-            )
-        )
+    attempt.status = AttemptStatus.CAPTURED if result.captured else AttemptStatus.DECLINED
+    attempt.response = result.raw
+    attempt.lease_until = None
+    attempt.updated_at = now
+    # Unconditional: money taken after the order ended (payment voided) must show, so
+    # that compensation refunds it.
+    payment.gateway = attempt.gateway
+    payment.reference = result.reference
+    payment.status = PaymentStatus.CAPTURED if result.captured else PaymentStatus.DECLINED
+    payment.decline_code = result.decline_code
+    payment.updated_at = now
+    # The attempt and the payment, both or neither.
+    for updated in _ATTEMPT_AND_PAYMENT_SETTLED.run(
+        {
+            "pk": attempt.pk,
+            "status": attempt.status,
+            "response": attempt.response,
+            "lease_until": None,
+            "updated_at": now,
+        },
+        {
+            "pk": payment.pk,
+            "gateway": payment.gateway,
+            "reference": payment.reference,
+            "status": payment.status,
+            "decline_code": payment.decline_code,
+            "updated_at": now,
+        },
+    ):
+        _saved(updated)
     return True
 
 
