@@ -5,12 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.models import ApiClient, ClientAPIKey
-from core.prepared import Bind, Prepared, PreparedUpdates
+from core.prepared import Bind, Prepared, PreparedInsert, PreparedUpdates
 from core.tests.factories import ApiClientFactory, api_key_for
 
 pytestmark = pytest.mark.django_db
@@ -170,3 +170,46 @@ def test_prepared_updates_refuse_what_they_cannot_run_together() -> None:
         _DEACTIVATE_AND_RENAME.run({"pk": 1, "now": timezone.now()})
     with pytest.raises(TypeError):  # the values of each update are checked as for one
         _DEACTIVATE_AND_RENAME.run({"pk": 1}, {"pk": 2, "name": "x"})
+
+
+_CLIENT_INSERT = PreparedInsert(ApiClient)
+
+
+def test_a_prepared_create_writes_the_row_the_orm_would() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        created = _CLIENT_INSERT.create(name="prepared", channel="web")
+    assert len(queries) == 1 and queries[0]["sql"].startswith("INSERT INTO")
+    assert created.pk is not None  # the auto-increment key, from RETURNING
+    assert not created._state.adding and created._state.db == "default"
+    assert created.created_at is not None and created.updated_at is not None  # auto_now(_add)
+    assert len(created.webhook_secret) == 64  # a callable default, as Model() applies it
+    orm = ApiClient.objects.create(name="orm", channel="web")
+    stored = ApiClient.objects.get(pk=created.pk)
+    assert _fields(stored) == _fields(created)
+    differ = {"id", "name", "webhook_secret", "created_at", "updated_at"}
+    assert {k: v for k, v in _fields(stored).items() if k not in differ} == {
+        k: v for k, v in _fields(orm).items() if k not in differ
+    }
+    created.name = "renamed"
+    created.save(update_fields=["name"])  # a saved instance: an UPDATE, not a second row
+    assert ApiClient.objects.get(pk=created.pk).name == "renamed"
+
+
+def test_a_prepared_insert_writes_several_rows_in_one_statement_ids_in_order() -> None:
+    clients = [ApiClient(name=f"many-{n}", channel="app") for n in range(3)]
+    with CaptureQueriesContext(connection) as queries:
+        assert _CLIENT_INSERT.insert(clients) is clients
+    assert len(queries) == 1
+    assert [ApiClient.objects.get(pk=c.pk).name for c in clients] == [c.name for c in clients]
+    with CaptureQueriesContext(connection) as queries:
+        assert _CLIENT_INSERT.insert([]) == []
+    assert not queries
+
+
+def test_a_prepared_insert_that_breaks_a_constraint_raises_and_writes_nothing() -> None:
+    ApiClientFactory(name="taken")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _CLIENT_INSERT.insert(
+            [ApiClient(name="fresh", channel="web"), ApiClient(name="taken", channel="web")]
+        )
+    assert not ApiClient.objects.filter(name="fresh").exists()

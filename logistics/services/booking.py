@@ -23,7 +23,7 @@ from django.db.models import F, Field, Q
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalRejected, ExternalUnavailable
-from core.prepared import Bind, Prepared, PreparedUpdates
+from core.prepared import Bind, Prepared, PreparedInsert, PreparedUpdates
 from logistics import partners
 from logistics.enums import NOT_BOOKED, UNRESOLVED, AttemptStatus, ShipmentStatus
 from logistics.models import Shipment, ShipmentAttempt, ShipmentItem
@@ -77,6 +77,9 @@ _SHIPMENT_BOOKED = Prepared(
 
 # The attempt's outcome and the shipment's booking: both or neither, in one round trip.
 _ATTEMPT_AND_SHIPMENT_BOOKED = PreparedUpdates(_ATTEMPT_BOOKED, _SHIPMENT_BOOKED)
+_SHIPMENT_INSERT = PreparedInsert(Shipment)
+_ITEMS_INSERT = PreparedInsert(ShipmentItem)
+_ATTEMPT_INSERT = PreparedInsert(ShipmentAttempt)
 
 
 def _lease_until(now: datetime) -> datetime:
@@ -93,19 +96,21 @@ def _shipment_for(
     earlier attempts. Returns the attempt only then."""
     try:
         with transaction.atomic():
-            shipment = Shipment.objects.create(
+            shipment = _SHIPMENT_INSERT.create(
                 order_id=order_id,
                 center=center,
                 partner="",
                 idempotency_key=f"order:{order_id}:shipment:{center}",
             )
-            ShipmentItem.objects.bulk_create(
-                ShipmentItem(shipment=shipment, sku=i.sku, batch=i.batch, quantity=i.quantity)
-                for i in items
+            _ITEMS_INSERT.insert(
+                [
+                    ShipmentItem(shipment=shipment, sku=i.sku, batch=i.batch, quantity=i.quantity)
+                    for i in items
+                ]
             )
             if not settings.COT_LOGISTICS_PARTNERS:
                 return shipment, None
-            attempt = ShipmentAttempt.objects.create(
+            attempt = _ATTEMPT_INSERT.create(
                 shipment=shipment,
                 partner=settings.COT_LOGISTICS_PARTNERS[0],
                 idempotency_key=f"{shipment.idempotency_key}:1",
@@ -189,7 +194,7 @@ def _current_attempt(
         ]
         if not remaining:
             return None, None
-        attempt = ShipmentAttempt.objects.create(
+        attempt = _ATTEMPT_INSERT.create(
             shipment=shipment,
             partner=remaining[0],
             idempotency_key=f"{shipment.idempotency_key}:{len(attempts) + 1}",

@@ -7,15 +7,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, connections, transaction
-from django.db.models import Model
+from django.db import IntegrityError, transaction
 from kombu.exceptions import OperationalError as KombuOperationalError
 from redis.exceptions import RedisError
 
 from core import faults
 from core.models import ApiClient
 from core.money import to_money
-from core.prepared import Bind, Prepared
+from core.prepared import Bind, Prepared, PreparedInsert
 from inventory.models import Product
 from orders.enums import EventType
 from orders.models import Order, OrderLine
@@ -63,43 +62,8 @@ def _products_by_sku(skus: list[str]) -> dict[str, Product]:
     return {p.sku: p for p in found}
 
 
-class _Insert:
-    """An INSERT of whole rows of one model, written once per process: what `save()` and
-    `bulk_create()` send, without building and compiling the statement per call. Values go
-    through each field's `pre_save` (auto_now) and `get_db_prep_save`, as the ORM's do;
-    an auto-increment primary key comes back from RETURNING."""
-
-    def __init__(self, model: type[Model]) -> None:
-        meta = model._meta
-        auto = meta.pk if meta.pk.db_returning else None
-        self.fields = [f for f in meta.concrete_fields if f is not auto]
-        self.auto_attname = auto.attname if auto is not None else None
-        quote = connections["default"].ops.quote_name
-        columns = ", ".join(quote(f.column) for f in self.fields)
-        # Names from the model's own metadata, never from input.
-        self.head = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES "  # noqa: S608
-        self.row = "({})".format(", ".join(["%s"] * len(self.fields)))
-        self.returning = f" RETURNING {quote(auto.column)}" if auto is not None else ""
-
-    def run(self, objs: list[Model]) -> None:
-        connection = transaction.get_connection()
-        params: list[Any] = []
-        for obj in objs:
-            params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields]
-        sql = self.head + ", ".join([self.row] * len(objs)) + self.returning
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            ids = [row[0] for row in cursor.fetchall()] if self.returning else []
-        # Several rows come back in the order of VALUES (bulk_create relies on it too).
-        for n, obj in enumerate(objs):
-            if self.auto_attname:
-                setattr(obj, self.auto_attname, ids[n])
-            obj._state.adding = False
-            obj._state.db = connection.alias
-
-
-_ORDER_INSERT = _Insert(Order)
-_LINES_INSERT = _Insert(OrderLine)
+_ORDER_INSERT = PreparedInsert(Order)
+_LINES_INSERT = PreparedInsert(OrderLine)
 _NUMBER_SQL = "INSERT INTO orders_ordernumber DEFAULT VALUES RETURNING id"
 
 
@@ -194,10 +158,10 @@ def order_place(
                 request_fingerprint=fingerprint,
                 request_id=request_id,
             )
-            _ORDER_INSERT.run([order])
+            _ORDER_INSERT.insert([order])
             for line in lines:
                 line.order = order
-            _LINES_INSERT.run(lines)
+            _LINES_INSERT.insert(lines)
             event = order_event_record(order_id=order.pk, type=EventType.ORDER_RECEIVED)
             # Test-only: as if the API server died between this commit and the enqueue.
             if not faults.fault_active(faults.AFTER_COMMIT_BEFORE_ENQUEUE):

@@ -22,7 +22,7 @@ from django.db.models import F, Field, Q
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalUnavailable
-from core.prepared import Bind, Prepared, PreparedUpdates
+from core.prepared import Bind, Prepared, PreparedInsert, PreparedUpdates
 from payments import gateways
 from payments.enums import NOT_CAPTURED, UNRESOLVED, AttemptStatus, PaymentMethod, PaymentStatus
 from payments.models import Payment, PaymentAttempt
@@ -88,6 +88,8 @@ _ATTEMPT_SETTLED = Prepared(
     },
 )
 _ATTEMPT_AND_PAYMENT_SETTLED = PreparedUpdates(_ATTEMPT_SETTLED, _PAYMENT_SETTLED)
+_PAYMENT_INSERT = PreparedInsert(Payment)
+_ATTEMPT_INSERT = PreparedInsert(PaymentAttempt)
 
 
 def _saved(updated: int) -> None:
@@ -114,7 +116,7 @@ def payment_prepare(
     nested = transaction.get_connection().in_atomic_block
     try:
         with transaction.atomic() if nested else contextlib.nullcontext():
-            payment = Payment.objects.create(
+            payment = _PAYMENT_INSERT.create(
                 order_id=order_id, method=method, amount=amount, currency=currency
             )
     except IntegrityError:
@@ -171,7 +173,7 @@ def _current_attempt(
     remaining = [g for g in gateway_order if g not in tried]
     if not remaining:
         return None, None
-    attempt = PaymentAttempt.objects.create(
+    attempt = _ATTEMPT_INSERT.create(
         payment=payment,
         kind="charge",
         gateway=remaining[0],
