@@ -246,14 +246,21 @@ def _step_finish(
     result: str,
     data: dict[str, Any] | None = None,
     events: list[tuple[str, dict[str, Any]]] = (),
+    order: Order | None = None,
 ) -> OrderStep:
-    """Record the outcome once, with its events; a concurrent run that finished first wins."""
-    updated = order_step_record(step=row, ok=ok, result=result, data=data or {}, events=events)
-    if updated:
+    """Record the outcome once, with its events; a concurrent run that finished first wins.
+    With `order`, also set its status to what it is now (read with the outcome when this
+    run recorded it): a step that charged or booked looks for a cancellation meanwhile."""
+    status = order_step_record(step=row, ok=ok, result=result, data=data or {}, events=events)
+    if status is not None:
         # What was just written is the row's outcome; reading it back is one query per step.
         row.ok, row.result, row.data = ok, result, data or {}
+        if order is not None:
+            order.status = status
     else:
         row.refresh_from_db()
+        if order is not None:
+            _status(order)
     return row
 
 
@@ -411,10 +418,10 @@ def order_charge_payment(order_id: uuid.UUID) -> str:
     events = []
     if outcome.status == PaymentStatus.CAPTURED:
         events.append((EventType.PAYMENT_CAPTURED, {"amount": str(order.total_amount)}))
-    row = _step_finish(row, ok=True, result=outcome.status, events=events)
+    row = _step_finish(row, ok=True, result=outcome.status, events=events, order=order)
     if outcome.status == PaymentStatus.CAPTURED:
         transaction.on_commit(lambda: metrics.REVENUE_TOTAL.inc(float(order.total_amount)))
-    if _status(order) != S.PROCESSING:
+    if order.status != S.PROCESSING:
         # Ended (cancelled) while we were charging: make sure the money goes back.
         from orders import pipeline
 
@@ -486,8 +493,8 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
         )
         for s in outcome.shipments
     ]
-    row = _step_finish(row, ok=True, result="booked", events=events)
-    if _status(order) != S.PROCESSING:
+    row = _step_finish(row, ok=True, result="booked", events=events, order=order)
+    if order.status != S.PROCESSING:
         # Ended (cancelled) while we were booking: make sure the booking is cancelled.
         from orders import pipeline
 

@@ -153,3 +153,28 @@ def test_a_refund_is_on_the_timeline_even_if_compensation_dies_right_after_it(
     steps.order_compensate(order.pk)
     assert order.events.filter(type="payment.refunded").count() == 1
     assert len(simulator.ledger()["refunds"]) == 1
+
+
+@pytest.mark.parametrize("step", ["charge", "shipment"])
+def test_an_order_that_ends_while_its_charge_or_booking_lands_is_compensated_by_the_step(
+    shop, place, monkeypatch, simulator, step
+):
+    # The order is cancelled after the money was taken or the parcel booked, before the
+    # step records its outcome, and the cancellation's own compensation never comes (its
+    # process died): the step reads the status with its outcome, sees the order ended,
+    # and asks for the compensation itself.
+    name = "payment_charge" if step == "charge" else "shipment_book"
+    real = getattr(steps, name)
+
+    def land_then_end(**kwargs):
+        outcome = real(**kwargs)
+        Order.objects.filter(pk=kwargs["order_id"]).update(status=OrderStatus.CANCELLED)
+        return outcome
+
+    monkeypatch.setattr(steps, name, land_then_end)
+    compensated = []
+    monkeypatch.setattr("orders.pipeline.compensate", compensated.append)
+    order = place(items=[("PARA-500", 1)])
+    assert order.status == OrderStatus.CANCELLED
+    assert OrderStep.objects.get(order_id=order.pk, step=step).ok
+    assert compensated == [order.pk]

@@ -69,13 +69,27 @@ def test_a_step_outcome_is_recorded_once_with_its_events_in_order(
     order_event_committed.connect(receiver)
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            assert order_step_record(step=step, ok=True, result="booked", data={}, events=events)
+            status = order_step_record(step=step, ok=True, result="booked", data={}, events=events)
             # A second run that finished too: its outcome and events are not recorded.
-            assert not order_step_record(step=step, ok=False, result="x", data={}, events=events)
+            again = order_step_record(step=step, ok=False, result="x", data={}, events=events)
+            assert again is None
     finally:
         order_event_committed.disconnect(receiver)
+    assert status == order.status  # the order's status, read with the outcome
     step.refresh_from_db()
     assert (step.ok, step.result) == (True, "booked")
     booked = list(order.events.filter(type="shipment.booked").values_list("id", "data"))
     assert [data for _, data in booked] == [data for _, data in events]
     assert announced == [(event_id, "shipment.booked") for event_id, _ in booked]
+
+
+@pytest.mark.parametrize(
+    "events", [[], [(EventType.SHIPMENT_BOOKED, {"center": "BLR-1"})]], ids=["alone", "events"]
+)
+def test_a_recorded_outcome_comes_with_the_orders_status_as_it_is_now(order, events):
+    step = OrderStep.objects.create(order=order, step=Step.SHIPMENT, attempts=1)
+    # Ended by someone else while the step ran: the loaded `order` still says received.
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
+    status = order_step_record(step=step, ok=True, result="booked", data={}, events=events)
+    assert status == OrderStatus.CANCELLED
+    assert order_step_record(step=step, ok=True, result="booked", data={}, events=events) is None
