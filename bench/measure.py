@@ -136,6 +136,12 @@ def ramp_next(
     return math.sqrt(low * high)
 
 
+def within_target(sustained: bool, over: float | None, *, limit: float) -> bool:
+    """Whether a step meets a latency target: it was sustained, and its latency over the
+    reference (e.g. p95 over the critical path, in seconds) is known and at most `limit`."""
+    return sustained and over is not None and over <= limit
+
+
 def best_rate_within(steps: list[dict], *, key: str, limit: float) -> float | None:
     """The highest completed rate among sustained steps whose `key` (e.g. p95 over the
     critical path, in seconds) is at most `limit`; None when no step qualifies. The
@@ -144,7 +150,7 @@ def best_rate_within(steps: list[dict], *, key: str, limit: float) -> float | No
     rates = [
         s["completed_per_s"]
         for s in steps
-        if s["sustained"] and s.get(key) is not None and s[key] <= limit
+        if within_target(s["sustained"], s.get(key), limit=limit)
     ]
     return max(rates) if rates else None
 

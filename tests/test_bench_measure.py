@@ -16,6 +16,7 @@ from bench.measure import (
     python_loop_seconds,
     ramp_next,
     schedule,
+    within_target,
 )
 
 
@@ -140,3 +141,23 @@ def test_best_rate_within_takes_sustained_steps_under_the_limit_only() -> None:
     assert best_rate_within(steps, key="p95_over_critical_path_s", limit=0.6) == 19.2
     assert best_rate_within(steps, key="p95_over_critical_path_s", limit=0.1) is None
     assert best_rate_within([], key="p95_over_critical_path_s", limit=0.3) is None
+
+
+def test_within_target_needs_a_sustained_step_with_a_known_latency_under_the_limit() -> None:
+    assert within_target(True, 0.3, limit=0.3)
+    assert not within_target(True, 0.31, limit=0.3)
+    assert not within_target(False, 0.1, limit=0.3)  # p99 or completion failed
+    assert not within_target(True, None, limit=0.3)  # nothing finished to measure
+
+
+def test_the_seed_p95_probe_comes_down_from_a_knee_that_missed_it_then_bisects() -> None:
+    # The knee search's seed steps as a full run left them (bda1f88): 23.6/s held p99 with
+    # p95 726 ms over the critical path; the probe counts that step as not meeting 300 ms.
+    knee = [(23.6, True, 0.726), (35.4, False, 2.1), (29.5, False, 1.4)]
+    history = [(rate, within_target(held, over, limit=0.3)) for rate, held, over in knee]
+    budget = len(knee) + 2
+    assert ramp_next(history, factor=1.5, budget=budget) == pytest.approx(23.6 / 1.5)
+    history.append((15.7, True))
+    assert ramp_next(history, factor=1.5, budget=budget) == pytest.approx((15.7 * 23.6) ** 0.5)
+    history.append((19.2, False))
+    assert ramp_next(history, factor=1.5, budget=budget) is None  # its two steps are spent
