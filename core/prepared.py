@@ -17,7 +17,9 @@ django_pq), but their last releases predate Django 3; this is the part of them w
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from django.db import connections, transaction
@@ -243,6 +245,22 @@ class PreparedUpdates:
 M = TypeVar("M", bound=Model)
 
 
+@dataclass(frozen=True)
+class _InsertSQL:
+    """One model's INSERT for one database: the fields it writes, in column order, and its
+    parts. Names come from the model's own metadata, never from input."""
+
+    fields: list[Field]
+    auto_attname: str | None  # the auto-increment key RETURNING gives back, if any
+    auto_column: str | None  # quoted
+    head: str  # INSERT INTO t (columns) VALUES
+    row: str  # (%s, ...)
+
+    @property
+    def returning(self) -> str:
+        return f" RETURNING {self.auto_column}" if self.auto_column else ""
+
+
 class PreparedInsert(Generic[M]):
     """An INSERT of whole rows of one model, written once per database: what `save()`,
     `objects.create()` and `bulk_create()` send, without building and compiling the
@@ -255,9 +273,9 @@ class PreparedInsert(Generic[M]):
     def __init__(self, model: type[M], *, using: str = "default") -> None:
         self.model = model
         self._using = using
-        self._sql: dict[tuple[str, str], tuple[list[Field], str | None, str, str, str]] = {}
+        self._sql: dict[tuple[str, str], _InsertSQL] = {}
 
-    def _statement(self, connection: Any) -> tuple[list[Field], str | None, str, str, str]:
+    def _statement(self, connection: Any) -> _InsertSQL:
         key = (self._using, connection.vendor)
         statement = self._sql.get(key)
         if statement is None:
@@ -266,12 +284,13 @@ class PreparedInsert(Generic[M]):
             fields = [f for f in meta.concrete_fields if f is not auto]
             quote = connection.ops.quote_name
             columns = ", ".join(quote(f.column) for f in fields)
-            # Names from the model's own metadata, never from input.
-            head = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES "  # noqa: S608
-            row = "({})".format(", ".join(["%s"] * len(fields)))
-            returning = f" RETURNING {quote(auto.column)}" if auto is not None else ""
-            statement = (fields, auto.attname if auto else None, head, row, returning)
-            self._sql[key] = statement
+            statement = self._sql[key] = _InsertSQL(
+                fields=fields,
+                auto_attname=auto.attname if auto else None,
+                auto_column=quote(auto.column) if auto else None,
+                head=f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ",  # noqa: S608
+                row="({})".format(", ".join(["%s"] * len(fields))),
+            )
         return statement
 
     def insert(self, objs: list[M]) -> list[M]:
@@ -279,22 +298,122 @@ class PreparedInsert(Generic[M]):
         if not objs:
             return objs
         connection = connections[self._using]
-        fields, auto_attname, head, row, returning = self._statement(connection)
+        statement = self._statement(connection)
         params: list[Any] = []
         for obj in objs:
-            params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+            params += _values(obj, statement.fields, connection)
         with connection.cursor() as cursor:
-            cursor.execute(head + ", ".join([row] * len(objs)) + returning, params)
-            ids = [found[0] for found in cursor.fetchall()] if returning else []
-        # Several rows come back in the order of VALUES (bulk_create relies on it too).
-        for n, obj in enumerate(objs):
-            if auto_attname:
-                setattr(obj, auto_attname, ids[n])
-            obj._state.adding = False
-            obj._state.db = connection.alias
+            sql = statement.head + ", ".join([statement.row] * len(objs)) + statement.returning
+            cursor.execute(sql, params)
+            ids = [found[0] for found in cursor.fetchall()] if statement.returning else []
+        _saved(objs, statement.auto_attname, ids, connection.alias)
         return objs
 
     def create(self, **values: Any) -> M:
         """`Model.objects.create(**values)` in one prepared statement."""
         [obj] = self.insert([self.model(**values)])
         return obj
+
+
+def _values(obj: Model, fields: list[Field], connection: Any) -> list[Any]:
+    return [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+
+
+def _saved(objs: list[Model], auto_attname: str | None, ids: list[Any], alias: str) -> None:
+    # Several rows come back in the order of VALUES (bulk_create relies on it too).
+    for n, obj in enumerate(objs):
+        if auto_attname:
+            setattr(obj, auto_attname, ids[n])
+        obj._state.adding = False
+        obj._state.db = alias
+
+
+class PreparedInsertWithChildren:
+    """A row and rows that point to it by a foreign key, inserted together. On PostgreSQL
+    that is one statement (data-modifying CTEs: the parent's INSERT ... RETURNING feeds
+    each child's key), where a transaction around three INSERTs costs five round trips;
+    elsewhere the INSERTs run in one transaction. Both ways it is all or nothing: a row
+    that breaks a constraint raises IntegrityError, none is written, and a caller's
+    transaction around it goes on (a savepoint guards it).
+
+        together = PreparedInsertWithChildren(shipments, (items, "shipment"))
+        together.insert(shipment, items_of_it)
+    """
+
+    def __init__(self, parent: PreparedInsert, *children: tuple[PreparedInsert, str]) -> None:
+        meta = parent.model._meta
+        if not meta.pk.db_returning:
+            raise ValueError("the parent needs an auto-increment key for its children")
+        for child, name in children:
+            field = child.model._meta.get_field(name)
+            if not (field.many_to_one and field.related_model is parent.model):
+                raise ValueError(f"{child.model.__name__}.{name} does not point to the parent")
+            if child._using != parent._using:
+                raise ValueError("the rows are inserted together on one database")
+        self._parent = parent
+        self._children = [(child, child.model._meta.get_field(name)) for child, name in children]
+        self._sql: dict[tuple[str, str, tuple[int, ...]], str] = {}
+
+    def _together_sql(self, connection: Any, counts: tuple[int, ...]) -> str:
+        key = (self._parent._using, connection.vendor, counts)
+        sql = self._sql.get(key)
+        if sql is not None:
+            return sql
+        parent = self._parent._statement(connection)
+        parent_key = f"(SELECT {parent.auto_column} FROM parent)"  # noqa: S608
+        ctes = [f"parent AS ({parent.head}{parent.row}{parent.returning})"]
+        rows = [f"SELECT -1, {parent.auto_column} FROM parent"]  # noqa: S608
+        for n, ((child, key_field), count) in enumerate(zip(self._children, counts, strict=True)):
+            if not count:
+                continue
+            statement = child._statement(connection)
+            row = "({})".format(
+                ", ".join(parent_key if f is key_field else "%s" for f in statement.fields)
+            )
+            ctes.append(f"c{n} AS ({statement.head}{', '.join([row] * count)}")
+            if statement.returning:
+                ctes[-1] += statement.returning
+                rows.append(f"SELECT {n}, {statement.auto_column} FROM c{n}")  # noqa: S608
+            ctes[-1] += ")"
+        sql = self._sql[key] = f"WITH {', '.join(ctes)} {' UNION ALL '.join(rows)}"
+        return sql
+
+    def insert(self, parent_obj: Model, *children_objs: list[Model]) -> None:
+        """Insert `parent_obj` and, for each child model in the order given, its unsaved
+        rows (their key to the parent is set here)."""
+        if len(children_objs) != len(self._children):
+            raise TypeError(f"{len(self._children)} kinds of children, got {len(children_objs)}")
+        connection = connections[self._parent._using]
+        if connection.vendor != "postgresql":
+            with transaction.atomic(using=self._parent._using):
+                self._parent.insert([parent_obj])
+                for (child, key_field), objs in zip(self._children, children_objs, strict=True):
+                    for obj in objs:
+                        setattr(obj, key_field.name, parent_obj)
+                    child.insert(objs)
+            return
+        counts = tuple(len(objs) for objs in children_objs)
+        params = _values(parent_obj, self._parent._statement(connection).fields, connection)
+        for (child, key_field), objs in zip(self._children, children_objs, strict=True):
+            fields = [f for f in child._statement(connection).fields if f is not key_field]
+            for obj in objs:
+                params += _values(obj, fields, connection)
+        # In a caller's transaction a savepoint, so that a row breaking a constraint does
+        # not break the caller's transaction; on its own the statement is atomic already.
+        nested = connection.in_atomic_block
+        with (
+            transaction.atomic(using=self._parent._using) if nested else contextlib.nullcontext(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(self._together_sql(connection, counts), params)
+            returned = cursor.fetchall()
+        parent = self._parent._statement(connection)
+        parent_id = next(found for tag, found in returned if tag == -1)
+        _saved([parent_obj], parent.auto_attname, [parent_id], connection.alias)
+        for n, ((child, key_field), objs) in enumerate(
+            zip(self._children, children_objs, strict=True)
+        ):
+            for obj in objs:
+                setattr(obj, key_field.name, parent_obj)
+            ids = [found for tag, found in returned if tag == n]
+            _saved(objs, child._statement(connection).auto_attname, ids, connection.alias)

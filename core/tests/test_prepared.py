@@ -10,7 +10,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.models import ApiClient, ClientAPIKey
-from core.prepared import Bind, Prepared, PreparedInsert, PreparedUpdates
+from core.prepared import (
+    Bind,
+    Prepared,
+    PreparedInsert,
+    PreparedInsertWithChildren,
+    PreparedUpdates,
+)
 from core.tests.factories import ApiClientFactory, api_key_for
 
 pytestmark = pytest.mark.django_db
@@ -213,3 +219,46 @@ def test_a_prepared_insert_that_breaks_a_constraint_raises_and_writes_nothing() 
             [ApiClient(name="fresh", channel="web"), ApiClient(name="taken", channel="web")]
         )
     assert not ApiClient.objects.filter(name="fresh").exists()
+
+
+_KEY_INSERT = PreparedInsert(ClientAPIKey)
+_CLIENT_WITH_KEYS = PreparedInsertWithChildren(_CLIENT_INSERT, (_KEY_INSERT, "client"))
+
+
+def _key(n: int) -> ClientAPIKey:
+    return ClientAPIKey(id=f"key{n}.hash", prefix=f"key{n}", hashed_key="hash", name=f"k{n}")
+
+
+def test_a_row_and_its_children_are_written_together_in_one_statement_on_postgresql() -> None:
+    client, keys = ApiClient(name="parent", channel="partner"), [_key(1), _key(2)]
+    with CaptureQueriesContext(connection) as queries:
+        _CLIENT_WITH_KEYS.insert(client, keys)
+    if connection.vendor == "postgresql":
+        # Around it a savepoint, as inside any caller's transaction (a test is one).
+        sent = [q["sql"] for q in queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+        assert len(sent) == 1 and sent[0].startswith("WITH parent AS (INSERT")
+    assert client.pk is not None and not client._state.adding
+    assert all(key.client_id == client.pk and not key._state.adding for key in keys)
+    stored = ClientAPIKey.objects.filter(client=client).order_by("id")
+    assert [(k.id, k.prefix, k.name) for k in stored] == [(k.id, k.prefix, k.name) for k in keys]
+    assert _fields(ApiClient.objects.get(pk=client.pk)) == _fields(client)
+    alone = ApiClient(name="no keys", channel="web")
+    _CLIENT_WITH_KEYS.insert(alone, [])
+    assert ApiClient.objects.filter(pk=alone.pk).exists()
+
+
+def test_a_child_that_breaks_a_constraint_leaves_no_row_of_the_parent() -> None:
+    _CLIENT_WITH_KEYS.insert(ApiClient(name="first", channel="web"), [_key(1)])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        _CLIENT_WITH_KEYS.insert(ApiClient(name="second", channel="web"), [_key(2), _key(1)])
+    assert not ApiClient.objects.filter(name="second").exists()
+    assert not ClientAPIKey.objects.filter(id="key2.hash").exists()
+
+
+def test_children_must_point_to_a_parent_with_an_auto_increment_key() -> None:
+    with pytest.raises(ValueError):
+        PreparedInsertWithChildren(_KEY_INSERT, (_CLIENT_INSERT, "name"))  # no such key
+    with pytest.raises(ValueError):
+        PreparedInsertWithChildren(_CLIENT_INSERT, (_CLIENT_INSERT, "name"))  # not a key
+    with pytest.raises(TypeError):
+        _CLIENT_WITH_KEYS.insert(ApiClient(name="x", channel="web"))  # its keys not given

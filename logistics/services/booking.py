@@ -23,7 +23,13 @@ from django.db.models import F, Field, Q
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalRejected, ExternalUnavailable
-from core.prepared import Bind, Prepared, PreparedInsert, PreparedUpdates
+from core.prepared import (
+    Bind,
+    Prepared,
+    PreparedInsert,
+    PreparedInsertWithChildren,
+    PreparedUpdates,
+)
 from logistics import partners
 from logistics.enums import NOT_BOOKED, UNRESOLVED, AttemptStatus, ShipmentStatus
 from logistics.models import Shipment, ShipmentAttempt, ShipmentItem
@@ -77,9 +83,13 @@ _SHIPMENT_BOOKED = Prepared(
 
 # The attempt's outcome and the shipment's booking: both or neither, in one round trip.
 _ATTEMPT_AND_SHIPMENT_BOOKED = PreparedUpdates(_ATTEMPT_BOOKED, _SHIPMENT_BOOKED)
-_SHIPMENT_INSERT = PreparedInsert(Shipment)
-_ITEMS_INSERT = PreparedInsert(ShipmentItem)
 _ATTEMPT_INSERT = PreparedInsert(ShipmentAttempt)
+# A new shipment, its items and its first booking attempt: one statement on PostgreSQL.
+_SHIPMENT_ITEMS_ATTEMPT = PreparedInsertWithChildren(
+    PreparedInsert(Shipment),
+    (PreparedInsert(ShipmentItem), "shipment"),
+    (_ATTEMPT_INSERT, "shipment"),
+)
 
 
 def _lease_until(now: datetime) -> datetime:
@@ -90,35 +100,29 @@ def _lease_until(now: datetime) -> datetime:
 def _shipment_for(
     order_id: uuid.UUID, center: str, items: list[ParcelItem], request: dict[str, Any]
 ) -> tuple[Shipment, ShipmentAttempt | None]:
-    """The order's shipment from `center`. The call that creates it also writes its first
-    booking attempt, claimed for sending by this process, in the same transaction: nobody
-    else sees the shipment before that commits, so this needs no lock and no look at
-    earlier attempts. Returns the attempt only then."""
+    """The order's shipment from `center`. The call that creates it also writes its items
+    and its first booking attempt, claimed for sending by this process, all or nothing
+    (one statement on PostgreSQL): nobody else sees the shipment without them, so this
+    needs no lock and no look at earlier attempts. Returns the attempt only then."""
+    shipment = Shipment(
+        order_id=order_id,
+        center=center,
+        partner="",
+        idempotency_key=f"order:{order_id}:shipment:{center}",
+    )
+    parcel = [ShipmentItem(sku=i.sku, batch=i.batch, quantity=i.quantity) for i in items]
+    attempt = None
+    if settings.COT_LOGISTICS_PARTNERS:
+        attempt = ShipmentAttempt(
+            partner=settings.COT_LOGISTICS_PARTNERS[0],
+            idempotency_key=f"{shipment.idempotency_key}:1",
+            request=request,
+            sends=1,
+            lease_until=_lease_until(timezone.now()),
+        )
     try:
-        with transaction.atomic():
-            shipment = _SHIPMENT_INSERT.create(
-                order_id=order_id,
-                center=center,
-                partner="",
-                idempotency_key=f"order:{order_id}:shipment:{center}",
-            )
-            _ITEMS_INSERT.insert(
-                [
-                    ShipmentItem(shipment=shipment, sku=i.sku, batch=i.batch, quantity=i.quantity)
-                    for i in items
-                ]
-            )
-            if not settings.COT_LOGISTICS_PARTNERS:
-                return shipment, None
-            attempt = _ATTEMPT_INSERT.create(
-                shipment=shipment,
-                partner=settings.COT_LOGISTICS_PARTNERS[0],
-                idempotency_key=f"{shipment.idempotency_key}:1",
-                request=request,
-                sends=1,
-                lease_until=_lease_until(timezone.now()),
-            )
-            return shipment, attempt
+        _SHIPMENT_ITEMS_ATTEMPT.insert(shipment, parcel, [attempt] if attempt else [])
+        return shipment, attempt
     except IntegrityError:
         return Shipment.objects.get(order_id=order_id, center=center), None
 
