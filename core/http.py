@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from http.cookiejar import CookieJar
 from typing import Any
 
 import httpx
@@ -54,6 +55,19 @@ class ExternalRejected(ExternalError):
         self.body = body
 
 
+class NoCookies(CookieJar):
+    """A jar that keeps nothing. The client is shared by every order's calls in a process,
+    so a cookie one gateway set would ride along on other orders' calls, and only in the
+    process that got it; no target of ours is a browser session. httpx has no switch for
+    it; its maintainers suggest this jar (encode/httpx#1359, #2992)."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Any) -> None:
+        return None
+
+
 _client_lock = threading.Lock()
 _shared: tuple[int, httpx.Client] | None = None
 
@@ -62,7 +76,7 @@ def _client() -> httpx.Client:
     """One client per process, shared by its threads (httpx's Client is thread-safe): one
     connection pool kept alive across tasks, and one TLS context instead of one per thread
     (building one loads the CA bundle, milliseconds of CPU each). Made again after a fork,
-    because a child must not reuse its parent's sockets."""
+    because a child must not reuse its parent's sockets. It keeps no cookies."""
     global _shared
     pid = os.getpid()
     shared = _shared
@@ -70,7 +84,7 @@ def _client() -> httpx.Client:
         with _client_lock:
             if _shared is None or _shared[0] != pid:
                 limits = httpx.Limits(max_connections=200, max_keepalive_connections=100)
-                _shared = (pid, httpx.Client(limits=limits))
+                _shared = (pid, httpx.Client(limits=limits, cookies=NoCookies()))
             shared = _shared
     return shared[1]
 

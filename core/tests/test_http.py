@@ -1,5 +1,9 @@
 """The shared HTTP client's error vocabulary, against the real simulator."""
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from conftest import free_port
@@ -81,3 +85,34 @@ def test_the_pooled_database_connection_is_given_back_during_an_outside_call(sim
             cursor.execute("SELECT 1")
         post_json("gateways/alpha", url(simulator), {**INTENT, "idempotency_key": "k2"})
         assert connection.connection is not None
+
+
+def test_a_cookie_one_target_sets_is_never_sent_on_later_calls():
+    # The client is shared by every order's calls in a process: nothing may carry over.
+    cookies_received = []
+
+    class SetsCookies(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            cookies_received.append(self.headers.get("Cookie"))
+            body = json.dumps({"ok": True}).encode()
+            self.send_response(200)
+            self.send_header("Set-Cookie", "session=order-1; Path=/")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SetsCookies)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/charges"
+        assert post_json("cookie-setter", url, {"n": 1}) == {"ok": True}
+        assert post_json("cookie-setter", url, {"n": 2}) == {"ok": True}
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert cookies_received == [None, None]

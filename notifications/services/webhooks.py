@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from core.http import NoCookies
 from core.models import ApiClient
 from core.webhooks import SIGNATURE_HEADER, webhook_signature
 from notifications.enums import WebhookStatus
@@ -57,6 +58,7 @@ def _http() -> httpx.Client:
         client = httpx.Client(
             follow_redirects=False,
             limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+            cookies=NoCookies(),  # a delivery carries nothing an earlier answer set
         )
         _local.client, _local.pid = client, pid
     return client

@@ -18,6 +18,7 @@ from core.webhooks import SIGNATURE_HEADER, webhook_signature_valid
 class Received:
     body: bytes
     signature: str | None
+    cookie: str | None = None  # every answer sets one: no later delivery may carry it
 
     @property
     def json(self) -> dict[str, Any]:
@@ -32,9 +33,9 @@ class WebhookReceiver:
     script: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def answer(self, body: bytes, signature: str | None) -> int:
+    def answer(self, body: bytes, signature: str | None, cookie: str | None = None) -> int:
         with self.lock:
-            self.received.append(Received(body, signature))
+            self.received.append(Received(body, signature, cookie))
             return self.script.pop(0) if self.script else 200
 
     def events(self, order_id: str | None = None) -> list[dict[str, Any]]:
@@ -54,8 +55,11 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            status = receiver.answer(body, self.headers.get(SIGNATURE_HEADER))
+            status = receiver.answer(
+                body, self.headers.get(SIGNATURE_HEADER), self.headers.get("Cookie")
+            )
             self.send_response(status)
+            self.send_header("Set-Cookie", "receiver-session=1; Path=/")
             self.send_header("Content-Length", "0")
             self.end_headers()
 

@@ -64,6 +64,8 @@ def test_every_event_is_posted_signed_in_timeline_order(receiver, hooked, order)
 
     webhook_order_pump(order_id=order.pk)  # a redelivered pump sends nothing again
     assert len(receiver.received) == len(events)
+    # The receiver set a cookie with every answer; no delivery sent one back.
+    assert [r.cookie for r in receiver.received] == [None] * len(events)
 
 
 def test_a_500_is_retried_and_nothing_later_overtakes_it(receiver, order):
