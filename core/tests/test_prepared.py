@@ -214,11 +214,12 @@ def test_a_prepared_insert_writes_several_rows_in_one_statement_ids_in_order() -
 
 def test_a_prepared_insert_that_breaks_a_constraint_raises_and_writes_nothing() -> None:
     ApiClientFactory(name="taken")
-    with pytest.raises(IntegrityError), transaction.atomic():
-        _CLIENT_INSERT.insert(
-            [ApiClient(name="fresh", channel="web"), ApiClient(name="taken", channel="web")]
-        )
-    assert not ApiClient.objects.filter(name="fresh").exists()
+    with transaction.atomic():  # a caller's transaction, which goes on after the error
+        with pytest.raises(IntegrityError), transaction.atomic():
+            _CLIENT_INSERT.insert(
+                [ApiClient(name="fresh", channel="web"), ApiClient(name="taken", channel="web")]
+            )
+        assert not ApiClient.objects.filter(name="fresh").exists()
 
 
 _KEY_INSERT = PreparedInsert(ClientAPIKey)
@@ -249,10 +250,12 @@ def test_a_row_and_its_children_are_written_together_in_one_statement_on_postgre
 
 def test_a_child_that_breaks_a_constraint_leaves_no_row_of_the_parent() -> None:
     _CLIENT_WITH_KEYS.insert(ApiClient(name="first", channel="web"), [_key(1)])
-    with pytest.raises(IntegrityError), transaction.atomic():
-        _CLIENT_WITH_KEYS.insert(ApiClient(name="second", channel="web"), [_key(2), _key(1)])
-    assert not ApiClient.objects.filter(name="second").exists()
-    assert not ClientAPIKey.objects.filter(id="key2.hash").exists()
+    with transaction.atomic():  # a caller's transaction: the insert guards it itself
+        with pytest.raises(IntegrityError):
+            _CLIENT_WITH_KEYS.insert(ApiClient(name="second", channel="web"), [_key(2), _key(1)])
+        # Still usable, and nothing of the failed insert is in it.
+        assert not ApiClient.objects.filter(name="second").exists()
+        assert not ClientAPIKey.objects.filter(id="key2.hash").exists()
 
 
 def test_children_must_point_to_a_parent_with_an_auto_increment_key() -> None:

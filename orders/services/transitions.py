@@ -135,9 +135,11 @@ def order_event_announce(order_id: uuid.UUID, event_id: int, event_type: str) ->
 # PostgreSQL: the step's outcome (compare-and-set) and its events in one statement, atomic
 # on its own; an event row exists only if the UPDATE changed the step. `{values}` is one
 # `(n, %s, %s::jsonb)` row per event; ORDER BY n keeps their ids in the given order. Each
-# row also carries the order's status, read by the same statement after every write the
-# step made before it (a step that just charged or booked checks it for a cancellation
-# that came meanwhile), which saves that step a round trip.
+# row also carries the order's status as of the statement's start (its snapshot), which is
+# after every write the step made before it: a step that just charged or booked checks it
+# for a cancellation that came meanwhile, saving a round trip. A cancellation committed
+# while this statement runs is not seen here; that is safe because compensation reads the
+# payment and shipment rows, committed by earlier statements, not this step's outcome.
 _STEP_OUTCOME_SQL = """
 WITH finished AS (
     UPDATE orders_orderstep SET ok = %s, result = %s, data = %s
@@ -174,8 +176,9 @@ def order_step_record(
     """Record a pipeline step's outcome once (compare-and-set on `ok IS NULL`) and, only
     when this call recorded it, the events it warrants, in the same transaction.
 
-    Returns the order's status, read after the outcome was recorded, when this call
-    recorded it; None when another run had recorded one first."""
+    Returns the order's status when this call recorded it (on PostgreSQL as of the
+    statement's start, after the step's earlier writes; see `_STEP_OUTCOME_SQL`); None
+    when another run had recorded one first."""
     connection = transaction.get_connection()
     order_field, json, at_field, _, step_data = _fields()
     params: list[Any] = [ok, result, step_data.get_db_prep_value(data, connection), step.pk]
