@@ -268,7 +268,9 @@ class PreparedInsert(Generic[M]):
     each field's `pre_save` (auto_now, auto_now_add) and `get_db_prep_save`, as the ORM's
     do; an auto-increment primary key comes back from RETURNING, and the instances come
     out saved (`_state.adding` False). Unlike `save()` it sends no pre_save/post_save
-    signals: use it for models nobody listens to."""
+    signals: use it for models nobody listens to. Nor does it resolve expressions
+    (`F()`, `Now()`), `db_default` or generated columns, or multi-table inheritance:
+    plain fields only, as the pipeline's models have."""
 
     def __init__(self, model: type[M], *, using: str = "default") -> None:
         self.model = model
