@@ -395,7 +395,8 @@ class PreparedInsertWithChildren:
                     child.insert(objs)
             return
         counts = tuple(len(objs) for objs in children_objs)
-        params = _values(parent_obj, self._parent._statement(connection).fields, connection)
+        parent = self._parent._statement(connection)
+        params = _values(parent_obj, parent.fields, connection)
         for (child, key_field), objs in zip(self._children, children_objs, strict=True):
             fields = [f for f in child._statement(connection).fields if f is not key_field]
             for obj in objs:
@@ -409,7 +410,6 @@ class PreparedInsertWithChildren:
         ):
             cursor.execute(self._together_sql(connection, counts), params)
             returned = cursor.fetchall()
-        parent = self._parent._statement(connection)
         parent_id = next(found for tag, found in returned if tag == -1)
         _saved([parent_obj], parent.auto_attname, [parent_id], connection.alias)
         for n, ((child, key_field), objs) in enumerate(

@@ -158,7 +158,6 @@ _STEP_OUTCOME_ONLY_SQL = (
 _STATUS_RETURNING = (
     " RETURNING (SELECT status FROM orders_order WHERE id = orders_orderstep.order_id)"
 )
-_STATUS_SQL = "SELECT status FROM orders_order WHERE id = %s"
 
 
 def _event_values(count: int) -> str:
@@ -180,7 +179,7 @@ def order_step_record(
     statement's start, after the step's earlier writes; see `_STEP_OUTCOME_SQL`); None
     when another run had recorded one first."""
     connection = transaction.get_connection()
-    order_field, json, at_field, _, step_data = _fields()
+    _, json, at_field, _, step_data = _fields()
     params: list[Any] = [ok, result, step_data.get_db_prep_value(data, connection), step.pk]
     if connection.vendor != "postgresql":
         with transaction.atomic() if events else contextlib.nullcontext():
@@ -191,10 +190,7 @@ def order_step_record(
                 order_events_record(order_id=step.order_id, events=events)
         if not recorded:
             return None
-        with connection.cursor() as cursor:
-            order_id = order_field.get_db_prep_value(step.order_id, connection)
-            cursor.execute(_STATUS_SQL, [order_id])
-            return cursor.fetchone()[0]
+        return Order.objects.values_list("status", flat=True).get(pk=step.order_id)
     if not events:
         # One statement: it needs no transaction of its own.
         with connection.cursor() as cursor:
