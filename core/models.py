@@ -47,3 +47,23 @@ class ClientAPIKey(AbstractAPIKey):
     class Meta(AbstractAPIKey.Meta):
         verbose_name = "client API key"
         verbose_name_plural = "client API keys"
+
+
+class OutboundAttempt(TimeStampedModel):
+    """One call to the outside world that must take effect at most once: one idempotency
+    key at one peer, written before the call so that a retry reuses it (the protocol is
+    `core.attempts`). A concrete attempt adds its foreign key to the row it acts for (the
+    parent, whose row lock orders every claim) and the field naming its peer."""
+
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    status = models.CharField(max_length=12, default="started")
+    response = models.JSONField(default=dict, blank=True)
+    # How often the key was sent, and until when the process sending it now holds it: a
+    # second process never sends the same attempt concurrently, and an attempt sent more
+    # than once can never be declared "surely not processed".
+    sends = models.PositiveIntegerField(default=0)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["pk"]

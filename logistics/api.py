@@ -1,4 +1,4 @@
-"""The logistics partners' tracking webhook (CONTRACT §2)."""
+"""The logistics partners' tracking webhook."""
 
 from __future__ import annotations
 

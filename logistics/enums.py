@@ -28,7 +28,8 @@ TRACKING_STATUSES = (
 
 
 class AttemptStatus(models.TextChoices):
-    """One booking request (one key at one partner)."""
+    """One booking request (one key at one partner); started, unavailable, error and
+    abandoned mean what `core.attempts` says."""
 
     STARTED = "started", "Started"
     BOOKED = "booked", "Booked"
@@ -40,5 +41,3 @@ class AttemptStatus(models.TextChoices):
 
 # Surely booked nothing: the next attempt may go to another partner.
 NOT_BOOKED = frozenset({AttemptStatus.REFUSED, AttemptStatus.UNAVAILABLE, AttemptStatus.ABANDONED})
-# Outcome not known: only the same partner with the same key may be asked.
-UNRESOLVED = frozenset({AttemptStatus.STARTED, AttemptStatus.ERROR})

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from core.models import TimeStampedModel
+from core.models import OutboundAttempt, TimeStampedModel
 from logistics.enums import AttemptStatus, ShipmentStatus
 
 
@@ -37,24 +37,15 @@ class ShipmentItem(models.Model):
     quantity = models.PositiveIntegerField()
 
 
-class ShipmentAttempt(TimeStampedModel):
-    """One booking request: one key at one partner, written before the call, so a retry
-    reuses it. `sends` and `lease_until` as for payment attempts: a second process never
-    sends the same attempt concurrently, and an attempt sent more than once can never be
-    declared "surely not booked"."""
+class ShipmentAttempt(OutboundAttempt):
+    """One booking request (`core.attempts`): one key at one partner, written before the
+    call, so a retry reuses it."""
 
     shipment = models.ForeignKey(Shipment, on_delete=models.PROTECT, related_name="attempts")
     partner = models.CharField(max_length=20)
-    idempotency_key = models.CharField(max_length=200, unique=True)
     status = models.CharField(
         max_length=12, choices=AttemptStatus.choices, default=AttemptStatus.STARTED
     )
     # What was sent: compensation asks again with the same body and key to learn whether
     # a booking whose answer was lost exists.
     request = models.JSONField(default=dict, blank=True)
-    response = models.JSONField(default=dict, blank=True)
-    sends = models.PositiveIntegerField(default=0)
-    lease_until = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["pk"]

@@ -1,5 +1,5 @@
 """Tracking news from a partner's webhook, applied to a shipment. `orders` subscribes
-(DESIGN §1: domain apps never import it).
+(logistics never imports `orders`).
 
 Sent inside the transaction that changed the shipment, with `order_id`, `status` (the
 shipment's new status) and `data` (`awb`, `center`, `partner`, `at`), so that the

@@ -1,4 +1,4 @@
-"""The gateways' webhook: late captures, refunds and failures (CONTRACT §2)."""
+"""The gateways' webhook: late captures, refunds and failures."""
 
 from __future__ import annotations
 

@@ -21,6 +21,9 @@ class PaymentStatus(models.TextChoices):
 
 
 class AttemptStatus(models.TextChoices):
+    """A gateway call's outcome; started, unavailable, error and abandoned mean what
+    `core.attempts` says."""
+
     STARTED = "started", "Started"
     CAPTURED = "captured", "Captured"
     DECLINED = "declined", "Declined"
@@ -34,5 +37,3 @@ class AttemptStatus(models.TextChoices):
 # A charge attempt in one of these surely took no money: the next attempt may go to
 # another gateway.
 NOT_CAPTURED = frozenset({AttemptStatus.UNAVAILABLE, AttemptStatus.FAILED, AttemptStatus.ABANDONED})
-# The attempt's outcome is not known: only the same gateway with the same key may be asked.
-UNRESOLVED = frozenset({AttemptStatus.STARTED, AttemptStatus.ERROR})

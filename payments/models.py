@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from core.models import TimeStampedModel
+from core.models import OutboundAttempt, TimeStampedModel
 from payments.enums import AttemptStatus, PaymentMethod, PaymentStatus
 
 
@@ -27,22 +27,13 @@ class Payment(TimeStampedModel):
         return f"payment for {self.order_id} ({self.status})"
 
 
-class PaymentAttempt(TimeStampedModel):
-    """One call to a gateway. The key is written before the call, so a retry reuses it."""
+class PaymentAttempt(OutboundAttempt):
+    """One call to a gateway (`core.attempts`). The key is written before the call, so a
+    retry reuses it."""
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="attempts")
     kind = models.CharField(max_length=10, default="charge")  # charge | refund
     gateway = models.CharField(max_length=20)
-    idempotency_key = models.CharField(max_length=200, unique=True)
     status = models.CharField(
         max_length=12, choices=AttemptStatus.choices, default=AttemptStatus.STARTED
     )
-    response = models.JSONField(default=dict, blank=True)
-    # How often the key was sent, and until when the process sending it now holds it: a
-    # second process never sends the same attempt concurrently, and an attempt sent more
-    # than once can never be declared "surely not processed".
-    sends = models.PositiveIntegerField(default=0)
-    lease_until = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["pk"]

@@ -13,8 +13,10 @@ from datetime import datetime
 from django.db import transaction
 from django.db.models import Q
 
-from payments.enums import UNRESOLVED, AttemptStatus, PaymentMethod, PaymentStatus
+from core.attempts import UNRESOLVED, attempt_settle
+from payments.enums import AttemptStatus, PaymentMethod, PaymentStatus
 from payments.models import Payment, PaymentAttempt
+from payments.services.charge import CHARGES
 from payments.signals import payment_changed
 
 APPLIED = "applied"
@@ -63,18 +65,15 @@ def _captured(
     if attempt is None:
         # Named by the gateway's charge id, which we only know from an answer: the last
         # charge attempt is the one that captured.
-        attempt = payment.attempts.filter(kind="charge").order_by("-pk").first()
+        attempt = CHARGES.of(payment).last()
         if attempt is None:
             return IGNORED
     charge_id = payment.reference if attempt.idempotency_key == reference else reference
-    PaymentAttempt.objects.filter(pk=attempt.pk).update(
-        status=AttemptStatus.CAPTURED,
-        response={**attempt.response, "notice": "captured", "at": at.isoformat()},
-    )
     previous = payment.status
     Payment.objects.filter(pk=payment.pk).update(
         status=PaymentStatus.CAPTURED, gateway=attempt.gateway, reference=charge_id
     )
+    _noted(attempt, AttemptStatus.CAPTURED, at)
     payment_changed.send(
         sender=Payment,
         order_id=payment.order_id,
@@ -94,14 +93,11 @@ def _refunded(
     if payment.status != PaymentStatus.CAPTURED:
         return IGNORED
     refund_id = "" if attempt is not None else reference
-    if attempt is not None:
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(
-            status=AttemptStatus.REFUNDED,
-            response={**attempt.response, "notice": "refunded", "at": at.isoformat()},
-        )
     Payment.objects.filter(pk=payment.pk).update(
         status=PaymentStatus.REFUNDED, refund_reference=refund_id
     )
+    if attempt is not None:
+        _noted(attempt, AttemptStatus.REFUNDED, at)
     payment_changed.send(
         sender=Payment,
         order_id=payment.order_id,
@@ -119,8 +115,12 @@ def _failed(payment: Payment, attempt: PaymentAttempt | None, at: datetime) -> s
     if payment.status != PaymentStatus.PREPARED or attempt.status not in UNRESOLVED:
         return IGNORED
     # The gateway says this key took no money: the next attempt may go to any gateway.
-    PaymentAttempt.objects.filter(pk=attempt.pk).update(
-        status=AttemptStatus.FAILED,
-        response={**attempt.response, "notice": "failed", "at": at.isoformat()},
-    )
+    _noted(attempt, AttemptStatus.FAILED, at)
     return APPLIED
+
+
+def _noted(attempt: PaymentAttempt, status: str, at: datetime) -> None:
+    """The attempt's outcome as the gateway's notice tells it (after the payment's write,
+    in the same transaction)."""
+    notice = {"notice": str(status), "at": at.isoformat()}
+    attempt_settle(attempt, status=status, response={**attempt.response, **notice})

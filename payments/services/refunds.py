@@ -1,30 +1,40 @@
 """Money going back or coming in after the charge step: compensation (void or refund),
 ops refunds, and cash collected on delivery. Idempotent: every refund carries the key
-`order:<id>:refund`, written to the database (as a refund attempt) before the call."""
+`order:<id>:refund`, written to the database (as a refund attempt) before the call and
+sent as `core.attempts` says (claimed under the payment's row lock, with a lease)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from django.db import transaction
 
+from core.attempts import AttemptInProgress, Attempts
 from payments import gateways
-from payments.enums import UNRESOLVED, AttemptStatus, PaymentMethod, PaymentStatus
+from payments.enums import AttemptStatus, PaymentMethod, PaymentStatus
 from payments.models import Payment, PaymentAttempt
-from payments.services.charge import attempt_send
+from payments.services.charge import CHARGES, charge_send
 from payments.signals import payment_changed
 
 VOIDABLE = frozenset(
     {PaymentStatus.PENDING, PaymentStatus.PREPARED, PaymentStatus.PENDING_COLLECTION}
 )
 
+# The refund of a capture, `order:<id>:refund`: sent only while the payment is captured,
+# and only to the gateway that captured it (no failover).
+REFUNDS: Attempts[Payment, PaymentAttempt] = replace(
+    CHARGES,
+    scope={"kind": "refund"},
+    ready={"status": PaymentStatus.CAPTURED},
+    nowhere=frozenset(),
+    in_progress=AttemptInProgress,
+    failover=False,
+)
+
 
 class NotRefundable(Exception):
     """Only a captured gateway payment can be refunded."""
-
-
-def _last_charge_attempt(payment: Payment) -> PaymentAttempt | None:
-    return payment.attempts.filter(kind="charge").order_by("-pk").first()
 
 
 def _charge_reference(payment: Payment, token: str) -> str:
@@ -33,7 +43,7 @@ def _charge_reference(payment: Payment, token: str) -> str:
     stored answer (the gateway captures nothing twice) and with it the id."""
     if payment.reference:
         return payment.reference
-    attempt = _last_charge_attempt(payment)
+    attempt = CHARGES.of(payment).last()
     if attempt is None or not token:
         raise NotRefundable(f"payment for {payment.order_id}: the capture's id is unknown")
     result = gateways.charge(
@@ -58,24 +68,19 @@ def _refund(payment: Payment, token: str = "", news: dict[str, str] | None = Non
         idempotency_key=key,
         defaults={"payment": payment, "kind": "refund", "gateway": payment.gateway},
     )
-    try:
-        refund_id = gateways.refund(
-            gateway=attempt.gateway,
-            charge_id=charge_id,
-            amount=payment.amount,
-            idempotency_key=key,
+    moved = False
+
+    def refund() -> str:
+        return gateways.refund(
+            gateway=attempt.gateway, charge_id=charge_id, amount=payment.amount, idempotency_key=key
         )
-    except Exception:
-        PaymentAttempt.objects.filter(pk=attempt.pk, status__in=UNRESOLVED).update(
-            status=AttemptStatus.ERROR
-        )
-        raise
-    with transaction.atomic():
-        PaymentAttempt.objects.filter(pk=attempt.pk).update(
-            status=AttemptStatus.REFUNDED, response={"id": refund_id}
-        )
-        moved = Payment.objects.filter(pk=payment.pk, status=PaymentStatus.CAPTURED).update(
-            status=PaymentStatus.REFUNDED, refund_reference=refund_id
+
+    def refunded(refund_id: str) -> tuple[str, dict[str, str]]:
+        nonlocal moved
+        moved = bool(
+            Payment.objects.filter(pk=payment.pk, status=PaymentStatus.CAPTURED).update(
+                status=PaymentStatus.REFUNDED, refund_reference=refund_id
+            )
         )
         if moved and news is not None:
             payment_changed.send(
@@ -84,8 +89,11 @@ def _refund(payment: Payment, token: str = "", news: dict[str, str] | None = Non
                 status=PaymentStatus.REFUNDED,
                 data={**news, "amount": str(payment.amount), "refund": refund_id},
             )
+        return AttemptStatus.REFUNDED, {"id": refund_id}
+
+    REFUNDS.send(payment, attempt, refund, refunded)
     payment.refresh_from_db()
-    return bool(moved)
+    return moved
 
 
 def payment_cancel(*, order_id: uuid.UUID, token: str = "") -> str | None:
@@ -99,29 +107,20 @@ def payment_cancel(*, order_id: uuid.UUID, token: str = "") -> str | None:
     payment = Payment.objects.filter(order_id=order_id).first()
     if payment is None:
         return None
+    in_flight = None
     if payment.status == PaymentStatus.PREPARED:
         with transaction.atomic():
-            # Under the payment's row lock, which every charge send takes too: an attempt
-            # written but never sent is abandoned (its sender can no longer claim it), and
-            # with nothing in flight the payment is voided before any charge can go out.
-            # (New attempts are written claimed, sends=1; an unclaimed one can only come
-            # from a worker on the code before that, during a rolling deploy.)
+            # Under the payment's row lock, which every charge send takes too: with nothing
+            # in flight the payment is voided before any charge can go out.
             payment = Payment.objects.select_for_update().get(pk=payment.pk)
             if payment.status == PaymentStatus.PREPARED:
-                PaymentAttempt.objects.filter(
-                    payment=payment, kind="charge", status=AttemptStatus.STARTED, sends=0
-                ).update(status=AttemptStatus.ABANDONED)
-                in_flight = PaymentAttempt.objects.filter(
-                    payment=payment, kind="charge", status__in=UNRESOLVED
-                ).exists()
-                if not in_flight:
+                in_flight = CHARGES.abandon(payment)
+                if in_flight is None:
                     Payment.objects.filter(pk=payment.pk).update(status=PaymentStatus.VOIDED)
                     return PaymentStatus.VOIDED
-    if payment.status == PaymentStatus.PREPARED and token:
-        attempt = _last_charge_attempt(payment)
-        if attempt is not None and attempt.status in UNRESOLVED:
-            attempt_send(payment, attempt, token)
-            payment.refresh_from_db()
+    if in_flight is not None and token:
+        charge_send(payment, in_flight, token)
+        payment.refresh_from_db()
     if payment.status == PaymentStatus.CAPTURED:
         # The refund's news goes out in the refund's own transaction, so the order's
         # timeline cannot miss it whatever happens to this process right after.

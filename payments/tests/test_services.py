@@ -133,14 +133,14 @@ def test_an_open_breaker_sends_the_charge_to_the_next_gateway_at_once(simulator,
 def test_an_attempt_sent_by_another_process_is_not_sent_twice_at_once(simulator):
     from payments.models import PaymentAttempt
     from payments.services import ChargeInProgress
-    from payments.services.charge import _claim
+    from payments.services.charge import CHARGES
 
     order_id = prepared()
     payment = Payment.objects.get(order_id=order_id)
     attempt = PaymentAttempt.objects.create(
         payment=payment, gateway="alpha", idempotency_key=f"order:{order_id}:charge:1"
     )
-    assert _claim(attempt) == 1  # another worker is sending it right now
+    assert CHARGES.claim(payment, attempt) == 1  # another worker is sending it right now
     with pytest.raises(ChargeInProgress):
         payment_charge(order_id=order_id, token="tok_ok")
     assert charges(simulator, order_id) == []
