@@ -1,15 +1,15 @@
-"""Reads of stock: what other apps and the API ask of inventory."""
+"""Reads of the catalog and stock: what other apps and the API ask of inventory."""
 
 from __future__ import annotations
 
 import datetime
 import uuid
+from collections.abc import Iterable
 
 from django.conf import settings
 from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from core.prepared import Prepared
 from inventory.enums import ReservationStatus
 from inventory.models import FulfillmentCenter, Product, Reservation, StockBatch
 
@@ -21,17 +21,9 @@ def shelf_life_floor(*, today: datetime.date | None = None) -> datetime.date:
     )
 
 
-# Every order reads the centres: compiled once per process (core.prepared), and only
-# what choosing them takes (the code, the prefixes; the priority is the order).
-_ACTIVE_CENTERS = Prepared(
-    lambda: FulfillmentCenter.objects.filter(active=True).only("code", "pincode_prefixes")
-)
-
-
 def centers_serving(*, pincode: str) -> list[FulfillmentCenter]:
-    """Active centres whose pincode prefixes match, highest priority first (with their
-    id, code and prefixes loaded; other fields load on access)."""
-    return [c for c in _ACTIVE_CENTERS.all() if c.serves(pincode)]
+    """Active centres whose pincode prefixes match, highest priority first."""
+    return [c for c in FulfillmentCenter.objects.filter(active=True) if c.serves(pincode)]
 
 
 def product_list(*, search: str = "", sku: str = "") -> QuerySet[Product]:
@@ -42,6 +34,11 @@ def product_list(*, search: str = "", sku: str = "") -> QuerySet[Product]:
     if search:
         products = products.filter(Q(sku__icontains=search) | Q(name__icontains=search))
     return products
+
+
+def product_skus_known(*, skus: Iterable[str]) -> set[str]:
+    """Which of these SKUs the catalog has (active or not)."""
+    return set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
 
 
 def product_available(

@@ -1,4 +1,5 @@
-"""The Rx rules the pipeline applies (CONTRACT.md §2, "Prescriptions")."""
+"""Prescriptions: the Rx rules the pipeline applies, the pharmacist's review, and the
+quantities each order claims."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import datetime
 import uuid
 from dataclasses import dataclass
 
-import django.dispatch
 import filetype
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -16,14 +16,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.models import ApiClient
-from core.prepared import Bind, Prepared
+from inventory.enums import PRESCRIPTION_SCHEDULES, Schedule
 from prescriptions.enums import CheckResult, PrescriptionStatus
 from prescriptions.models import Dispensation, H1RegisterEntry, Prescription, PrescriptionItem
-
-# Drug schedules as the catalog names them (Drugs and Cosmetics Rules): H and H1 need a
-# prescription, X is never sold online.
-PRESCRIPTION_SCHEDULES = frozenset({"h", "h1"})
-NOT_SOLD_ONLINE_SCHEDULES = frozenset({"x"})
+from prescriptions.signals import prescription_reviewed
 
 
 @dataclass(frozen=True)
@@ -31,20 +27,6 @@ class RxLine:
     sku: str
     quantity: int
     schedule: str
-
-
-# The check's reads, compiled once per process (core.prepared): the prescription's
-# header fields the rules look at, and its items' quantities.
-_PRESCRIPTION = Prepared(
-    lambda: Prescription.objects.filter(pk=Bind("pk", Prescription._meta.pk)).only(
-        "customer_id", "status", "issued_on"
-    )
-)
-_ITEMS = Prepared(
-    lambda: PrescriptionItem.objects.filter(
-        prescription_id=Bind("pk", Prescription._meta.pk)
-    ).values_list("sku", "quantity", "dispensed_quantity")
-)
 
 
 def prescription_check(
@@ -55,14 +37,14 @@ def prescription_check(
     ordered_on: datetime.date,
 ) -> CheckResult:
     """Decide whether these lines may be sold under this prescription. Pure read."""
-    if any(line.schedule in NOT_SOLD_ONLINE_SCHEDULES for line in lines):
+    if any(line.schedule == Schedule.X for line in lines):
         return CheckResult.NOT_SELLABLE_ONLINE
     rx_lines = [line for line in lines if line.schedule in PRESCRIPTION_SCHEDULES]
     if not rx_lines:
         return CheckResult.OK
     if prescription_id is None:
         return CheckResult.PRESCRIPTION_REQUIRED
-    prescription = _PRESCRIPTION.first(pk=prescription_id)
+    prescription = Prescription.objects.filter(pk=prescription_id).first()
     if prescription is None or prescription.customer_id != customer_id:
         return CheckResult.PRESCRIPTION_INVALID
     if prescription.status == PrescriptionStatus.REJECTED:
@@ -72,8 +54,10 @@ def prescription_check(
         return CheckResult.PRESCRIPTION_INVALID
     if prescription.issued_on < ordered_on - validity:
         return CheckResult.PRESCRIPTION_EXPIRED
+    items = PrescriptionItem.objects.filter(prescription_id=prescription_id)
     remaining = {
-        sku: quantity - dispensed for sku, quantity, dispensed in _ITEMS.all(pk=prescription_id)
+        sku: quantity - dispensed
+        for sku, quantity, dispensed in items.values_list("sku", "quantity", "dispensed_quantity")
     }
     for line in rx_lines:
         if line.sku not in remaining:
@@ -93,10 +77,6 @@ class AlreadyReviewed(Exception):
 class RxItemRequest:
     sku: str
     quantity: int
-
-
-# Sent after commit with `prescription_id` and `status` once a pharmacist has decided.
-prescription_reviewed = django.dispatch.Signal()
 
 
 def prescription_create(

@@ -2,9 +2,10 @@
 centre that serves the pincode and can serve the whole order, else split across the
 fewest serving centres.
 
-Concurrency: every write locks the batches it touches with `select_for_update()` in
-primary-key order inside one transaction, so two orders for the last units queue instead
-of both taking them (and never deadlock); the CHECK constraints are the last line.
+Concurrency: every write locks the batches it touches in primary-key order inside one
+transaction (`select_for_update()` when reserving, the UPDATEs themselves when settling),
+so two orders for the last units queue instead of both taking them (and never deadlock);
+the CHECK constraints are the last line.
 """
 
 from __future__ import annotations
@@ -20,9 +21,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core.prepared import Bind, Prepared
 from inventory.enums import ReservationStatus
-from inventory.models import FulfillmentCenter, Product, Reservation, ReservationItem, StockBatch
+from inventory.models import FulfillmentCenter, Reservation, ReservationItem, StockBatch
 from inventory.selectors import centers_serving, shelf_life_floor
 
 UNSERVICEABLE_PINCODE = "unserviceable_pincode"
@@ -142,109 +142,6 @@ def _plan(
     return None
 
 
-# The statements every order runs, compiled once per process (core.prepared).
-_batch_pk = StockBatch._meta.pk
-_center_pk = FulfillmentCenter._meta.pk
-_sku = Product._meta.get_field("sku")
-_quantity = ReservationItem._meta.get_field("quantity")
-_order_id = Reservation._meta.get_field("order_id")
-_status = Reservation._meta.get_field("status")
-_updated_at = Reservation._meta.get_field("updated_at")
-# Locked batches per shape of the order (how many centres, how many SKUs): one IN list
-# placeholder per value, so a handful of statements cover almost every order. Shapes past
-# _LOCKABLE_KEPT placeholders are compiled per call (as the ORM would), not kept.
-_LOCKABLE: dict[tuple[int, int], Prepared] = {}
-_LOCKABLE_KEPT = 64
-
-
-def _lockable(centers: int, skus: int) -> Prepared:
-    statement = _LOCKABLE.get((centers, skus))
-    if statement is None:
-        statement = Prepared(
-            lambda: (
-                StockBatch.objects.select_for_update(of=("self",))
-                .select_related("product")
-                .filter(
-                    center__id__in=[Bind(f"c{n}", _center_pk) for n in range(centers)],
-                    product__sku__in=[Bind(f"s{n}", _sku) for n in range(skus)],
-                    product__active=True,
-                    expires_on__gte=Bind("floor", StockBatch._meta.get_field("expires_on")),
-                    on_hand__gt=F("reserved"),
-                )
-                # What planning reads: fewer columns to convert per row.
-                .only("center_id", "batch", "expires_on", "on_hand", "reserved", "product__sku")
-                .order_by("pk")
-            )
-        )
-        if centers * skus <= _LOCKABLE_KEPT:
-            _LOCKABLE[(centers, skus)] = statement
-    return statement
-
-
-def _batch_update(**change: Callable[[], Any]) -> Prepared:
-    return Prepared(
-        lambda: StockBatch.objects.filter(pk=Bind("pk", _batch_pk)),
-        update=lambda: {field: make() for field, make in change.items()},
-    )
-
-
-_RESERVE = _batch_update(reserved=lambda: F("reserved") + Bind("q", _quantity))
-_UNRESERVE = _batch_update(reserved=lambda: F("reserved") - Bind("q", _quantity))
-_TAKE = _batch_update(
-    reserved=lambda: F("reserved") - Bind("q", _quantity),
-    on_hand=lambda: F("on_hand") - Bind("q", _quantity),
-)
-_RESTOCK = _batch_update(on_hand=lambda: F("on_hand") + Bind("q", _quantity))
-_MOVE = Prepared(
-    lambda: Reservation.objects.filter(
-        order_id=Bind("order_id", _order_id), status=Bind("expected", _status)
-    ),
-    update=lambda: {"status": Bind("to", _status), "updated_at": Bind("now", _updated_at)},
-)
-_ITEMS = Prepared(
-    lambda: (
-        ReservationItem.objects.filter(reservation__order_id=Bind("order_id", _order_id))
-        .order_by("batch_id")
-        .values_list("batch_id", "quantity")
-    )
-)
-
-
-# A reservation (its order's first write) and its items, without the model's save().
-_RESERVATION_INSERT_SQL = """
-INSERT INTO inventory_reservation (created_at, updated_at, order_id, status)
-VALUES (%s, %s, %s, %s)
-RETURNING id
-"""
-# `{rows}` is one `(%s, %s, %s)` per item.
-_ITEMS_INSERT_SQL = """
-INSERT INTO inventory_reservationitem (reservation_id, batch_id, quantity) VALUES {rows}
-"""
-
-
-def _reservation_insert(order_id: uuid.UUID) -> int:
-    """INSERT the order's reservation, `held`; its id. Raises IntegrityError when the
-    order has one (order_id is unique)."""
-    connection = transaction.get_connection()
-    now = _updated_at.get_db_prep_value(timezone.now(), connection)
-    params = [now, now, _order_id.get_db_prep_value(order_id, connection)]
-    with connection.cursor() as cursor:
-        cursor.execute(_RESERVATION_INSERT_SQL, [*params, str(ReservationStatus.HELD)])
-        return cursor.fetchone()[0]
-
-
-def _items_insert(reservation_id: int, plan: Plan) -> None:
-    """The plan's reservation items, in one INSERT."""
-    if not plan:
-        return
-    params: list[Any] = []
-    for batch, quantity in plan:
-        params += [reservation_id, batch.pk, quantity]
-    rows = ", ".join(["(%s, %s, %s)"] * len(plan))
-    with transaction.get_connection().cursor() as cursor:
-        cursor.execute(_ITEMS_INSERT_SQL.format(rows=rows), params)
-
-
 def stock_reserve(
     *,
     order_id: uuid.UUID,
@@ -253,7 +150,7 @@ def stock_reserve(
     today: datetime.date | None = None,
 ) -> ReserveOutcome:
     """Reserve every line at the highest-priority centre that serves the pincode and can
-    serve the whole order, else split over the fewest serving centres (CONTRACT §5).
+    serve the whole order, else split over the fewest serving centres.
     Idempotent: a second call returns the first call's outcome."""
     # One line per SKU, so a plan never counts a batch's free units twice.
     merged: dict[str, int] = {}
@@ -265,23 +162,34 @@ def stock_reserve(
         existing = _existing_outcome(order_id)
         return existing or ReserveOutcome(ok=False, reason=UNSERVICEABLE_PINCODE)
     floor = shelf_life_floor(today=today)
-    binds: dict[str, Any] = {f"c{n}": center.pk for n, center in enumerate(centers)}
-    binds.update((f"s{n}", sku) for n, sku in enumerate(merged))
-    binds["floor"] = floor
     try:
         with transaction.atomic():
             # Written first: a second call for this order stops here (order_id is unique)
             # and returns the first one's outcome, without planning against stock that the
             # first one holds. Rolled back when there is no plan.
-            reservation_id = _reservation_insert(order_id)
-            batches = _lockable(len(centers), len(merged)).all(**binds)
+            reservation = Reservation.objects.create(order_id=order_id)
+            batches = list(
+                StockBatch.objects.select_for_update(of=("self",))
+                .select_related("product")
+                .filter(
+                    center__in=centers,
+                    product__sku__in=merged,
+                    product__active=True,
+                    expires_on__gte=floor,
+                    on_hand__gt=F("reserved"),
+                )
+                .order_by("pk")
+            )
             plan = _plan(centers, batches, lines)
             if plan is None:
                 transaction.set_rollback(True)
                 return ReserveOutcome(ok=False, reason=OUT_OF_STOCK)
-            _items_insert(reservation_id, plan)
+            ReservationItem.objects.bulk_create(
+                ReservationItem(reservation=reservation, batch=batch, quantity=quantity)
+                for batch, quantity in plan
+            )
             for batch, quantity in sorted(plan, key=lambda item: item[0].pk):
-                _RESERVE.run(pk=batch.pk, q=quantity)
+                StockBatch.objects.filter(pk=batch.pk).update(reserved=F("reserved") + quantity)
     except IntegrityError:
         # Another delivery of this step reserved for the same order first.
         existing = _existing_outcome(order_id)
@@ -308,22 +216,24 @@ def _settle(
     *,
     from_status: ReservationStatus,
     to: ReservationStatus,
-    batch_change: Prepared,
+    batch_change: Callable[[int], dict[str, Any]],
 ) -> bool:
     """Move a reservation from `from_status` to `to` once, changing each of its batches by
-    `batch_change` (a prepared update taking the batch `pk` and the item's quantity `q`).
-    False when it was not in `from_status` (idempotent)."""
+    `batch_change(quantity)`. False when it was not in `from_status` (idempotent)."""
     # No savepoint inside a caller's transaction: nothing here is retried after an error.
     with transaction.atomic(savepoint=False):
         # Compare-and-set: the UPDATE locks the reservation, so of two concurrent calls one
         # moves it and the other finds it moved.
-        moved = _MOVE.run(order_id=order_id, expected=from_status, to=to, now=timezone.now())
+        moved = Reservation.objects.filter(order_id=order_id, status=from_status).update(
+            status=to, updated_at=timezone.now()
+        )
         if not moved:
             return False
+        items = ReservationItem.objects.filter(reservation__order_id=order_id).order_by("batch_id")
         # One UPDATE per batch in primary-key order: each locks its batch, so the locks are
         # taken in the order every other stock write takes them.
-        for batch_id, quantity in _ITEMS.all(order_id=order_id):
-            batch_change.run(pk=batch_id, q=quantity)
+        for batch_id, quantity in items.values_list("batch_id", "quantity"):
+            StockBatch.objects.filter(pk=batch_id).update(**batch_change(quantity))
     return True
 
 
@@ -333,7 +243,7 @@ def stock_release(*, order_id: uuid.UUID) -> bool:
         order_id,
         from_status=ReservationStatus.HELD,
         to=ReservationStatus.RELEASED,
-        batch_change=_UNRESERVE,
+        batch_change=lambda quantity: {"reserved": F("reserved") - quantity},
     )
 
 
@@ -343,7 +253,10 @@ def stock_commit(*, order_id: uuid.UUID) -> bool:
         order_id,
         from_status=ReservationStatus.HELD,
         to=ReservationStatus.COMMITTED,
-        batch_change=_TAKE,
+        batch_change=lambda quantity: {
+            "reserved": F("reserved") - quantity,
+            "on_hand": F("on_hand") - quantity,
+        },
     )
 
 
@@ -356,5 +269,5 @@ def stock_restock(*, order_id: uuid.UUID) -> bool:
         order_id,
         from_status=ReservationStatus.COMMITTED,
         to=ReservationStatus.RELEASED,
-        batch_change=_RESTOCK,
+        batch_change=lambda quantity: {"on_hand": F("on_hand") + quantity},
     )

@@ -160,19 +160,3 @@ def test_repeated_sku_lines_are_served_as_one():
     assert reserve([("A", 2), ("A", 2)]).reason == "out_of_stock"
     assert reserve([("A", 1), ("A", 2)]).ok
     assert StockBatch.objects.get().reserved == 3
-
-
-def test_an_order_of_an_unusual_shape_is_served_without_keeping_its_statement(monkeypatch):
-    from inventory.services import stock
-
-    monkeypatch.setattr(stock, "_LOCKABLE_KEPT", 1)
-    monkeypatch.setattr(stock, "_LOCKABLE", {})
-    center = CenterFactory(pincode_prefixes=["560"])
-    for sku in ("A", "B"):
-        StockBatchFactory(product=ProductFactory(sku=sku), center=center)
-
-    outcome = reserve([("A", 1), ("B", 2)])
-
-    assert sorted((a.sku, a.quantity) for a in outcome.allocations) == [("A", 1), ("B", 2)]
-    assert stock._LOCKABLE == {}
-    assert reserve([("A", 1)]).ok and list(stock._LOCKABLE) == [(1, 1)]

@@ -21,8 +21,8 @@ from prescriptions.services import (
     prescription_dispense,
     prescription_return,
     prescription_review,
-    prescription_reviewed,
 )
+from prescriptions.signals import prescription_reviewed
 from prescriptions.tests.factories import prescription_with
 
 pytestmark = pytest.mark.django_db

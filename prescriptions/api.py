@@ -1,5 +1,5 @@
-"""The prescription API. It lives in `orders` because it composes two domains: the
-prescription (prescriptions) and the catalog its SKUs must exist in (inventory)."""
+"""The prescription API: clients upload prescriptions and read them back, pharmacists
+approve or reject them. The SKUs a prescription names must exist in the catalog."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import uuid
 from typing import Any
 
 import filetype
-from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, parsers, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,9 +21,9 @@ from rest_framework.views import APIView
 from core.errors import Conflict
 from core.models import ApiClient
 from core.parsers import TextJSONParser, json_text_check
+from core.permissions import IsApiClient
 from core.serializers import StrictSerializer
-from inventory.models import Product
-from orders.api import IsApiClient
+from inventory.selectors import product_skus_known
 from prescriptions.enums import PrescriptionStatus
 from prescriptions.models import Prescription
 from prescriptions.selectors import prescription_get_for_client
@@ -71,7 +70,7 @@ class PrescriptionCreateIn(StrictSerializer):
 
     def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         skus = [item["sku"] for item in items]
-        known = set(Product.objects.filter(sku__in=skus).values_list("sku", flat=True))
+        known = product_skus_known(skus=skus)
         errors: dict[int, dict[str, list[serializers.ErrorDetail]]] = {}
         for index, sku in enumerate(skus):
             if sku not in known:
@@ -102,30 +101,39 @@ class ReviewIn(StrictSerializer):
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
 
-def prescription_out(prescription: Prescription) -> dict[str, Any]:
-    decided = prescription.status != PrescriptionStatus.PENDING_REVIEW
-    return {
-        "id": str(prescription.pk),
-        "status": prescription.status,
-        "customer_id": prescription.customer_id,
-        "patient_name": prescription.patient_name,
-        "doctor_name": prescription.doctor_name,
-        "doctor_registration_no": prescription.doctor_registration_no,
-        "issued_on": prescription.issued_on.isoformat(),
-        "items": [
-            {"sku": i.sku, "quantity": i.quantity, "dispensed_quantity": i.dispensed_quantity}
-            for i in prescription.items.all()
-        ],
-        "has_image": bool(prescription.image),
-        "review": {
-            "decision": prescription.status,
-            "note": prescription.review_note,
-            "reviewed_at": prescription.reviewed_at.isoformat().replace("+00:00", "Z"),
-        }
-        if decided and prescription.reviewed_at
-        else None,
-        "created_at": prescription.created_at.isoformat().replace("+00:00", "Z"),
-    }
+class RxItemOut(serializers.Serializer):
+    sku = serializers.CharField()
+    quantity = serializers.IntegerField()
+    dispensed_quantity = serializers.IntegerField()
+
+
+class ReviewOut(serializers.Serializer):
+    decision = serializers.CharField(source="status")
+    note = serializers.CharField(source="review_note")
+    reviewed_at = serializers.DateTimeField(default_timezone=datetime.UTC)
+
+
+class PrescriptionOut(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=PrescriptionStatus.choices)
+    customer_id = serializers.CharField()
+    patient_name = serializers.CharField()
+    doctor_name = serializers.CharField()
+    doctor_registration_no = serializers.CharField()
+    issued_on = serializers.DateField()
+    items = RxItemOut(many=True)
+    has_image = serializers.SerializerMethodField()
+    review = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(default_timezone=datetime.UTC)
+
+    def get_has_image(self, prescription: Prescription) -> bool:
+        return bool(prescription.image)
+
+    @extend_schema_field(ReviewOut(allow_null=True))
+    def get_review(self, prescription: Prescription) -> dict[str, Any] | None:
+        if prescription.status == PrescriptionStatus.PENDING_REVIEW or not prescription.reviewed_at:
+            return None
+        return ReviewOut(prescription).data
 
 
 def _multipart_items(data: Any) -> Any:
@@ -152,7 +160,7 @@ class PrescriptionCreateApi(APIView):
             "application/json": PrescriptionCreateIn,
             "multipart/form-data": OpenApiTypes.OBJECT,
         },
-        responses={201: OpenApiTypes.OBJECT},
+        responses={201: PrescriptionOut},
         summary="Upload a prescription (JSON, or multipart with an image)",
         operation_id="prescriptions_create",
     )
@@ -175,7 +183,7 @@ class PrescriptionCreateApi(APIView):
             image=values.get("image"),
         )
         return Response(
-            prescription_out(prescription),
+            PrescriptionOut(prescription).data,
             status=status.HTTP_201_CREATED,
             headers={"Location": f"/api/v1/prescriptions/{prescription.pk}/"},
         )
@@ -185,7 +193,7 @@ class PrescriptionDetailApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: PrescriptionOut},
         summary="Get one prescription",
         operation_id="prescriptions_get",
     )
@@ -195,7 +203,7 @@ class PrescriptionDetailApi(APIView):
         )
         if prescription is None:
             raise exceptions.NotFound("No such prescription.")
-        return Response(prescription_out(prescription))
+        return Response(PrescriptionOut(prescription).data)
 
 
 class CanReviewPrescriptions(permissions.BasePermission):
@@ -215,7 +223,7 @@ class PrescriptionReviewApi(APIView):
 
     @extend_schema(
         request=ReviewIn,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: PrescriptionOut},
         summary="Approve or reject a prescription (pharmacists)",
         operation_id="prescriptions_review",
     )
@@ -223,17 +231,16 @@ class PrescriptionReviewApi(APIView):
         payload = ReviewIn(data=request.data)
         payload.is_valid(raise_exception=True)
         try:
-            with transaction.atomic():
-                prescription = prescription_review(
-                    prescription_id=prescription_id,
-                    reviewer=request.user,
-                    decision=payload.validated_data["decision"],
-                    note=payload.validated_data["note"],
-                )
+            prescription = prescription_review(
+                prescription_id=prescription_id,
+                reviewer=request.user,
+                decision=payload.validated_data["decision"],
+                note=payload.validated_data["note"],
+            )
         except Prescription.DoesNotExist:
             raise exceptions.NotFound("No such prescription.") from None
         except AlreadyReviewed:
             raise Conflict(
                 "This prescription was already reviewed.", code="already_reviewed"
             ) from None
-        return Response(prescription_out(prescription))
+        return Response(PrescriptionOut(prescription).data)

@@ -8,7 +8,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core.tests.factories import ApiClientFactory, api_key_for
-from orders.roles import roles_sync
 from prescriptions.models import Prescription
 
 pytestmark = pytest.mark.django_db
@@ -137,7 +136,7 @@ def test_another_clients_prescription_is_404(key):
 def staff(username, role=None):
     user = User.objects.create_user(username, password="pw-123456789", is_staff=True)
     if role:
-        roles_sync()
+        # The role groups exist from migrate (data migration and post_migrate sync).
         user.groups.add(Group.objects.get(name=role))
     client = APIClient()
     client.credentials(
