@@ -5,6 +5,8 @@ Template source is written by staff in admin, never taken from a request. The co
 holds plain values only (strings, numbers, lists of dicts), so a template cannot reach
 models or methods; the engine has no loaders and no tag libraries, so `include` and
 `load` fail, and a template that fails for any reason falls back to the default.
+Nothing here reads the database but an order's lines: the active templates come from
+`notifications.selectors`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,6 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine, Template
 
-from core.prepared import Prepared
-from notifications.caching import TimedValue
 from notifications.enums import NotificationChannel
 from orders.enums import EventType
 from orders.models import Order
@@ -43,6 +43,7 @@ _EMAIL_FOOTER = (
     "Total: {{ total }}\n\nCOT Pharmacy"
 )
 
+# One for every event in NOTIFIED_EVENTS on every channel.
 DEFAULTS: dict[tuple[str, str], Message] = {
     (EventType.ORDER_CONFIRMED, SMS): Message(
         "", "Your order {{ number }} ({{ total }}) is confirmed and will be delivered soon."
@@ -90,9 +91,6 @@ DEFAULTS: dict[tuple[str, str], Message] = {
         "you paid is refunded." + _EMAIL_FOOTER,
     ),
 }
-
-# The events a customer hears about.
-NOTIFIED_EVENTS = frozenset(event for event, _ in DEFAULTS)
 
 SAMPLE_CONTEXT: dict[str, Any] = {
     "number": "COT-00000001",
@@ -144,65 +142,51 @@ def _render(source: str, context: dict[str, Any]) -> str:
     return _compiled(source).render(Context(context, autoescape=False))
 
 
-# Messages are rendered with the active templates read at most this often per process:
-# an edit in admin shows in messages made at most this many seconds later.
-TEMPLATES_SECONDS = 5.0
-
-
-def _active_templates_query() -> Any:
-    from notifications.models import NotificationTemplate
-
-    return NotificationTemplate.objects.filter(active=True)
-
-
-# Reloaded every TEMPLATES_SECONDS by every worker process: compiled once (core.prepared).
-_ACTIVE_TEMPLATES = Prepared(_active_templates_query)
-
-
-def _active_templates() -> dict[tuple[str, str], Any]:
-    return {(t.event_type, t.channel): t for t in _ACTIVE_TEMPLATES.all()}
-
-
-_templates = TimedValue(_active_templates, seconds=TEMPLATES_SECONDS)
-
-
 def _render_message(subject: str, body: str, context: dict[str, Any]) -> Message:
     # A subject is one line whatever the template's whitespace.
     return Message(" ".join(_render(subject, context).split()), _render(body, context).strip())
 
 
-def message_render(*, event_type: str, channel: str, context: dict[str, Any]) -> Message | None:
-    """The message for an event on a channel: the active template if it renders to a
-    usable message, else the built-in default; None for events nobody is told about."""
+def message_render(
+    *, event_type: str, channel: str, context: dict[str, Any], template: Message | None
+) -> Message | None:
+    """The message for an event on a channel: the active `template` (its subject and body
+    source) if it renders to a usable message, else the built-in default; None for events
+    nobody is told about."""
     default = DEFAULTS.get((event_type, channel))
     if default is None:
         return None
-    template = _templates.get().get((event_type, channel))
     if template is not None:
         try:
             message = _render_message(template.subject, template.body, context)
         except Exception:  # whatever an edited template does, the customer still hears
-            logger.exception("notification template %s failed; using the default", template)
+            logger.exception(
+                "notification template %s (%s) failed; using the default", event_type, channel
+            )
         else:
             if message.body and (channel != EMAIL or message.subject):
                 return message
-            logger.warning("notification template %s rendered empty; using the default", template)
+            logger.warning(
+                "notification template %s (%s) rendered empty; using the default",
+                event_type,
+                channel,
+            )
     return _render_message(default.subject, default.body, context)
 
 
-def template_check(template: Any) -> None:
+def template_check(*, event_type: str, channel: str, subject: str, body: str) -> None:
     """Admin validation: the template compiles and renders a sample to something."""
     errors: dict[str, str] = {}
-    for field in ("subject", "body"):
+    for field, source in (("subject", subject), ("body", body)):
         try:
-            _render(getattr(template, field), SAMPLE_CONTEXT)
+            _render(source, SAMPLE_CONTEXT)
         except Exception as exc:
             errors[field] = f"The template does not render: {exc}"
-    if not errors and not _render(template.body, SAMPLE_CONTEXT).strip():
+    if not errors and not _render(body, SAMPLE_CONTEXT).strip():
         errors["body"] = "The template renders to nothing."
-    if "subject" not in errors and template.channel == EMAIL and not template.subject.strip():
+    if "subject" not in errors and channel == EMAIL and not subject.strip():
         errors["subject"] = "An e-mail needs a subject."
-    if (template.event_type, template.channel) not in DEFAULTS:
+    if (event_type, channel) not in DEFAULTS:
         errors["event_type"] = "Customers are not notified of this event on this channel."
     if errors:
         raise ValidationError(errors)

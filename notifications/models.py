@@ -3,8 +3,13 @@ from __future__ import annotations
 from django.db import models
 
 from core.models import ApiClient, TimeStampedModel
-from notifications.enums import NotificationChannel, NotificationStatus, WebhookStatus
-from notifications.messages import NOTIFIED_EVENTS
+from notifications.enums import (
+    NOTIFIED_EVENTS,
+    NotificationChannel,
+    NotificationStatus,
+    WebhookStatus,
+)
+from notifications.messages import template_check
 from orders.models import Order, OrderEvent
 
 
@@ -68,9 +73,9 @@ class NotificationTemplate(TimeStampedModel):
         return f"{self.event_type} ({self.channel})"
 
     def clean(self) -> None:
-        from notifications.messages import template_check
-
-        template_check(self)
+        template_check(
+            event_type=self.event_type, channel=self.channel, subject=self.subject, body=self.body
+        )
 
 
 class WebhookDelivery(TimeStampedModel):

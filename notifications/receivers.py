@@ -10,9 +10,8 @@ import uuid
 from typing import Any
 
 from core.models import ApiClient
-from core.prepared import Bind, Prepared
 from notifications.caching import TimedValue
-from notifications.messages import NOTIFIED_EVENTS
+from notifications.enums import NOTIFIED_EVENTS
 from notifications.tasks import notify_customer, webhook_pump
 from orders.models import Order
 from orders.services.transitions import order_event_committed
@@ -28,15 +27,8 @@ logger = logging.getLogger(__name__)
 WEBHOOK_CLIENTS_SECONDS = 5.0
 
 
-# Reloaded every WEBHOOK_CLIENTS_SECONDS by every process: compiled once (core.prepared).
-_HOOKED = Prepared(lambda: ApiClient.objects.exclude(webhook_url="").values_list("pk", flat=True))
-_CLIENT_OF = Prepared(
-    lambda: Order.objects.filter(pk=Bind("pk", Order._meta.pk)).values_list("client_id", flat=True)
-)
-
-
 def _webhook_client_ids() -> frozenset[int]:
-    return frozenset(_HOOKED.all())
+    return frozenset(ApiClient.objects.exclude(webhook_url="").values_list("pk", flat=True))
 
 
 _webhook_clients = TimedValue(_webhook_client_ids, seconds=WEBHOOK_CLIENTS_SECONDS)
@@ -46,10 +38,12 @@ _webhook_clients = TimedValue(_webhook_client_ids, seconds=WEBHOOK_CLIENTS_SECON
 def _order_client_id(order_id: uuid.UUID) -> int | None:
     # An order never changes client, so this needs no expiry; bounded, and an order's
     # events come close together, so its entry is there for all of them.
-    return _CLIENT_OF.first(pk=order_id)
+    return Order.objects.filter(pk=order_id).values_list("client_id", flat=True).first()
 
 
 def on_order_event(sender: Any, order_id: uuid.UUID, event_type: str, **kwargs: Any) -> None:
+    # Only the events a customer hears about: a message's own `notification.sent` (and
+    # `.failed`) is announced too, and must not start another message.
     if event_type not in NOTIFIED_EVENTS:
         return
     try:

@@ -10,74 +10,24 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 
 from core.http import ExternalError, ExternalRejected, post_json
-from core.prepared import Bind, Prepared
-from notifications.enums import NotificationChannel, NotificationStatus
-from notifications.messages import NOTIFIED_EVENTS, message_context, message_render
+from notifications.enums import NOTIFIED_EVENTS, NotificationChannel, NotificationStatus
+from notifications.messages import message_context, message_render
 from notifications.models import Notification, NotificationOutboxCursor
+from notifications.selectors import notification_templates_active
 from notifications.services.outbox import outbox_cursor_advance
 from orders.enums import EventType
 from orders.models import Order, OrderEvent
-from orders.services.transitions import order_event_announce, order_event_record
+from orders.services.transitions import order_event_record
 
 logger = logging.getLogger(__name__)
 
 ADDRESS_FIELD = {NotificationChannel.SMS: "phone", NotificationChannel.EMAIL: "email"}
 CHANNELS = tuple(NotificationChannel.values)
-
-# The statements every message runs, compiled once per process (core.prepared).
-_field = Notification._meta.get_field
-_ROWS = Prepared(
-    lambda: Notification.objects.filter(
-        order_id=Bind("order_id", _field("order_id")),
-        event_type=Bind("event_type", _field("event_type")),
-    )
-)
-_ROW = Prepared(
-    lambda: Notification.objects.filter(
-        order_id=Bind("order_id", _field("order_id")),
-        event_type=Bind("event_type", _field("event_type")),
-        channel=Bind("channel", _field("channel")),
-    )
-)
-# What making a message reads of the order (message_context, the address).
-_ORDER = Prepared(
-    lambda: Order.objects.filter(pk=Bind("pk", Order._meta.pk)).only(
-        "number", "status", "failure_reason", "delivery_address", "currency", "total_amount"
-    )
-)
-_PENDING = {"pk": Bind("pk", Notification._meta.pk), "status": NotificationStatus.PENDING}
-# updated_at is the last attempt's time: the sweeper re-enqueues a message left pending
-# and untouched for longer than any retry waits.
-_COUNT_ATTEMPT = Prepared(
-    lambda: Notification.objects.filter(**_PENDING),
-    update=lambda: {
-        "attempts": F("attempts") + 1,
-        "updated_at": Bind("now", _field("updated_at")),
-    },
-)
-_MARK_SENT = Prepared(
-    lambda: Notification.objects.filter(**_PENDING),
-    update=lambda: {
-        "status": NotificationStatus.SENT,
-        "provider_id": Bind("provider_id", _field("provider_id")),
-        "updated_at": Bind("now", _field("updated_at")),
-    },
-)
-# The row with its first attempt counted; nothing (no row back) when a concurrent sender
-# made it first. ON CONFLICT instead of catching the IntegrityError: no savepoint.
-_INSERT_SQL = """
-INSERT INTO notifications_notification
-    (created_at, updated_at, order_id, event_type, channel, "to", subject, text, status,
-     provider_id, attempts)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, '', 1)
-ON CONFLICT (order_id, event_type, channel) DO NOTHING
-RETURNING id
-"""
 
 
 def notification_send(*, order_id: uuid.UUID, event_type: str, channel: str) -> Notification | None:
@@ -86,7 +36,9 @@ def notification_send(*, order_id: uuid.UUID, event_type: str, channel: str) -> 
     the idempotency key, and only one sender moves the row to `sent` and records
     `notification.sent`. None when there is nothing to send (event not notified, no
     address). Raises ExternalError on provider trouble; the caller retries."""
-    notification = _ROW.first(order_id=order_id, event_type=event_type, channel=channel)
+    notification = Notification.objects.filter(
+        order_id=order_id, event_type=event_type, channel=channel
+    ).first()
     return _send(
         order_id=order_id,
         event_type=event_type,
@@ -104,7 +56,8 @@ def notification_send_all(*, order_id: uuid.UUID, event_type: str) -> None:
     if event_type not in NOTIFIED_EVENTS:
         return
     # One read for every channel's row, and the order only when a row is still to make.
-    existing = {n.channel: n for n in _ROWS.all(order_id=order_id, event_type=event_type)}
+    rows = Notification.objects.filter(order_id=order_id, event_type=event_type)
+    existing = {n.channel: n for n in rows}
     order = _order_loader(order_id)
     transient: ExternalError | None = None
     for channel in CHANNELS:
@@ -126,7 +79,12 @@ def notification_send_all(*, order_id: uuid.UUID, event_type: str) -> None:
 
 
 def _order_loader(order_id: uuid.UUID) -> Callable[[], Order]:
-    return functools.cache(lambda: _ORDER.get(pk=order_id))
+    # What making a message reads of the order (message_context, the address).
+    return functools.cache(
+        lambda: Order.objects.only(
+            "number", "status", "failure_reason", "delivery_address", "currency", "total_amount"
+        ).get(pk=order_id)
+    )
 
 
 def _send(
@@ -149,8 +107,10 @@ def _send(
         if notification.status != NotificationStatus.PENDING:
             return notification
         # The attempt is counted (committed) before the call; a row another sender has
-        # sent or given up on since it was read is left alone.
-        if not _COUNT_ATTEMPT.run(pk=notification.pk, now=timezone.now()):
+        # sent or given up on since it was read is left alone. updated_at is the last
+        # attempt's time: the sweeper re-enqueues a message left pending and untouched for
+        # longer than any retry waits.
+        if not _pending(notification).update(attempts=F("attempts") + 1, updated_at=timezone.now()):
             return notification
     payload = {
         "to": notification.to,
@@ -167,98 +127,57 @@ def _send(
     return notification
 
 
-# PostgreSQL: the row moves to `sent` (compare-and-set) and its `notification.sent` event
-# is recorded in one statement, atomic on its own: the event exists only if this call
-# moved the row. The same shape as orders' step outcome (transitions._STEP_OUTCOME_SQL).
-_SENT_SQL = """
-WITH sent AS (
-    UPDATE notifications_notification SET status = %s, provider_id = %s, updated_at = %s
-    WHERE id = %s AND status = %s
-    RETURNING order_id
-)
-INSERT INTO orders_orderevent (order_id, type, data, at)
-SELECT sent.order_id, %s, %s::jsonb, %s FROM sent
-RETURNING id
-"""
+def _pending(notification: Notification) -> QuerySet[Notification]:
+    return Notification.objects.filter(pk=notification.pk, status=NotificationStatus.PENDING)
 
 
 def _mark_sent(
     notification: Notification, *, provider_id: str, channel: str, event_type: str
 ) -> None:
-    """Mark the row sent and record `notification.sent`, once (only the sender that moves
-    the row from pending records the event)."""
-    data = {"channel": channel, "event": event_type}
-    connection = transaction.get_connection()
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            if _MARK_SENT.run(pk=notification.pk, provider_id=provider_id, now=timezone.now()):
-                order_event_record(
-                    order_id=notification.order_id, type=EventType.NOTIFICATION_SENT, data=data
-                )
-        return
-    now = _field("updated_at").get_db_prep_value(timezone.now(), connection)
-    params = [
-        str(NotificationStatus.SENT),
-        provider_id,
-        now,
-        notification.pk,
-        str(NotificationStatus.PENDING),
-        str(EventType.NOTIFICATION_SENT),
-        OrderEvent._meta.get_field("data").get_db_prep_value(data, connection),
-        now,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_SENT_SQL, params)
-        recorded = cursor.fetchone()
-    if recorded is not None:
-        # Subscribers hear of it after commit, as of every event (order_event_record).
-        order_event_announce(notification.order_id, recorded[0], EventType.NOTIFICATION_SENT)
+    """Mark the row sent and record `notification.sent`, once: only the sender that moves
+    the row from pending (compare-and-set) records the event, in the same transaction."""
+    with transaction.atomic():
+        if _pending(notification).update(
+            status=NotificationStatus.SENT, provider_id=provider_id, updated_at=timezone.now()
+        ):
+            order_event_record(
+                order_id=notification.order_id,
+                type=EventType.NOTIFICATION_SENT,
+                data={"channel": channel, "event": event_type},
+            )
 
 
 def _notification_make(
     *, order: Order, event_type: str, channel: str
 ) -> tuple[Notification | None, bool]:
-    """The channel's row, made with the rendered text and its first attempt counted in
-    one INSERT: (row, True). When another sender made it first: (its row, False), whose
+    """The channel's row, made with the rendered text and its first attempt counted:
+    (row, True). When another sender made it first: (its row, False), whose
     text is what goes out. (None, False) when there is nothing to send."""
     to = str(order.delivery_address.get(ADDRESS_FIELD[channel]) or "")
     if not to:
         return None, False
-    message = message_render(event_type=event_type, channel=channel, context=message_context(order))
-    if message is None:
-        return None, False
-    connection = transaction.get_connection()
-    now = timezone.now()
-    notification = Notification(
-        created_at=now,
-        updated_at=now,
-        order_id=order.pk,
+    message = message_render(
         event_type=event_type,
         channel=channel,
-        to=to,
-        subject=message.subject,
-        text=message.body,
-        attempts=1,
+        context=message_context(order),
+        template=notification_templates_active().get((event_type, channel)),
     )
-    at = _field("created_at").get_db_prep_value(now, connection)
-    values = [
-        at,
-        at,
-        _field("order_id").get_db_prep_value(order.pk, connection),
-        event_type,
-        channel,
-        to,
-        message.subject,
-        message.body,
-        str(NotificationStatus.PENDING),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(_INSERT_SQL, values)
-        made = cursor.fetchone()
-    if made is None:  # notification_unique_per_event: a concurrent sender won
-        return _ROW.get(order_id=order.pk, event_type=event_type, channel=channel), False
-    notification.pk = made[0]
-    notification._state.adding, notification._state.db = False, connection.alias
+    if message is None:
+        return None, False
+    try:
+        with transaction.atomic():
+            notification = Notification.objects.create(
+                order_id=order.pk,
+                event_type=event_type,
+                channel=channel,
+                to=to,
+                subject=message.subject,
+                text=message.body,
+                attempts=1,
+            )
+    except IntegrityError:  # notification_unique_per_event: a concurrent sender won
+        winner = Notification.objects.get(order_id=order.pk, event_type=event_type, channel=channel)
+        return winner, False
     return notification, True
 
 
@@ -275,9 +194,7 @@ def notification_mark_failed(
     failed = 0
     for notification in pending:
         with transaction.atomic():
-            if Notification.objects.filter(
-                pk=notification.pk, status=NotificationStatus.PENDING
-            ).update(status=NotificationStatus.FAILED):
+            if _pending(notification).update(status=NotificationStatus.FAILED):
                 failed += 1
                 order_event_record(
                     order_id=order_id,

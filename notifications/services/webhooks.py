@@ -65,7 +65,8 @@ def _http() -> httpx.Client:
 
 
 def webhook_payload(event: OrderEvent) -> bytes:
-    """The body for `event` (CONTRACT §2), the same bytes on every attempt."""
+    """The body for `event` (the document in docs/NOTIFICATIONS.md), the same bytes on every
+    attempt."""
     document = {
         "id": event.pk,
         "type": event.type,

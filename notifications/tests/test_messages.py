@@ -1,4 +1,5 @@
 import threading
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -179,19 +180,44 @@ def test_templates_are_edited_in_admin_and_a_broken_edit_is_refused(admin_client
 @pytest.mark.django_db
 def test_a_template_edit_shows_within_seconds(monkeypatch):
     from notifications import caching
-    from notifications.messages import SAMPLE_CONTEXT, TEMPLATES_SECONDS, message_render
+    from notifications.selectors import TEMPLATES_SECONDS, notification_templates_active
 
     def sms():
-        return message_render(event_type="order.shipped", channel="sms", context=SAMPLE_CONTEXT)
+        return notification_templates_active()[("order.shipped", "sms")].body
 
-    before = sms().body
+    before = sms()
     NotificationTemplate.objects.filter(event_type="order.shipped", channel="sms").update(
         body="Shipped: {{ number }}"
     )
-    assert sms().body == before  # this worker read the templates moments ago
+    assert sms() == before  # this worker read the templates moments ago
     later = caching.monotonic() + TEMPLATES_SECONDS
     monkeypatch.setattr(caching, "monotonic", lambda: later)
-    assert sms().body == "Shipped: COT-00000001"
+    assert sms() == "Shipped: {{ number }}"
+
+
+def test_every_notified_event_has_a_default_on_every_channel():
+    from notifications.enums import NOTIFIED_EVENTS, NotificationChannel
+    from notifications.messages import DEFAULTS
+
+    assert set(DEFAULTS) == {
+        (event, channel) for event in NOTIFIED_EVENTS for channel in NotificationChannel.values
+    }
+
+
+@pytest.mark.django_db
+def test_a_message_s_own_events_start_no_message(order, django_capture_on_commit_callbacks):
+    from orders.services.transitions import order_event_record
+
+    with (
+        mock.patch("notifications.receivers.notify_customer") as notify,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        for event in ("notification.sent", "notification.failed", "order.shipped"):
+            order_event_record(
+                order_id=order.pk, type=event, data={"channel": "sms", "event": "order.shipped"}
+            )
+
+    assert [c.args for c in notify.delay.call_args_list] == [(str(order.pk), "order.shipped")]
 
 
 @pytest.mark.django_db
