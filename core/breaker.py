@@ -11,11 +11,11 @@ States (the values of `cot_circuit_breaker_state`):
   (connection errors, timeouts, 5xx; never a 4xx or a decline) open it.
 - open (2): calls fail fast with `ExternalUnavailable` (nothing was sent, so callers may
   fail over). After `COT_BREAKER_RESET_SECONDS` the next call takes the one probe token
-  (`SET NX PX`, so exactly one process across the whole deployment gets it).
+  (inside the atomic script, so exactly one process across the whole deployment gets it).
 - half-open (1): the probe is in flight; every other call still fails fast. The probe's
   success closes the breaker, its failure opens it for another reset period. A probe
-  whose process dies leaves its token to expire (after the longest a call can take), and
-  the next call probes.
+  whose process dies leaves its token behind; it lapses after the longest a call can
+  take, and the next call probes.
 
 "Consecutive" across processes: calls overlap, so completion order alone says little.
 A success resets the failure streak only if the call *started after the streak's first
@@ -24,7 +24,8 @@ success that started before the streak (a call that reached the target before it
 is stale and does not reset it, so interleaved old successes from other processes cannot
 hide a dead target. An open breaker ignores successes altogether: only its probe closes it.
 Failures are ordered by a per-target counter in Redis (`seq`), not by clocks, so process
-clocks never matter; the open period is measured with Redis' own `TIME`.
+clocks never matter; the open period and the probe token's life are measured with Redis'
+own `TIME`, against the times stored in the breaker's hash (`clock` replaces it in tests).
 
 If Redis is unreachable the breaker fails open: calls go through unguarded (and are
 logged) rather than the pipeline stopping because its breaker state is unreadable.
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -71,25 +73,53 @@ class Decision(IntEnum):
     REFUSE = 2
 
 
-# KEYS: state hash, probe key. ARGV: probe ttl (ms), probe token.
+# The breaker's clock, in seconds (as `time.time`). None, the default: each script reads
+# Redis' own TIME, so the processes' clocks never matter. Tests set a clock they move by
+# hand, to pass a reset period or a probe's life without waiting for it.
+clock: Callable[[], float] | None = None
+
+
+def _now_ms() -> str:
+    """The scripts' NOW argument: milliseconds from `clock`, or "" for Redis' TIME."""
+    return "" if clock is None else str(int(clock() * 1000))
+
+
+# Every script's NOW (ms): the argument if given, else Redis' own clock. A probe is in
+# flight while its token's life (`probe_until`) has not run out.
+_NOW = """
+local function now_ms(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function probing(now)
+  return tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0') > now
+end
+"""
+
+# KEYS: state hash. ARGV: probe ttl (ms), probe token, NOW.
 # Returns {decision, seq at start, state, failures at start}.
-_BEGIN = """
+_BEGIN = (
+    _NOW
+    + """
 local fields = redis.call('HMGET', KEYS[1], 'open_until', 'seq', 'failures')
 local open_until = tonumber(fields[1] or '0')
 local seq = tonumber(fields[2] or '0')
 if open_until == 0 then return {0, seq, 0, tonumber(fields[3] or '0')} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms(ARGV[3])
 if now < open_until then return {2, seq, 2, 0} end
-if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[1]) then return {1, seq, 1, 0} end
-return {2, seq, 1, 0}
+if probing(now) then return {2, seq, 1, 0} end
+redis.call('HSET', KEYS[1], 'probe', ARGV[2], 'probe_until', now + tonumber(ARGV[1]))
+return {1, seq, 1, 0}
 """
+)
 
-# KEYS: state hash, probe key. ARGV: threshold, reset (ms), is probe (0/1), probe token.
+# KEYS: state hash. ARGV: threshold, reset (ms), is probe (0/1), probe token, NOW.
 # Returns the state after the failure.
-_FAIL = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+_FAIL = (
+    _NOW
+    + """
+local now = now_ms(ARGV[5])
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 if tonumber(redis.call('HGET', KEYS[1], 'failures') or '0') == 0 then
   redis.call('HSET', KEYS[1], 'streak_from', seq)
@@ -98,7 +128,9 @@ local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'open_until', now + tonumber(ARGV[2]), 'opened_at', now)
-  if redis.call('GET', KEYS[2]) == ARGV[4] then redis.call('DEL', KEYS[2]) end
+  if redis.call('HGET', KEYS[1], 'probe') == ARGV[4] then
+    redis.call('HDEL', KEYS[1], 'probe', 'probe_until')
+  end
   return 2
 end
 if open_until == 0 then
@@ -108,21 +140,26 @@ if open_until == 0 then
   end
   return 0
 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if probing(now) then return 1 end
 return 2
 """
+)
 
-# KEYS: state hash, probe key. ARGV: is probe (0/1), probe token, seq at start.
+# KEYS: state hash. ARGV: is probe (0/1), probe token, seq at start, NOW.
 # Returns the state after the success.
-_SUCCEED = """
+_SUCCEED = (
+    _NOW
+    + """
 if ARGV[1] == '1' then
   redis.call('HSET', KEYS[1], 'failures', 0)
   redis.call('HDEL', KEYS[1], 'open_until', 'opened_at')
-  if redis.call('GET', KEYS[2]) == ARGV[2] then redis.call('DEL', KEYS[2]) end
+  if redis.call('HGET', KEYS[1], 'probe') == ARGV[2] then
+    redis.call('HDEL', KEYS[1], 'probe', 'probe_until')
+  end
   return 0
 end
 if tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0') ~= 0 then
-  if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+  if probing(now_ms(ARGV[4])) then return 1 end
   return 2
 end
 local failures = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
@@ -132,10 +169,13 @@ if failures > 0 then
 end
 return 0
 """
+)
 
-# KEYS: probe key. ARGV: token. Gives the probe token back when the call recorded nothing.
+# KEYS: state hash. ARGV: token. Gives the probe token back when the call recorded nothing.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+if redis.call('HGET', KEYS[1], 'probe') == ARGV[1] then
+  return redis.call('HDEL', KEYS[1], 'probe', 'probe_until')
+end
 return 0
 """
 
@@ -179,8 +219,7 @@ def _connection() -> _Connection:
 
 
 def _keys(target: str) -> list[str]:
-    prefix = key_prefix()
-    return [f"{prefix}{target}", f"{prefix}{target}:probe"]
+    return [f"{key_prefix()}{target}"]
 
 
 def _probe_ttl_ms() -> int:
@@ -224,7 +263,7 @@ def breaker_enter(target: str) -> Ticket:
     token = uuid.uuid4().hex
     try:
         decision, seq, state, failures = _connection().begin(
-            _keys(target), [_probe_ttl_ms(), token]
+            _keys(target), [_probe_ttl_ms(), token, _now_ms()]
         )
     except redis.RedisError as exc:
         logger.warning("breaker state for %s unreadable, letting the call through: %s", target, exc)
@@ -260,7 +299,7 @@ def breaker_exit(ticket: Ticket, *, failed: bool | None) -> None:
         connection = _connection()
         if failed is None:
             if ticket.probe_token:
-                connection.release([keys[1]], [ticket.probe_token])
+                connection.release(keys, [ticket.probe_token])
             return
         if failed:
             state = connection.fail(
@@ -270,10 +309,11 @@ def breaker_exit(ticket: Ticket, *, failed: bool | None) -> None:
                     int(settings.COT_BREAKER_RESET_SECONDS * 1000),
                     probe,
                     ticket.probe_token,
+                    _now_ms(),
                 ],
             )
         else:
-            state = connection.succeed(keys, [probe, ticket.probe_token, ticket.seq])
+            state = connection.succeed(keys, [probe, ticket.probe_token, ticket.seq, _now_ms()])
     except redis.RedisError as exc:
         logger.warning("could not record a call's outcome for %s: %s", ticket.target, exc)
         return
@@ -291,19 +331,18 @@ class BreakerStatus:
 
 def breaker_status(target: str) -> BreakerStatus:
     """The live state of one breaker, read from Redis (for admin pages and tests)."""
-    hash_key, probe_key = _keys(target)
+    [hash_key] = _keys(target)
     client = _redis()
     with client.pipeline(transaction=True) as pipe:
         pipe.time()
         pipe.hgetall(hash_key)
-        pipe.exists(probe_key)
-        (seconds, micros), fields, probing = pipe.execute()
-    now = seconds * 1000 + micros // 1000
-    fields = {k.decode(): int(v) for k, v in fields.items()}
+        (seconds, micros), fields = pipe.execute()
+    now = seconds * 1000 + micros // 1000 if clock is None else int(clock() * 1000)
+    fields = {k.decode(): int(v) for k, v in fields.items() if k != b"probe"}
     open_until = fields.get("open_until", 0)
     if not open_until:
         state, retry_in = BreakerState.CLOSED, None
-    elif probing:
+    elif fields.get("probe_until", 0) > now:
         state, retry_in = BreakerState.HALF_OPEN, None
     else:
         state, retry_in = BreakerState.OPEN, max(0, open_until - now)

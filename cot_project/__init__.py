@@ -1,3 +1,6 @@
-from cot_project.celery import app as celery_app
+"""The project: settings, URLs, the Celery app and its plumbing.
 
-__all__ = ["celery_app"]
+The Celery app is loaded with Django (`cot_project.apps`), not when this package is
+imported: the Celery plumbing beside it (`kombu_redis`, `celery_results`) must be
+importable without Django, by the benchmark's `floor` app.
+"""

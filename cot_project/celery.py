@@ -1,4 +1,6 @@
-"""The Celery app. Broker settings here are what the pipeline's safety rests on (DESIGN §5)."""
+"""The Celery app. Broker settings here are what the pipeline's safety rests on: late
+acknowledgement, redelivery of a lost worker's tasks, and a visibility timeout longer
+than any task may take."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from celery.signals import setup_logging
 from django.conf import settings
 from kombu import Queue
 
-from core import celery_results
+from cot_project import celery_results
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cot_project.settings")
 
@@ -21,9 +23,9 @@ app = Celery("cot")
 QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
 TASK_ROUTES = {
     # Exact names first: the pipeline's outside calls go to their domain's queue.
-    "orders.payment_prepare": {"queue": "payments"},
-    "orders.payment_charge": {"queue": "payments"},
-    "orders.shipment_book": {"queue": "logistics"},
+    "orders.prepare_payment": {"queue": "payments"},
+    "orders.charge_payment": {"queue": "payments"},
+    "orders.book_shipment": {"queue": "logistics"},
     "orders.sweep_stuck_orders": {"queue": "maintenance"},
     "orders.expire_reservations": {"queue": "maintenance"},
     "notifications.webhook_sweep": {"queue": "maintenance"},
@@ -40,10 +42,10 @@ def _configure() -> None:
     app.conf.update(
         broker_url=settings.CELERY_BROKER_URL,
         # kombu's Redis transport with one shared redis-py client per channel instead of a
-        # new client per publish/ack (the largest item in a worker's profile): core/kombu_redis.py.
-        broker_transport="core.kombu_redis:Transport",
+        # new client per publish/ack (the largest item in a worker's profile): kombu_redis.py.
+        broker_transport="cot_project.kombu_redis:Transport",
         # Celery's Redis backend, minus subscriptions to results nobody waits for (the
-        # pipeline's chord, built in a worker): core/celery_results.py.
+        # pipeline's chord, built in a worker's task): celery_results.py.
         result_backend=celery_results.backend_url(settings.CELERY_RESULT_BACKEND),
         task_always_eager=settings.CELERY_TASK_ALWAYS_EAGER,
         task_serializer="json",

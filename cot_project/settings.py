@@ -45,6 +45,8 @@ INSTALLED_APPS = [
     "logistics",
     "orders",
     "notifications",
+    # Loads the Celery app with Django (cot_project/apps.py).
+    "cot_project",
 ]
 
 MIDDLEWARE = [
@@ -98,8 +100,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     }
     _db["TEST"] = {"NAME": str(BASE_DIR / "test_db.sqlite3")}
 elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.backends.postgresql"):
-    # django-prometheus' backend, with its cursor class built once (core/postgresql/base.py).
-    _db["ENGINE"] = "core.postgresql"
+    # django-prometheus' backend: Django's, counting and timing every statement.
+    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
     # A database that does not answer must not hang a request or /readyz for minutes.
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
     # Parameters travel apart from the SQL (psycopg's server-side binding): no Python time
@@ -108,9 +110,9 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.ba
     # for the sake of transaction-pooling proxies; with none in between, a statement run
     # DB_PREPARE_THRESHOLD times on a connection is prepared there and the server stops
     # re-parsing and re-planning the pipeline's handful of statements (about a quarter of
-    # PostgreSQL's CPU per order, scripts/step_profile.py). Behind PgBouncer in
-    # transaction mode set DB_PREPARE_THRESHOLD=off (and DB_SERVER_SIDE_BINDING=false
-    # where it lacks prepared-statement support).
+    # PostgreSQL's CPU per order). Behind PgBouncer in transaction mode set
+    # DB_PREPARE_THRESHOLD=off (and DB_SERVER_SIDE_BINDING=false where it lacks
+    # prepared-statement support).
     _db["OPTIONS"]["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
     _prepare = env.str("DB_PREPARE_THRESHOLD", default="5")
     _db["OPTIONS"]["prepare_threshold"] = None if _prepare == "off" else int(_prepare)
@@ -171,7 +173,7 @@ DRF_STANDARDIZED_ERRORS = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "COT – Common Order Taking",
-    "DESCRIPTION": "Order API of the online pharmacy. See CONTRACT.md and docs/API.md.",
+    "DESCRIPTION": "Order API of the online pharmacy. See docs/API.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's assets are served from this installation, not from a CDN.

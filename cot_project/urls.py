@@ -9,6 +9,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("orders.urls")),
+    path("api/v1/", include("prescriptions.urls")),
     path("api/v1/", include("inventory.urls")),
     path("api/v1/", include("payments.urls")),
     path("api/v1/", include("logistics.urls")),

@@ -1,4 +1,4 @@
-"""`Api-Key` authentication: one statement, and every reason to refuse a key still counts."""
+"""`Api-Key` authentication: one statement, and every reason to refuse a key counts."""
 
 import datetime
 
@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
 from core.models import ApiClient, ClientAPIKey
@@ -35,7 +36,6 @@ def test_a_good_key_is_the_request_user_in_one_statement(client_and_key):
     assert len(queries) == 1
     assert (user.pk, user.name, user.channel, user.active) == (client.pk, "web-shop", "web", True)
     assert auth == ClientAPIKey.objects.get(client=client).pk
-    # Date-times are not in the statement: read, they load (aware) from the database.
     assert user.created_at == client.created_at and timezone.is_aware(user.created_at)
 
 
@@ -63,3 +63,15 @@ def test_a_revoked_key_or_an_inactive_client_is_401_at_once(client_and_key):
     assert status_with(key) == 200
     ClientAPIKey.objects.update(revoked=True)
     assert status_with(key) == 401
+
+
+@pytest.mark.parametrize(
+    "key", ["", "nodot", "a.b.c", "pre\x00fix.secret", "prefix.sec ret", "x" * 17 + ".s"]
+)
+def test_a_key_of_the_wrong_shape_is_401_without_a_statement(key):
+    from core.authentication import ApiKeyAuthentication
+
+    request = APIClient().get(URL, HTTP_AUTHORIZATION=f"Api-Key {key}").wsgi_request
+    with CaptureQueriesContext(connection) as queries, pytest.raises(AuthenticationFailed):
+        ApiKeyAuthentication().authenticate(request)
+    assert len(queries) == 0

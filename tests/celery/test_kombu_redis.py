@@ -7,15 +7,15 @@ from __future__ import annotations
 import threading
 import uuid
 
+import redis
 from celery import current_app
 from django.conf import settings
 from kombu import Connection, Exchange, Queue
 
-from core import kombu_redis
+from cot_project import kombu_redis
 
 
 def test_the_celery_app_uses_the_shared_client_transport():
-    # The project's app (cot_project/__init__.py loads it), without core importing it.
     assert current_app.main == "cot"
     with current_app.connection_for_write() as connection:
         assert isinstance(connection.transport, kombu_redis.Transport)
@@ -23,14 +23,14 @@ def test_the_celery_app_uses_the_shared_client_transport():
 
 def test_messages_published_from_many_threads_are_all_consumed_once(monkeypatch):
     created = 0
-    original = kombu_redis.Channel._create_client
+    original = redis.Redis.__init__
 
     def counting(self, *args, **kwargs):
         nonlocal created
         created += 1
-        return original(self, *args, **kwargs)
+        original(self, *args, **kwargs)
 
-    monkeypatch.setattr(kombu_redis.Channel, "_create_client", counting)
+    monkeypatch.setattr(redis.Redis, "__init__", counting)
     name = f"test-kombu-{uuid.uuid4().hex[:8]}"
     queue = Queue(name, Exchange(name), routing_key=name)
     options = {"global_keyprefix": settings.COT_REDIS_KEY_PREFIX}
