@@ -16,15 +16,13 @@ from django.utils.html import format_html, format_html_join
 
 from logistics.models import Shipment
 from orders import pipeline, selectors
-from orders.enums import OrderStatus
+from orders.enums import CANCELLABLE, REDRIVABLE, OrderStatus
 from orders.models import Order, OrderEvent, OrderLine, OrderStep
-from orders.services import steps
 from orders.services.cancellation import OPS, order_cancel
-from orders.services.steps import CANCELLABLE
+from orders.services.step_runs import order_clear_needs_attention
 from orders.services.transitions import InvalidTransition
 from payments.models import Payment
 
-REDRIVABLE = frozenset({OrderStatus.RECEIVED, OrderStatus.PROCESSING})
 # Green: done well; amber: waiting; red: ended without a sale.
 STATUS_COLOURS = {
     OrderStatus.RECEIVED: "#6c757d",
@@ -282,7 +280,7 @@ class OrderAdmin(admin.ModelAdmin):
         selected = list(queryset.filter(needs_attention=True).values_list("pk", "status"))
         rerun = 0
         for order_id, status in selected:
-            if steps.order_clear_needs_attention(order_id=order_id) and status in REDRIVABLE:
+            if order_clear_needs_attention(order_id=order_id) and status in REDRIVABLE:
                 pipeline.start(order_id)
                 rerun += 1
         self.message_user(

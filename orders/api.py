@@ -88,7 +88,7 @@ class OrderListCreateApi(APIView):
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
         try:
-            order, replayed = order_place(
+            placed = order_place(
                 client=client,
                 customer_id=data["customer_id"],
                 items=[ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in data["items"]],
@@ -115,6 +115,7 @@ class OrderListCreateApi(APIView):
                     }
                 }
             ) from None
+        order, replayed = placed.order, placed.replayed
         log_context_bind(order_id=order.pk)
         logger.info("order %s %s", order.number, "replayed" if replayed else "received")
         headers = {"Location": f"/api/v1/orders/{order.pk}/"}
@@ -126,7 +127,8 @@ class OrderListCreateApi(APIView):
             # A new order as committed, from the objects in hand (it has no payment or
             # shipment yet): reading it back would cost five queries. Had a worker moved
             # it already, the read-back answer would have shown that only by chance.
-            body = OrderOut(order, context={"related": {}}).data
+            in_hand = {"lines": {order.pk: placed.lines}, "events": {order.pk: placed.events}}
+            body = OrderOut(order, context={"related": in_hand}).data
         if replayed:
             headers["Idempotent-Replayed"] = "true"
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)

@@ -13,9 +13,21 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-TERMINAL_STATUSES = frozenset(
-    {OrderStatus.DELIVERED, OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED}
-)
+_S = OrderStatus
+# The status groups, defined once. An order that ENDED failed or was cancelled: it owes
+# nothing and must hold nothing (compensation and the sweeper see to it).
+ENDED = frozenset({_S.REJECTED, _S.PAYMENT_FAILED, _S.CANCELLED})
+# Where nothing happens any more: counted once in `cot_orders_total`.
+TERMINAL = ENDED | {_S.DELIVERED}
+# What the pipeline may still end (a business "no", a step out of retries).
+ENDABLE = frozenset({_S.RECEIVED, _S.PROCESSING, _S.ON_HOLD})
+# A client or ops may cancel until the order ships.
+CANCELLABLE = ENDABLE | {_S.CONFIRMED}
+# The pipeline is working on it: the sweeper re-drives it when it sits too long.
+REDRIVABLE = frozenset({_S.RECEIVED, _S.PROCESSING})
+# A reservation past its time ends the order only while the pipeline still works on it;
+# `on_hold` orders wait for a pharmacist and keep their stock.
+EXPIRABLE = REDRIVABLE
 
 
 class FailureReason(models.TextChoices):

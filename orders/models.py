@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 from django.db.models import Q
@@ -79,13 +80,25 @@ class OrderLine(models.Model):
         ordering = ["pk"]
 
 
-class OrderEvent(models.Model):
-    """The order's timeline, and its outbox: subscribers get each event after commit."""
+class TimelineDeletion(Exception):
+    """An order's timeline is its record: events are appended, never deleted."""
 
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
+
+class OrderEventQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TimelineDeletion("order events are never deleted")
+
+
+class OrderEvent(models.Model):
+    """The order's timeline, and its outbox: subscribers get each event after commit.
+    Never deleted: not one by one, not in bulk, not with its order (PROTECT)."""
+
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="events")
     type = models.CharField(max_length=40, choices=EventType.choices)
     data = models.JSONField(default=dict, blank=True)
     at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrderEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["pk"]
@@ -93,6 +106,9 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TimelineDeletion("order events are never deleted")
 
 
 class OrderStep(TimeStampedModel):

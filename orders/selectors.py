@@ -13,7 +13,7 @@ from django.db.models.functions import TruncMinute
 
 from core.models import ApiClient
 from logistics.models import Shipment
-from orders.enums import OrderStatus
+from orders.enums import ENDED, REDRIVABLE, OrderStatus
 from orders.models import Order, OrderEvent
 from payments.models import Payment
 
@@ -40,12 +40,9 @@ def order_related(orders: list[Order]) -> dict[str, dict]:
     }
 
 
-IN_FLIGHT_STATUSES = (OrderStatus.RECEIVED, OrderStatus.PROCESSING)
-
-
 def order_count_in_flight() -> int:
     """Orders the pipeline still owes an outcome (on_hold waits for a person, not for us)."""
-    return Order.objects.filter(status__in=IN_FLIGHT_STATUSES).count()
+    return Order.objects.filter(status__in=REDRIVABLE).count()
 
 
 @dataclass(frozen=True)
@@ -56,7 +53,6 @@ class DashboardBucket:
     other: int
 
 
-ENDED_BADLY = (OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED)
 CONFIRMED_OR_LATER = (OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
 
 
@@ -81,7 +77,7 @@ def order_dashboard(
             "confirmed"
             if row["status"] in CONFIRMED_OR_LATER
             else "failed"
-            if row["status"] in ENDED_BADLY
+            if row["status"] in ENDED
             else "other"
         )
         counts[min(max(index, 0), buckets - 1)][kind] += row["n"]

@@ -1,4 +1,4 @@
-"""Input and output shapes of the order API (CONTRACT.md §2)."""
+"""Input and output shapes of the order API (docs/API.md)."""
 
 from __future__ import annotations
 
@@ -76,12 +76,15 @@ class OrderCancelIn(StrictSerializer):
 
 
 class OrderOut(serializers.BaseSerializer):
-    """The order as clients see it; payments and shipments come from the context."""
+    """The order as clients see it; payments and shipments come from the context, and so
+    may its lines and events when the caller holds them already (a new order)."""
 
     def to_representation(self, order: Order) -> dict[str, Any]:
         related = self.context.get("related", {})
         payment = related.get("payments", {}).get(order.pk)
         shipments = related.get("shipments", {}).get(order.pk, [])
+        lines = related.get("lines", {}).get(order.pk)
+        events = related.get("events", {}).get(order.pk)
         return {
             "id": str(order.pk),
             "number": order.number,
@@ -98,7 +101,7 @@ class OrderOut(serializers.BaseSerializer):
                     "line_total": _money(line.line_total),
                     "requires_prescription": line.requires_prescription,
                 }
-                for line in order.lines.all()
+                for line in (order.lines.all() if lines is None else lines)
             ],
             "total_amount": _money(order.total_amount),
             "currency": order.currency,
@@ -126,7 +129,8 @@ class OrderOut(serializers.BaseSerializer):
                 for s in shipments
             ],
             "events": [
-                {"type": e.type, "at": _iso(e.at), "data": e.data} for e in order.events.all()
+                {"type": e.type, "at": _iso(e.at), "data": e.data}
+                for e in (order.events.all() if events is None else events)
             ],
             "created_at": _iso(order.created_at),
             "updated_at": _iso(order.updated_at),

@@ -12,6 +12,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from types import ModuleType
 
 from celery import Task, shared_task
 from django.conf import settings
@@ -22,15 +23,26 @@ from core.http import ExternalError
 from core.logs import log_context
 from orders.enums import Step
 from orders.services import expiry, steps, sweeper
+from orders.services.ending import order_compensate
+from orders.services.retry_policy import order_step_exhausted, order_step_gives_up
+from orders.services.step_runs import NeedsAttention, StepIncomplete
 
 logger = logging.getLogger(__name__)
-RETRYABLE = (ExternalError, steps.StepIncomplete, DatabaseError)
+RETRYABLE = (ExternalError, StepIncomplete, DatabaseError)
 
 
 def _backoff(retries: int) -> float:
     # Exponential with full jitter, so a recovering gateway is not hit by a synchronized herd.
     ceiling = min(settings.COT_STEP_RETRY_BACKOFF_MAX, 2**retries)
     return random.uniform(ceiling / 2, ceiling)
+
+
+def _pipeline() -> ModuleType:
+    # The one function-local import in orders: the pipeline module builds its canvas from
+    # these tasks, and a task's outcome may call for the pipeline again.
+    from orders import pipeline
+
+    return pipeline
 
 
 def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: str) -> str:
@@ -40,13 +52,12 @@ def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: 
         try:
             result = function(uuid.UUID(order_id))
             logger.info("step %s: %s", step, result, extra={"result": result})
-            return result
-        except steps.NeedsAttention as exc:
+        except NeedsAttention as exc:
             # Acknowledged and not retried: the order waits for a person (admin).
             logger.error("step %s: %s", step, exc, extra={"result": "needs_attention"})
             return "needs_attention"
         except RETRYABLE as exc:
-            if isinstance(exc, steps.StepIncomplete) and task.request.retries >= (
+            if isinstance(exc, StepIncomplete) and task.request.retries >= (
                 settings.COT_STEP_MAX_RETRIES
             ):
                 # An earlier step never recorded its outcome (it gave up on the database,
@@ -54,74 +65,75 @@ def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: 
                 # `processing` for the sweeper to re-drive rather than ended for this step.
                 logger.error("step %s: waited out its retries for an earlier step", step)
                 return "incomplete"
-            if steps.order_step_gives_up(uuid.UUID(order_id), step, task.request.retries):
+            if order_step_gives_up(uuid.UUID(order_id), step, task.request.retries):
                 logger.error("step %s: retries exhausted (%s)", step, exc)
-                steps.order_step_exhausted(uuid.UUID(order_id), step)
+                order_step_exhausted(uuid.UUID(order_id), step)
                 return "exhausted"
             logger.warning("step %s: will retry (%s)", step, exc)
             raise task.retry(exc=exc, countdown=_backoff(task.request.retries)) from exc
         finally:
             metrics.PIPELINE_STEP_SECONDS.labels(step=step).observe(time.perf_counter() - started)
+    _pipeline().follow_outcome(uuid.UUID(order_id), result)
+    return result
 
 
 # Nothing reads a step's return value (the chord counts its parts whether results are
 # stored or not, and the outcome is in OrderStep): storing it would be a Redis write per task.
-@shared_task(name="orders.pipeline_start", ignore_result=True)
-def pipeline_start(order_id: str) -> None:
-    from orders import pipeline  # the pipeline module imports these tasks
+# Task names are verbs of the pipeline; the services they call are `order_<verb>`.
+@shared_task(name="orders.start_pipeline", ignore_result=True)
+def start_pipeline(order_id: str) -> None:
+    _pipeline().launch(uuid.UUID(order_id))
 
-    pipeline.launch(uuid.UUID(order_id))
 
-
-@shared_task(bind=True, name="orders.prescription_check", max_retries=None, ignore_result=True)
-def prescription_check(self: Task, order_id: str) -> str:
+@shared_task(bind=True, name="orders.check_prescription", max_retries=None, ignore_result=True)
+def check_prescription(self: Task, order_id: str) -> str:
     return _run(self, Step.PRESCRIPTION, steps.order_check_prescription, order_id)
 
 
-@shared_task(bind=True, name="orders.stock_reserve", max_retries=None, ignore_result=True)
-def stock_reserve(self: Task, order_id: str) -> str:
+@shared_task(bind=True, name="orders.reserve_stock", max_retries=None, ignore_result=True)
+def reserve_stock(self: Task, order_id: str) -> str:
     return _run(self, Step.STOCK, steps.order_reserve_stock, order_id)
 
 
-@shared_task(bind=True, name="orders.payment_prepare", max_retries=None, ignore_result=True)
-def payment_prepare(self: Task, order_id: str) -> str:
+@shared_task(bind=True, name="orders.prepare_payment", max_retries=None, ignore_result=True)
+def prepare_payment(self: Task, order_id: str) -> str:
     return _run(self, Step.PAYMENT_PREPARE, steps.order_prepare_payment, order_id)
 
 
-@shared_task(bind=True, name="orders.payment_charge", max_retries=None, ignore_result=True)
-def payment_charge(self: Task, order_id: str) -> str:
+@shared_task(bind=True, name="orders.charge_payment", max_retries=None, ignore_result=True)
+def charge_payment(self: Task, order_id: str) -> str:
     return _run(self, Step.CHARGE, steps.order_charge_payment, order_id)
 
 
-@shared_task(bind=True, name="orders.shipment_book", max_retries=None, ignore_result=True)
-def shipment_book(self: Task, order_id: str) -> str:
+@shared_task(bind=True, name="orders.book_shipment", max_retries=None, ignore_result=True)
+def book_shipment(self: Task, order_id: str) -> str:
     return _run(self, Step.SHIPMENT, steps.order_book_shipment, order_id)
 
 
-@shared_task(bind=True, name="orders.order_confirm", max_retries=None, ignore_result=True)
-def order_confirm(self: Task, order_id: str) -> str:
+@shared_task(bind=True, name="orders.confirm_order", max_retries=None, ignore_result=True)
+def confirm_order(self: Task, order_id: str) -> str:
     return _run(self, Step.CONFIRM, steps.order_confirm, order_id)
 
 
 # No retry cap: giving up would leave money or a booking behind for an ended order.
-@shared_task(bind=True, name="orders.order_compensate", max_retries=None, ignore_result=True)
-def order_compensate(self: Task, order_id: str) -> None:
+@shared_task(bind=True, name="orders.compensate_order", max_retries=None, ignore_result=True)
+def compensate_order(self: Task, order_id: str) -> None:
     try:
-        steps.order_compensate(uuid.UUID(order_id))
+        order_compensate(uuid.UUID(order_id))
     except RETRYABLE as exc:
         raise self.retry(exc=exc, countdown=_backoff(self.request.retries)) from exc
 
 
-@shared_task(
-    bind=True, name="orders.order_resume_after_review", max_retries=None, ignore_result=True
-)
-def order_resume_after_review(self: Task, order_id: str) -> str:
+@shared_task(bind=True, name="orders.resume_after_review", max_retries=None, ignore_result=True)
+def resume_after_review(self: Task, order_id: str) -> str:
     return _run(self, Step.PRESCRIPTION, steps.order_resume_after_review, order_id)
 
 
 @shared_task(name="orders.sweep_stuck_orders", ignore_result=True)
 def sweep_stuck_orders() -> int:
-    return sweeper.order_sweep_stuck()
+    found = sweeper.order_sweep_stuck()
+    _pipeline().redrive(found)
+    return found.count
 
 
 @shared_task(name="orders.expire_reservations", ignore_result=True)

@@ -61,7 +61,7 @@ def run(*, verbose: bool) -> None:
     for _ in range(2):
         counts = {}
         with mock.patch("orders.pipeline.start"), CaptureQueriesContext(connection) as queries:
-            order, _ = order_place(
+            order = order_place(
                 client=client,
                 customer_id="step-queries",
                 items=[ItemRequest(sku="BENCH-0001", quantity=1)],
@@ -69,7 +69,7 @@ def run(*, verbose: bool) -> None:
                 payment_method="upi",
                 payment_token="tok_ok",  # noqa: S106 (the simulator's test token)
                 prescription_id=None,
-            )
+            ).order
         counts["place"] = queries.captured_queries
         for step, function in INLINE_STEPS:
             with CaptureQueriesContext(connection) as queries:

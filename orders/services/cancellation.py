@@ -10,9 +10,9 @@ charge and booking steps compensate again for what they did after the cancel.
 
 from __future__ import annotations
 
-from orders.enums import FailureReason, OrderStatus
+from orders.enums import CANCELLABLE, FailureReason, OrderStatus
 from orders.models import Order
-from orders.services.steps import CANCELLABLE, order_end
+from orders.services.ending import order_end
 from orders.services.transitions import InvalidTransition
 
 CLIENT = "client"

@@ -1,5 +1,5 @@
 """Release stock that an unconfirmed order has held for longer than
-COT_RESERVATION_TTL_SECONDS (CONTRACT §5), and end the order it was held for.
+COT_RESERVATION_TTL_SECONDS, and end the order it was held for.
 
 `inventory` knows reservations, not orders, so the job lives here: inventory lists the
 expired reservations, and orders decides what each one means for its order.
@@ -17,19 +17,15 @@ from django.utils import timezone
 
 from inventory.selectors import reservation_held_order_ids
 from inventory.services import stock_release
-from orders.enums import EventType, FailureReason, OrderStatus, Step
+from orders.enums import ENDED, EXPIRABLE, EventType, FailureReason, OrderStatus, Step
 from orders.models import Order, OrderStep
-from orders.services.steps import ENDED, order_end
+from orders.services.ending import order_end
 from orders.services.transitions import order_event_record
 
 logger = logging.getLogger(__name__)
 S = OrderStatus
 BATCH = 500
 EXPIRED = {"cause": "reservation_expired"}
-# Only orders the pipeline is still working on expire. `on_hold` orders wait for a
-# pharmacist and keep their stock (DESIGN §4); their hold policy belongs to the
-# prescription review flow (docs/DECISIONS.md, "Stock").
-EXPIRABLE = frozenset({S.RECEIVED, S.PROCESSING})
 
 
 def order_expire_reservations(*, now: datetime.datetime | None = None) -> int:

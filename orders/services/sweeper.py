@@ -1,6 +1,9 @@
-"""Re-drive orders stuck in received/processing: the broker is only a doorbell.
+"""Find what the broker may have dropped: orders stuck in received/processing, holds
+whose prescription was decided without them hearing, ended orders that still owe an
+undo. The broker is only a doorbell; the database says what is left to do.
 
-Safe while the original run may still be alive, because every step is idempotent and
+This module finds; the pipeline acts on what it found (`pipeline.redrive`). Re-driving is
+safe while the original run may still be alive, because every step is idempotent and
 status moves are compare-and-set.
 """
 
@@ -8,6 +11,8 @@ from __future__ import annotations
 
 import datetime
 import logging
+import uuid
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
@@ -16,7 +21,7 @@ from inventory.enums import ReservationStatus
 from inventory.models import Reservation
 from logistics.enums import ShipmentStatus
 from logistics.models import Shipment
-from orders.enums import OrderStatus
+from orders.enums import ENDED, REDRIVABLE, OrderStatus
 from orders.models import Order
 from payments.enums import PaymentStatus
 from payments.models import Payment
@@ -33,16 +38,26 @@ UNDONE_PAYMENT = (
 )
 
 
-def order_sweep_stuck(*, now: datetime.datetime | None = None) -> int:
-    """Start the pipeline again for orders untouched for COT_STUCK_ORDER_SECONDS (not
-    those flagged `needs_attention`)."""
-    from orders import pipeline
+@dataclass(frozen=True)
+class SweepFound:
+    stuck: list[uuid.UUID] = field(default_factory=list)
+    decided_holds: list[uuid.UUID] = field(default_factory=list)
+    owing: list[uuid.UUID] = field(default_factory=list)
 
+    @property
+    def count(self) -> int:
+        return len(self.stuck) + len(self.decided_holds) + len(self.owing)
+
+
+def order_sweep_stuck(*, now: datetime.datetime | None = None) -> SweepFound:
+    """What the pipeline should take up again: orders untouched for
+    COT_STUCK_ORDER_SECONDS (not those flagged `needs_attention`), each touched so that
+    the next sweep waits again; decided holds; ended orders that owe an undo."""
     now = now or timezone.now()
     deadline = now - datetime.timedelta(seconds=settings.COT_STUCK_ORDER_SECONDS)
-    stuck = list(
+    candidates = list(
         Order.objects.filter(
-            status__in=(OrderStatus.RECEIVED, OrderStatus.PROCESSING),
+            status__in=REDRIVABLE,
             updated_at__lt=deadline,
             # Flagged orders ran a step COT_STEP_MAX_ATTEMPTS times: re-driving them would
             # loop; they wait for a person.
@@ -51,29 +66,27 @@ def order_sweep_stuck(*, now: datetime.datetime | None = None) -> int:
         .order_by("updated_at")
         .values_list("pk", flat=True)[:BATCH]
     )
-    for order_id in stuck:
+    stuck = []
+    for order_id in candidates:
         # Touch first (compare-and-set on the old timestamp), so the next sweep waits again
         # and two sweepers never re-drive the same order at once.
         touched = Order.objects.filter(pk=order_id, updated_at__lt=deadline).update(updated_at=now)
         if touched:
             logger.info("sweeper re-drives order %s", order_id)
-            pipeline.start(order_id)
-    return len(stuck) + _resume_decided_holds() + _compensate_unfinished(deadline)
+            stuck.append(order_id)
+    return SweepFound(
+        stuck=stuck, decided_holds=_decided_holds(), owing=_owing_compensation(deadline)
+    )
 
 
-def _resume_decided_holds() -> int:
+def _decided_holds() -> list[uuid.UUID]:
     """On-hold orders whose prescription was decided but that missed the news (the
-    review landed between their check and their hold): hand them on now."""
-    from orders import pipeline
-
+    review landed between their check and their hold)."""
     held = Order.objects.filter(status=OrderStatus.ON_HOLD, prescription_id__isnull=False)
     decided = prescription_decided_ids(
         prescription_ids=set(held.values_list("prescription_id", flat=True))
     )
-    order_ids = list(held.filter(prescription_id__in=decided).values_list("pk", flat=True))
-    for order_id in order_ids:
-        pipeline.review_decided(order_id)
-    return len(order_ids)
+    return list(held.filter(prescription_id__in=decided).values_list("pk", flat=True))
 
 
 # How far back ended orders are checked for unfinished compensation; older leftovers are
@@ -81,13 +94,11 @@ def _resume_decided_holds() -> int:
 COMPENSATION_HORIZON = datetime.timedelta(days=7)
 
 
-def _compensate_unfinished(deadline: datetime.datetime) -> int:
+def _owing_compensation(deadline: datetime.datetime) -> list[uuid.UUID]:
     """Ended orders that still hold money, a booking or stock (their compensation task
-    was lost with Redis, or never enqueued): compensate them again (idempotent)."""
-    from orders import pipeline
-
+    was lost with Redis, or never enqueued): to compensate again (idempotent)."""
     ended = Order.objects.filter(
-        status__in=(OrderStatus.REJECTED, OrderStatus.PAYMENT_FAILED, OrderStatus.CANCELLED),
+        status__in=ENDED,
         updated_at__lt=deadline,
         updated_at__gte=deadline - COMPENSATION_HORIZON,
     ).values("pk")
@@ -108,7 +119,4 @@ def _compensate_unfinished(deadline: datetime.datetime) -> int:
             ).values_list("order_id", flat=True)[:BATCH]
         )
     )
-    for order_id in owing:
-        logger.warning("sweeper compensates ended order %s again", order_id)
-        pipeline.compensate(order_id)
-    return len(owing)
+    return sorted(owing)

@@ -8,21 +8,21 @@ outbound webhooks) receive events after commit through `order_event_committed`.
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import logging
 import uuid
+from contextlib import nullcontext
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import django.dispatch
 from django.db import transaction
-from django.db.models import Field
 from django.utils import timezone
 
 from core import metrics
-from orders.enums import TERMINAL_STATUSES, EventType, FailureReason, OrderStatus
+from orders.enums import TERMINAL, EventType, FailureReason, OrderStatus
 from orders.models import Order, OrderEvent, OrderStep
 
+logger = logging.getLogger(__name__)
 S = OrderStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.RECEIVED: frozenset({S.PROCESSING, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED}),
@@ -61,107 +61,54 @@ class InvalidTransition(Exception):
 def order_event_record(
     *, order_id: uuid.UUID, type: str, data: dict[str, Any] | None = None
 ) -> OrderEvent:
+    """Append one event to the order's timeline (inside the transaction of the change it
+    describes); it is announced to subscribers after commit."""
     [event] = order_events_record(order_id=order_id, events=[(type, data)])
     return event
-
-
-# An event is one row and its id; `OrderEvent.objects.create()` and `bulk_create()` build
-# and compile an INSERT for every call, which cost more CPU than the statement itself.
-_EVENTS_SQL = (
-    "INSERT INTO orders_orderevent (order_id, type, data, at) VALUES {values} RETURNING id"
-)
-
-
-@functools.cache
-def _fields() -> tuple[Field, Field, Field, Field, Field]:
-    """Looked up once per process (the models are ready by the first call), not per
-    statement."""
-    return (
-        OrderEvent._meta.get_field("order"),
-        OrderEvent._meta.get_field("data"),
-        OrderEvent._meta.get_field("at"),
-        Order._meta.get_field("updated_at"),
-        OrderStep._meta.get_field("data"),
-    )
 
 
 def order_events_record(
     *, order_id: uuid.UUID, events: Iterable[tuple[str, dict[str, Any] | None]]
 ) -> list[OrderEvent]:
     """Record several events of one order in one INSERT (call it inside the transaction
-    of the change they describe); each is still announced after commit, in order."""
-    rows = [(str(type), data or {}) for type, data in events]
+    of the change they describe); each is announced after commit, in order."""
+    at = timezone.now()
+    rows = [
+        OrderEvent(order_id=order_id, type=str(type), data=data or {}, at=at)
+        for type, data in events
+    ]
     if not rows:
         return []
-    connection = transaction.get_connection()
-    order_field, json, at_field, _, _ = _fields()
-    at = timezone.now()
-    prepared_order_id = order_field.get_db_prep_value(order_id, connection)
-    prepared_at = at_field.get_db_prep_value(at, connection)
-    params: list[Any] = []
-    for event_type, event_data in rows:
-        params += [
-            prepared_order_id,
-            event_type,
-            json.get_db_prep_value(event_data, connection),
-            prepared_at,
-        ]
-    # Several rows come back in the order of VALUES on both databases (bulk_create
-    # relies on that too): ids follow the timeline.
-    sql = _EVENTS_SQL.format(values=", ".join(["(%s, %s, %s, %s)"] * len(rows)))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = [row[0] for row in cursor.fetchall()]
-    recorded = []
-    for event_id, (event_type, event_data) in zip(ids, rows, strict=True):
-        event = OrderEvent(id=event_id, order_id=order_id, type=event_type, data=event_data, at=at)
-        event._state.adding = False
-        event._state.db = connection.alias
-        recorded.append(event)
-        order_event_announce(order_id, event_id, event_type)
+    # bulk_create sets the ids (RETURNING, on PostgreSQL and SQLite alike), in the order
+    # given: they follow the timeline.
+    recorded = OrderEvent.objects.bulk_create(rows)
+    for event in recorded:
+        order_event_announce(order_id, event.pk, event.type)
     return recorded
 
 
 def order_event_announce(order_id: uuid.UUID, event_id: int, event_type: str) -> None:
     """Tell `order_event_committed`'s receivers about an event once its transaction
-    commits: for code that writes an event row with its own statement."""
-    transaction.on_commit(
-        lambda: order_event_committed.send(
-            sender=Order, order_id=order_id, event_id=event_id, event_type=event_type
-        )
+    commits. Each receiver is called even when another fails (`send_robust`): a
+    notification that cannot be queued must not keep the pipeline from starting."""
+    transaction.on_commit(lambda: _announce(order_id, event_id, event_type))
+
+
+def _announce(order_id: uuid.UUID, event_id: int, event_type: str) -> None:
+    answers = order_event_committed.send_robust(
+        sender=Order, order_id=order_id, event_id=event_id, event_type=event_type
     )
-
-
-# PostgreSQL: the step's outcome (compare-and-set) and its events in one statement, atomic
-# on its own; an event row exists only if the UPDATE changed the step. `{values}` is one
-# `(n, %s, %s::jsonb)` row per event; ORDER BY n keeps their ids in the given order. Each
-# row also carries the order's status as of the statement's start (its snapshot), which is
-# after every write the step made before it: a step that just charged or booked checks it
-# for a cancellation that came meanwhile, saving a round trip. A cancellation committed
-# while this statement runs is not seen here; that is safe because compensation reads the
-# payment and shipment rows, committed by earlier statements, not this step's outcome.
-_STEP_OUTCOME_SQL = """
-WITH finished AS (
-    UPDATE orders_orderstep SET ok = %s, result = %s, data = %s
-    WHERE id = %s AND ok IS NULL
-    RETURNING order_id
-)
-INSERT INTO orders_orderevent (order_id, type, data, at)
-SELECT finished.order_id, e.type, e.data, %s
-FROM finished CROSS JOIN (VALUES {values}) AS e (n, type, data)
-ORDER BY e.n
-RETURNING id, type, (SELECT status FROM orders_order WHERE id = orders_orderevent.order_id)
-"""
-_STEP_OUTCOME_ONLY_SQL = (
-    "UPDATE orders_orderstep SET ok = %s, result = %s, data = %s WHERE id = %s AND ok IS NULL"
-)
-_STATUS_RETURNING = (
-    " RETURNING (SELECT status FROM orders_order WHERE id = orders_orderstep.order_id)"
-)
-
-
-def _event_values(count: int) -> str:
-    return ", ".join(f"({n}, %s, %s::jsonb)" for n in range(count))
+    for receiver, answer in answers:
+        if isinstance(answer, Exception):
+            logger.error(
+                "event %s (%s) of order %s: receiver %s failed: %r",
+                event_id,
+                event_type,
+                order_id,
+                getattr(receiver, "__qualname__", receiver),
+                answer,
+                extra={"order_id": str(order_id)},
+            )
 
 
 def order_step_record(
@@ -171,59 +118,18 @@ def order_step_record(
     result: str,
     data: dict[str, Any],
     events: Sequence[tuple[str, dict[str, Any] | None]] = (),
-) -> str | None:
+) -> bool:
     """Record a pipeline step's outcome once (compare-and-set on `ok IS NULL`) and, only
     when this call recorded it, the events it warrants, in the same transaction.
-
-    Returns the order's status when this call recorded it (on PostgreSQL as of the
-    statement's start, after the step's earlier writes; see `_STEP_OUTCOME_SQL`); None
-    when another run had recorded one first."""
-    connection = transaction.get_connection()
-    _, json, at_field, _, step_data = _fields()
-    params: list[Any] = [ok, result, step_data.get_db_prep_value(data, connection), step.pk]
-    if connection.vendor != "postgresql":
-        with transaction.atomic() if events else contextlib.nullcontext():
-            with connection.cursor() as cursor:
-                cursor.execute(_STEP_OUTCOME_ONLY_SQL, params)
-                recorded = cursor.rowcount
-            if recorded and events:
-                order_events_record(order_id=step.order_id, events=events)
-        if not recorded:
-            return None
-        return Order.objects.values_list("status", flat=True).get(pk=step.order_id)
-    if not events:
-        # One statement: it needs no transaction of its own.
-        with connection.cursor() as cursor:
-            cursor.execute(_STEP_OUTCOME_ONLY_SQL + _STATUS_RETURNING, params)
-            row = cursor.fetchone()
-        return row[0] if row else None
-    params.append(at_field.get_db_prep_value(timezone.now(), connection))
-    for event_type, event_data in events:
-        params += [str(event_type), json.get_db_prep_value(event_data or {}, connection)]
-    with connection.cursor() as cursor:
-        cursor.execute(_STEP_OUTCOME_SQL.format(values=_event_values(len(events))), params)
-        rows = cursor.fetchall()
-    for event_id, event_type, _ in rows:
-        order_event_announce(step.order_id, event_id, event_type)
-    return rows[0][2] if rows else None
-
-
-# PostgreSQL: the compare-and-set move and its events in one statement (as for a step's
-# outcome above): the events exist only if the UPDATE moved the order. `{sets}` are the
-# changed columns, `{statuses}` one placeholder per allowed current status.
-_TRANSITION_SQL = """
-WITH moved AS (
-    UPDATE orders_order SET {sets}
-    WHERE id = %s AND status IN ({statuses})
-    RETURNING id
-)
-INSERT INTO orders_orderevent (order_id, type, data, at)
-SELECT moved.id, e.type, e.data, %s
-FROM moved CROSS JOIN (VALUES {values}) AS e (n, type, data)
-ORDER BY e.n
-RETURNING id, type
-"""
-_TRANSITION_ONLY_SQL = "UPDATE orders_order SET {sets} WHERE id = %s AND status IN ({statuses})"
+    Returns False when another run had recorded an outcome first."""
+    # One UPDATE needs no transaction of its own; with events, both or neither.
+    with transaction.atomic(savepoint=False) if events else nullcontext():
+        recorded = OrderStep.objects.filter(pk=step.pk, ok__isnull=True).update(
+            ok=ok, result=result, data=data, updated_at=timezone.now()
+        )
+        if recorded and events:
+            order_events_record(order_id=step.order_id, events=events)
+    return bool(recorded)
 
 
 def order_transition(
@@ -255,45 +161,14 @@ def order_transition(
     event_data = dict(data or {})
     if failure_reason is not None:
         event_data.setdefault("reason", failure_reason)
-    rows = [(str(type), data or {}) for type, data in events]
-    rows.append((STATUS_EVENTS[to], event_data))
-    connection = transaction.get_connection()
-    _, json, at_field, updated_at, _ = _fields()
-    # The same placeholders and values as `filter(pk=..., status__in=...).update(...)`:
-    # every column set here is a plain string or (updated_at, confirmed_at) a datetime.
-    prepared_now = updated_at.get_db_prep_value(now, connection)
-    sets = ", ".join(f"{name} = %s" for name in fields)
-    params: list[Any] = [
-        prepared_now if name in ("updated_at", "confirmed_at") else str(value)
-        for name, value in fields.items()
-    ]
-    params.append(Order._meta.pk.get_db_prep_value(order.pk, connection))
-    params += [str(status) for status in allowed_from]
-    statuses = ", ".join(["%s"] * len(allowed_from))
-    if connection.vendor == "postgresql":
-        params.append(at_field.get_db_prep_value(now, connection))
-        for event_type, payload in rows:
-            params += [event_type, json.get_db_prep_value(payload, connection)]
-        sql = _TRANSITION_SQL.format(sets=sets, statuses=statuses, values=_event_values(len(rows)))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            recorded = cursor.fetchall()
-        if not recorded:
+    # No savepoint inside a caller's transaction: nothing here is retried after an
+    # error, which rolls the caller's transaction back as a whole.
+    with transaction.atomic(savepoint=False):
+        moved = Order.objects.filter(pk=order.pk, status__in=allowed_from).update(**fields)
+        if not moved:
             return False
-        for event_id, event_type in recorded:
-            order_event_announce(order.pk, event_id, event_type)
+        order_events_record(order_id=order.pk, events=[*events, (STATUS_EVENTS[to], event_data)])
         transaction.on_commit(lambda: _count(order, to, now, failure_reason))
-    else:
-        # No savepoint inside a caller's transaction: nothing here is retried after an
-        # error, which rolls the caller's transaction back as a whole.
-        with transaction.atomic(savepoint=False):
-            with connection.cursor() as cursor:
-                cursor.execute(_TRANSITION_ONLY_SQL.format(sets=sets, statuses=statuses), params)
-                moved = cursor.rowcount
-            if not moved:
-                return False
-            order_events_record(order_id=order.pk, events=rows)
-            transaction.on_commit(lambda: _count(order, to, now, failure_reason))
     for name, value in fields.items():
         setattr(order, name, value)
     return True
@@ -307,5 +182,5 @@ def _count(order: Order, status: str, at: Any, failure_reason: str | None) -> No
     elif status == S.CANCELLED and failure_reason == FailureReason.FULFILMENT_UNAVAILABLE:
         metrics.error_count(metrics.FULFILMENT_ERROR)
     # Last, so that a scrape that sees the order counted sees the rest of it too.
-    if status == S.CONFIRMED or status in TERMINAL_STATUSES:
+    if status == S.CONFIRMED or status in TERMINAL:
         metrics.ORDERS_TOTAL.labels(channel=order.channel, status=status).inc()

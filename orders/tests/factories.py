@@ -18,7 +18,7 @@ ADDRESS = {
     "phone": "+919800000001",
 }
 
-# The contract's example request body (CONTRACT.md §2).
+# The example request body of docs/API.md.
 ORDER_BODY = {
     "customer_id": "C-1001",
     "items": [{"sku": "PARA-500", "quantity": 2}],
@@ -38,9 +38,9 @@ def place_order(client: ApiClient, *, items: list[tuple[str, int]], **overrides:
         "prescription_id": None,
     }
     arguments.update(overrides)
-    order, _ = order_place(
+    placed = order_place(
         client=client,
         items=[ItemRequest(sku=sku, quantity=quantity) for sku, quantity in items],
         **arguments,
     )
-    return order
+    return placed.order

@@ -7,9 +7,10 @@ from rest_framework.test import APIClient
 from orders import tasks
 from orders.enums import OrderStatus
 from orders.models import Order, OrderStep
-from orders.services import steps
+from orders.services import header_decision, steps
 from orders.services.cancellation import OPS, order_cancel
-from orders.services.sweeper import order_sweep_stuck
+from orders.services.ending import order_compensate, order_end
+from orders.tasks import sweep_stuck_orders
 from payments.models import Payment, PaymentAttempt
 from prescriptions.models import PrescriptionItem
 from prescriptions.tests.factories import prescription_with
@@ -21,7 +22,7 @@ def test_a_prescription_claim_made_after_the_order_ended_is_returned(
     shop, place, monkeypatch, django_capture_on_commit_callbacks
 ):
     prescription = prescription_with([("AMOX-500", 10)])
-    real = steps.prescription_dispense
+    real = header_decision.prescription_dispense
 
     def cancel_then_dispense(**kwargs):
         # The order is cancelled between the charge step's status check and its claim.
@@ -29,7 +30,7 @@ def test_a_prescription_claim_made_after_the_order_ended_is_returned(
             order_cancel(order=Order.objects.get(pk=kwargs["order_id"]), by=OPS, actor="t")
         return real(**kwargs)
 
-    monkeypatch.setattr(steps, "prescription_dispense", cancel_then_dispense)
+    monkeypatch.setattr(header_decision, "prescription_dispense", cancel_then_dispense)
     order = place(items=[("AMOX-500", 4)], prescription_id=prescription.pk)
     assert order.status == OrderStatus.CANCELLED
     assert PrescriptionItem.objects.get().dispensed_quantity == 0
@@ -67,7 +68,7 @@ def test_a_charge_whose_order_ended_before_its_claim_is_never_sent_even_before_c
 
     def end_then_charge(**kwargs):
         order = Order.objects.get(pk=kwargs["order_id"])
-        steps.order_end(order=order, to=OrderStatus.CANCELLED, reason="out_of_stock")
+        order_end(order=order, to=OrderStatus.CANCELLED, reason="out_of_stock")
         assert Payment.objects.get(order_id=order.pk).status == "prepared"
         return real(**kwargs)
 
@@ -107,7 +108,7 @@ def test_cancel_with_the_broker_down_answers_and_the_sweeper_compensates_later(
     def broker_down(*args, **kwargs):
         raise OperationalError("redis down")
 
-    monkeypatch.setattr(tasks.order_compensate, "delay", broker_down)
+    monkeypatch.setattr(tasks.compensate_order, "delay", broker_down)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Api-Key {shop[1]}")
     with django_capture_on_commit_callbacks(execute=True):
@@ -118,7 +119,7 @@ def test_cancel_with_the_broker_down_answers_and_the_sweeper_compensates_later(
     monkeypatch.undo()
     settings.COT_PIPELINE_MODE = "inline"
     settings.COT_STUCK_ORDER_SECONDS = 0
-    order_sweep_stuck()
+    sweep_stuck_orders()
     assert Payment.objects.get(order_id=order.pk).status == "refunded"
     assert len(simulator.ledger()["refunds"]) == 1
 
@@ -129,7 +130,7 @@ def test_a_charge_that_waited_out_its_retries_for_a_missing_header_step_leaves_t
     order = place(items=[("PARA-500", 1)], run=False)
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.PROCESSING)
     # No header step ever recorded its outcome (say, it gave up on the database).
-    result = tasks.payment_charge.apply(args=[str(order.pk)], retries=settings.COT_STEP_MAX_RETRIES)
+    result = tasks.charge_payment.apply(args=[str(order.pk)], retries=settings.COT_STEP_MAX_RETRIES)
     assert result.get() == "incomplete"
     order.refresh_from_db()
     assert (order.status, order.failure_reason) == (OrderStatus.PROCESSING, None)
@@ -150,7 +151,7 @@ def test_a_refund_is_on_the_timeline_even_if_compensation_dies_right_after_it(
         "payment.refunded"
     ]
     # The redelivered compensation finds nothing left to refund and records nothing twice.
-    steps.order_compensate(order.pk)
+    order_compensate(order.pk)
     assert order.events.filter(type="payment.refunded").count() == 1
     assert len(simulator.ledger()["refunds"]) == 1
 
@@ -161,8 +162,8 @@ def test_an_order_that_ends_while_its_charge_or_booking_lands_is_compensated_by_
 ):
     # The order is cancelled after the money was taken or the parcel booked, before the
     # step records its outcome, and the cancellation's own compensation never comes (its
-    # process died): the step reads the status with its outcome, sees the order ended,
-    # and asks for the compensation itself.
+    # process died): the step reads the status after its outcome, sees the order ended,
+    # and its task asks for the compensation itself.
     name = "payment_charge" if step == "charge" else "shipment_book"
     real = getattr(steps, name)
 

@@ -1,4 +1,4 @@
-"""The logistics webhook, signed (CONTRACT §2), through the API down to the shipment, the
+"""The logistics webhook, signed, through the API down to the shipment, the
 order's status and timeline, and cash on delivery (inline pipeline, real simulator)."""
 
 import json

@@ -1,4 +1,4 @@
-"""The payments webhook, signed (CONTRACT §2), through the API and down to the order's
+"""The payments webhook, signed, through the API and down to the order's
 timeline and the simulator's ledger."""
 
 import json
@@ -11,7 +11,7 @@ from core.tests.factories import ApiClientFactory
 from core.webhooks import SIGNATURE_HEADER, webhook_signature
 from orders.enums import FailureReason, OrderStatus
 from orders.models import Order
-from orders.services.steps import order_end
+from orders.services.ending import order_end
 from orders.tests.factories import place_order
 from payments.models import Payment
 from payments.services import payment_charge, payment_prepare

@@ -8,7 +8,7 @@ from inventory.models import StockBatch
 from orders.enums import OrderStatus
 from orders.models import Order
 from orders.pipeline import run_inline
-from orders.services.sweeper import order_sweep_stuck
+from orders.tasks import sweep_stuck_orders
 from orders.tests.factories import place_order
 from payments.models import Payment
 
@@ -160,7 +160,7 @@ def test_sweeper_redrives_an_order_whose_message_was_lost(
     assert order.status == OrderStatus.RECEIVED
     settings.COT_STUCK_ORDER_SECONDS = 0
     with django_capture_on_commit_callbacks(execute=True):
-        assert order_sweep_stuck() == 1
+        assert sweep_stuck_orders() == 1
     order.refresh_from_db()
     assert order.status == OrderStatus.CONFIRMED
 
@@ -172,7 +172,7 @@ def test_payment_steps_wait_a_bounded_time_from_their_first_attempt(client, sett
 
     from orders.enums import Step
     from orders.models import OrderStep
-    from orders.services.steps import order_step_gives_up
+    from orders.services.retry_policy import order_step_gives_up
 
     settings.COT_PAYMENT_MAX_WAIT_SECONDS = 60
     settings.COT_STEP_MAX_RETRIES = 5

@@ -10,8 +10,8 @@ from core.tests.factories import ApiClientFactory
 from inventory.models import StockBatch
 from orders.enums import OrderStatus
 from orders.models import Order
-from orders.services.steps import order_end
-from orders.services.sweeper import order_sweep_stuck
+from orders.services.ending import order_end
+from orders.tasks import sweep_stuck_orders
 from orders.tests.factories import place_order
 from payments.models import Payment
 from prescriptions.enums import PrescriptionStatus
@@ -170,6 +170,6 @@ def test_a_review_that_lands_before_the_hold_is_picked_up_by_the_sweeper(
     assert Order.objects.get(pk=order.pk).status == OrderStatus.ON_HOLD
 
     with django_capture_on_commit_callbacks(execute=True):
-        order_sweep_stuck()
+        sweep_stuck_orders()
 
     assert Order.objects.get(pk=order.pk).status == OrderStatus.CONFIRMED

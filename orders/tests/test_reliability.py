@@ -10,7 +10,7 @@ from core.tests.factories import ApiClientFactory
 from orders.enums import OrderStatus, Step
 from orders.models import Order, OrderStep
 from orders.pipeline import run_inline
-from orders.services.sweeper import order_sweep_stuck
+from orders.tasks import sweep_stuck_orders
 from orders.tests.factories import place_order
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +59,7 @@ def test_the_sweeper_skips_flagged_orders(client, settings, django_capture_on_co
     Order.objects.filter(pk=flagged.pk).update(needs_attention=True)
     stuck = place_order(client, items=[("PARA-500", 1)], customer_id="C-2")
     with django_capture_on_commit_callbacks(execute=True):
-        assert order_sweep_stuck() == 1
+        assert sweep_stuck_orders() == 1
     assert Order.objects.get(pk=stuck.pk).status == OrderStatus.CONFIRMED
     assert Order.objects.get(pk=flagged.pk).status == OrderStatus.RECEIVED
 
@@ -78,7 +78,7 @@ def test_fault_injection_is_inert_unless_set(client, settings, django_capture_on
     assert Order.objects.get(pk=lost.pk).status == OrderStatus.RECEIVED
     settings.COT_STUCK_ORDER_SECONDS = 0
     with django_capture_on_commit_callbacks(execute=True):
-        order_sweep_stuck()
+        sweep_stuck_orders()
     assert Order.objects.get(pk=lost.pk).status == OrderStatus.CONFIRMED
 
 

@@ -265,7 +265,7 @@ def test_a_step_that_kills_its_worker_every_time_stops_at_the_attempt_cap(chaos,
         chaos.restart("worker")
     # Ops fixed the cause and cleared the flag (the admin action's service): the sweeper
     # picks the order up again and it completes, booked once.
-    from orders.services.steps import order_clear_needs_attention
+    from orders.services.step_runs import order_clear_needs_attention
 
     assert db(chaos, lambda: order_clear_needs_attention(order_id=order_id))
     wait_all(chaos, [order_id], timeout=STUCK_SECONDS + 40)

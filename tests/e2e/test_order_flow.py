@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import copy
+import threading
+import time
 import uuid
+from typing import Any
 
 import pytest
+from django.db import connection, transaction
 
+from inventory.models import StockBatch
+from orders.models import OrderStep
 from orders.tests.factories import ORDER_BODY as BODY
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +47,52 @@ def test_otc_order_is_confirmed_through_the_celery_chord(stack):
     assert [c["status"] for c in charges] == ["captured"]
     assert order["payment"]["reference"] == charges[0]["id"]
     assert [s["awb"] for s in ledger["shipments"]] == [order["shipments"][0]["awb"]]
+
+
+def test_the_three_header_steps_run_in_parallel(stack, django_db_blocker: Any):
+    # Two header steps made slow for real: the payment intent by the gateway's latency, the
+    # stock reservation by a lock this test holds on the product's batches. Run one after
+    # the other, their recorded intervals (counted run -> recorded outcome) could not meet.
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks (select_for_update) need PostgreSQL")
+    slow = 1.5
+    stack.simulator.control("gateways/alpha", kind_latency_ms={"intents": int(slow * 1000)})
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_batches() -> None:
+        with django_db_blocker.unblock():
+            try:
+                with transaction.atomic():
+                    list(StockBatch.objects.select_for_update().filter(product__sku="PARA-500"))
+                    locked.set()
+                    release.wait(timeout=10)
+                    time.sleep(slow)
+            finally:
+                connection.close()
+
+    holder = threading.Thread(target=hold_the_batches)
+    holder.start()
+    try:
+        assert locked.wait(timeout=10)
+        with stack.client() as client:
+            order_id = client.post("/api/v1/orders/", json=body()).json()["id"]
+            release.set()
+            order = stack.wait_for(client, order_id)
+    finally:
+        release.set()
+        holder.join()
+    assert order["status"] == "confirmed", order
+    with django_db_blocker.unblock():
+        ran = {
+            row.step: (row.created_at, row.updated_at)
+            for row in OrderStep.objects.filter(order_id=order_id)
+        }
+    (stock_from, stock_to), (intent_from, intent_to) = ran["stock"], ran["payment_prepare"]
+    assert (intent_to - intent_from).total_seconds() >= slow * 0.9
+    assert (stock_to - stock_from).total_seconds() >= slow * 0.5
+    assert stock_from < intent_to and intent_from < stock_to, ran
+    # The prescription check did not wait for either of them.
+    assert ran["prescription"][0] < min(stock_to, intent_to), ran
 
 
 @pytest.mark.parametrize(
