@@ -1,8 +1,9 @@
-"""`make bench` (CONTRACT.md §8): `python -m bench [--quick] [--publish]`.
+"""`make bench`: `python -m bench [--quick] [--publish]`.
 
 Starts the stack (bench/stack.py), runs the scenarios `floor`, `zero`, `seed`, `inline`
 one after another in one run, prints a table, writes bench/results/latest.json and, with
---publish, appends the run to docs/BENCHMARKS.md. Method: docs/BENCHMARKS.md.
+--publish, writes the run into docs/BENCHMARKS.md (its latest full run and a history
+row). Method: docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import tempfile
 import threading
 import time
@@ -36,10 +38,10 @@ from bench.measure import (
 from bench.stack import API_WORKERS, ROOT, WORKERS, Stack
 
 SEED_LATENCY = "intents=100,charges=500,refunds=300,shipments=400,notify=50"
-# intent ‖ local checks, then charge, then booking (CONTRACT §8's latencies).
+# intent ‖ local checks, then charge, then booking (the seed scenario's latencies).
 SEED_CRITICAL_PATH = 0.1 + 0.5 + 0.4
 P99_LIMIT = 2.0
-# Issue #9's seed target: p95 end to end within the critical path plus this.
+# The seed target: p95 end to end within the critical path plus this.
 SEED_P95_MARGIN = 0.3
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 DOC = ROOT / "docs" / "BENCHMARKS.md"
@@ -63,7 +65,7 @@ FULL = {
     "zero_share_of_floor": 0.3,
     "zero_steps": 3,
     "seed_steps": 3,
-    # Then up to this many more seed steps look for the issue's p95 target
+    # Then up to this many more seed steps look for the seed p95 target
     # (bench.measure.within_target), below the knee when the knee missed it.
     "seed_p95_steps": 2,
     "inline_rate": 4,
@@ -272,7 +274,7 @@ def _sustained(r: dict) -> bool:
 
 
 def _within_p95_target(step: dict) -> bool:
-    """Issue #9's seed target for one step: sustained, with p95 end to end within the
+    """The seed target for one step: sustained, with p95 end to end within the
     critical path plus SEED_P95_MARGIN."""
     return within_target(
         step["sustained"], step.get("p95_over_critical_path_s"), limit=SEED_P95_MARGIN
@@ -384,7 +386,11 @@ def _rates(text: str) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="about a minute, for development")
-    parser.add_argument("--publish", action="store_true", help="append to docs/BENCHMARKS.md")
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help="write the run into docs/BENCHMARKS.md (latest run, history row)",
+    )
     parser.add_argument(
         "--pg-url", default=os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
     )
@@ -491,7 +497,7 @@ def main() -> None:
             print("zero: simulator without latency", flush=True)
             scenarios["zero"] = search("zero", zero_first, cfg["zero_steps"])
         if "seed" in only:
-            print("seed: simulator latencies of CONTRACT §8", flush=True)
+            print("seed: the simulator with realistic gateway and courier latencies", flush=True)
             _restart_with_latencies(stack, "celery")
             seed_first = scenarios.get("zero", {}).get("completed_per_s") or zero_first
             scenarios["seed"] = search(
@@ -521,7 +527,7 @@ def main() -> None:
 
 
 def _restart_with_latencies(stack: Stack, pipeline_mode: str) -> None:
-    """The simulator with CONTRACT §8's latencies, and the API and workers restarted in
+    """The simulator with the seed latencies, and the API and workers restarted in
     `pipeline_mode`. What an overloaded earlier step left queued would only compete with
     the next scenario: it was already counted (unfinished) where it belonged."""
     stack.simulator_start(SEED_LATENCY)
@@ -577,12 +583,41 @@ def _finish(
     print(text)
     print(f"\n{RESULTS.relative_to(ROOT)} written ({results['seconds']} s).")
     if args.publish:
-        with DOC.open("a") as doc:
-            doc.write(
-                f"\n### Run of {results['date']} ({results['mode']})\n\n"
-                f"Machine: {results['machine']}. {args.note}\n\n{text}\n"
-            )
-        print(f"Appended to {DOC.relative_to(ROOT)}.")
+        DOC.write_text(published(DOC.read_text(), results, text, note=args.note))
+        print(f"{DOC.relative_to(ROOT)}: latest full run replaced, history row added.")
+
+
+LATEST_BEGIN, LATEST_END = "<!-- latest-run -->", "<!-- /latest-run -->"
+SCENARIO_ORDER = ("floor", "zero", "seed", "inline")
+
+
+def published(doc: str, results: dict, text: str, *, note: str) -> str:
+    """docs/BENCHMARKS.md with this run as its latest full run and one more history row."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    block = (
+        f"{LATEST_BEGIN}\n\nRun of {results['date']} ({results['mode']}), commit {commit or '—'}, "
+        f"{results['seconds']} s. Machine: {results['machine']}. {note}\n\n{text}\n\n{LATEST_END}"
+    )
+    head, _, rest = doc.partition(LATEST_BEGIN)
+    _, found, tail = rest.partition(LATEST_END)
+    doc = head + block + (tail if found else rest)
+    scenarios = results["scenarios"]
+    row = (
+        f"| {results['date']} | {commit or '—'} | "
+        + " | ".join(str(scenarios[name]["completed_per_s"]) for name in SCENARIO_ORDER)
+        + f" | {scenarios['zero']['cpu_ms_per_order']} | {note or '—'} |"
+    )
+    lines = doc.split("\n")
+    table_start = next(
+        i for i in range(lines.index("## History"), len(lines)) if lines[i].startswith("|")
+    )
+    table_end = table_start
+    while table_end + 1 < len(lines) and lines[table_end + 1].startswith("|"):
+        table_end += 1
+    lines.insert(table_end + 1, row)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
 
 import redis
 from celery import Celery, chord, group
-from celery.backends.redis import RedisBackend
 from kombu import Queue
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -23,27 +21,13 @@ DONE_KEY = "bench:floor:done"
 QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
 
 
-class UntrackedResults(RedisBackend):
-    """Celery's Redis result backend, tracking no results: nothing in the floor waits for
-    one. The pipeline launches its chord the same way (core/celery_results.py, which
-    this outside peer may not import): without it, every chord built in a worker
-    subscribes to its three header results for good."""
-
-    def add_pending_result(
-        self, result: Any, weak: bool = False, start_drainer: bool = True
-    ) -> Any:
-        return result
-
-    def on_task_call(self, producer: Any, task_id: str) -> None:
-        return None
-
-
 app = Celery("bench_floor")
 app.conf.update(
     broker_url=REDIS_URL,
-    # The pipeline's transport (a string: kombu imports it; the floor imports no Django).
-    broker_transport="core.kombu_redis:Transport",
-    result_backend=f"{__name__}:UntrackedResults+{REDIS_URL}",
+    # The pipeline's transport and result backend, named by strings: kombu and Celery
+    # import them (they import no Django), this outside peer does not.
+    broker_transport="cot_project.kombu_redis:Transport",
+    result_backend=f"cot_project.celery_results:RedisBackend+{REDIS_URL}",
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],

@@ -145,7 +145,7 @@ def within_target(sustained: bool, over: float | None, *, limit: float) -> bool:
 def best_rate_within(steps: list[dict], *, key: str, limit: float) -> float | None:
     """The highest completed rate among sustained steps whose `key` (e.g. p95 over the
     critical path, in seconds) is at most `limit`; None when no step qualifies. The
-    issue's seed target is such a pair (rate, p95 ≤ critical path + 300 ms), which the
+    seed target is such a pair (rate, p95 ≤ critical path + 300 ms), which the
     knee search (p99 under 2 s) does not look for by itself."""
     rates = [
         s["completed_per_s"]

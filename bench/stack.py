@@ -111,7 +111,7 @@ class Stack:
         port = free_port()
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
-        # As production runs it (docs/OPERATIONS.md §3): AOF every second, no eviction.
+        # As production runs it (docs/OPERATIONS.md, "Redis"): AOF every second, no eviction.
         self._start(
             "redis",
             [

@@ -161,3 +161,43 @@ def test_the_seed_p95_probe_comes_down_from_a_knee_that_missed_it_then_bisects()
     assert ramp_next(history, factor=1.5, budget=budget) == pytest.approx((15.7 * 23.6) ** 0.5)
     history.append((19.2, False))
     assert ramp_next(history, factor=1.5, budget=budget) is None  # its two steps are spent
+
+
+def test_a_published_run_replaces_the_latest_one_and_adds_a_history_row():
+    from bench.__main__ import published
+
+    doc = "\n".join(
+        [
+            "# Benchmarks",
+            "## Latest full run",
+            "<!-- latest-run -->",
+            "## History",
+            "",
+            "| date | commit | floor/s | zero/s | seed/s | inline/s | zero CPU ms/order | note |",
+            "|---|---|---|---|---|---|---|---|",
+            "| 2026-12-01 | abc1234 | 80 | 24 | 20 | 2.8 | 50 | old |",
+            "",
+            "## `load_catalog`",
+            "| database | first load |",
+            "|---|---|",
+        ]
+    )
+    scenarios = {
+        name: {"completed_per_s": rate, "cpu_ms_per_order": 40.0}
+        for name, rate in {"floor": 81, "zero": 25, "seed": 22, "inline": 2.9}.items()
+    }
+    results = {
+        "date": "2026-12-05",
+        "mode": "full",
+        "seconds": 600,
+        "machine": "2 cores",
+        "scenarios": scenarios,
+    }
+    once = published(doc, results, "TABLE ONE", note="first")
+    twice = published(once, {**results, "date": "2026-12-06"}, "TABLE TWO", note="second")
+    assert "TABLE ONE" not in twice and twice.count("TABLE TWO") == 1
+    history = twice.split("## History")[1].split("## `load_catalog`")[0]
+    rows = [line for line in history.splitlines() if line.startswith("| 2026")]
+    assert [row.split(" | ")[0] for row in rows] == ["| 2026-12-01", "| 2026-12-05", "| 2026-12-06"]
+    assert rows[1].endswith("| 81 | 25 | 22 | 2.9 | 40.0 | first |")
+    assert twice.endswith("|---|---|")  # the next section's table is untouched
