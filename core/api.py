@@ -9,12 +9,13 @@ import prometheus_client
 import redis
 from celery import current_app
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import multiprocess
 
 from core import metrics as cot_metrics
+from core.sql import database_ping
 
 PROBE_TIMEOUT_SECONDS = 1.0
 # Checks run side by side, and /readyz answers within this even if one of them hangs
@@ -32,17 +33,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def _check_database() -> None:
     # Runs in a probe thread: its connection is that thread's own, given back at the end.
     try:
-        with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                with transaction.atomic():
-                    # set_config(..., true) is SET LOCAL that takes a bound parameter.
-                    cursor.execute(
-                        "SELECT set_config('statement_timeout', %s, true)",
-                        [str(int(PROBE_TIMEOUT_SECONDS * 1000))],
-                    )
-                    cursor.execute("SELECT 1")
-            else:
-                cursor.execute("SELECT 1")
+        database_ping(timeout_seconds=PROBE_TIMEOUT_SECONDS)
     finally:
         connection.close()
 

@@ -10,15 +10,14 @@ meet at that row: the first outcome recorded wins, later runs read it.
 from __future__ import annotations
 
 import uuid
-from contextlib import nullcontext
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
 from core import faults
+from orders import sql
 from orders.enums import EventType, OrderStatus
 from orders.models import Order, OrderLine, OrderStep
 from orders.services.transitions import order_event_record, order_step_record, order_transition
@@ -73,31 +72,17 @@ def step_begin_first(
         return order, order_lines, step_begin(order, step)
     with transaction.atomic():
         moved = order_transition(order=order, to=S.PROCESSING, expected=S.RECEIVED)
-        if moved:
-            # The first step of this order to run: no step of it has a row yet (a row is
-            # only ever counted for an order past `received`).
-            row = OrderStep.objects.create(order_id=order.pk, step=step, attempts=1)
+        row = _step_count(order.pk, step)
     if not moved:
         # Another step moved it first (or someone ended it): see where it is now.
         order.refresh_from_db(fields=["status", "updated_at"])
-        return order, order_lines, step_begin(order, step)
     return order, order_lines, _step_check(order, step, row)
 
 
 def _step_count(order_id: uuid.UUID, step: str) -> OrderStep:
     """A first run creates the row with one attempt; a re-run of an unfinished step adds
-    one; a finished step's row comes back unchanged."""
-    try:
-        # Steps count their runs outside any transaction, where a failed INSERT leaves
-        # nothing to roll back; inside one, a savepoint keeps the caller's usable.
-        with transaction.atomic() if not transaction.get_autocommit() else nullcontext():
-            return OrderStep.objects.create(order_id=order_id, step=step, attempts=1)
-    except IntegrityError:
-        pass
-    OrderStep.objects.filter(order_id=order_id, step=step, ok__isnull=True).update(
-        attempts=F("attempts") + 1, updated_at=timezone.now()
-    )
-    return OrderStep.objects.get(order_id=order_id, step=step)
+    one; a finished step's row comes back unchanged (one statement, orders/sql.py)."""
+    return sql.step_count(order_id=order_id, step=step, at=timezone.now())
 
 
 def step_begin(order: Order, step: str) -> OrderStep:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from contextlib import nullcontext
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -19,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core import metrics
+from orders import sql
 from orders.enums import TERMINAL, EventType, FailureReason, OrderStatus
 from orders.models import Order, OrderEvent, OrderStep
 
@@ -72,18 +72,21 @@ def order_events_record(
 ) -> list[OrderEvent]:
     """Record several events of one order in one INSERT (call it inside the transaction
     of the change they describe); each is announced after commit, in order."""
+    rows = [(str(type), data or {}) for type, data in events]
     at = timezone.now()
-    rows = [
-        OrderEvent(order_id=order_id, type=str(type), data=data or {}, at=at)
-        for type, data in events
-    ]
-    if not rows:
-        return []
-    # bulk_create sets the ids (RETURNING, on PostgreSQL and SQLite alike), in the order
-    # given: they follow the timeline.
-    recorded = OrderEvent.objects.bulk_create(rows)
-    for event in recorded:
-        order_event_announce(order_id, event.pk, event.type)
+    ids = sql.events_insert(order_id=order_id, events=rows, at=at)
+    return _announced(order_id, ids, rows, at)
+
+
+def _announced(
+    order_id: uuid.UUID, ids: list[int], rows: list[tuple[str, dict[str, Any]]], at: Any
+) -> list[OrderEvent]:
+    recorded = []
+    for event_id, (event_type, data) in zip(ids, rows, strict=True):
+        recorded.append(
+            OrderEvent(id=event_id, order_id=order_id, type=event_type, data=data, at=at)
+        )
+        order_event_announce(order_id, event_id, event_type)
     return recorded
 
 
@@ -122,14 +125,15 @@ def order_step_record(
     """Record a pipeline step's outcome once (compare-and-set on `ok IS NULL`) and, only
     when this call recorded it, the events it warrants, in the same transaction.
     Returns False when another run had recorded an outcome first."""
-    # One UPDATE needs no transaction of its own; with events, both or neither.
-    with transaction.atomic(savepoint=False) if events else nullcontext():
-        recorded = OrderStep.objects.filter(pk=step.pk, ok__isnull=True).update(
-            ok=ok, result=result, data=data, updated_at=timezone.now()
-        )
-        if recorded and events:
-            order_events_record(order_id=step.order_id, events=events)
-    return bool(recorded)
+    rows = [(str(type), data or {}) for type, data in events]
+    at = timezone.now()
+    ids = sql.step_outcome_record(
+        step_id=step.pk, order_id=step.order_id, ok=ok, result=result, data=data, events=rows, at=at
+    )
+    if ids is None:
+        return False
+    _announced(step.order_id, ids, rows, at)
+    return True
 
 
 def order_transition(
@@ -161,14 +165,15 @@ def order_transition(
     event_data = dict(data or {})
     if failure_reason is not None:
         event_data.setdefault("reason", failure_reason)
-    # No savepoint inside a caller's transaction: nothing here is retried after an
-    # error, which rolls the caller's transaction back as a whole.
-    with transaction.atomic(savepoint=False):
-        moved = Order.objects.filter(pk=order.pk, status__in=allowed_from).update(**fields)
-        if not moved:
-            return False
-        order_events_record(order_id=order.pk, events=[*events, (STATUS_EVENTS[to], event_data)])
-        transaction.on_commit(lambda: _count(order, to, now, failure_reason))
+    rows = [(str(type), data or {}) for type, data in events]
+    rows.append((STATUS_EVENTS[to], event_data))
+    ids = sql.order_move(
+        order_id=order.pk, fields=fields, allowed_from=sorted(allowed_from), events=rows, at=now
+    )
+    if ids is None:
+        return False
+    _announced(order.pk, ids, rows, now)
+    transaction.on_commit(lambda: _count(order, to, now, failure_reason))
     for name, value in fields.items():
         setattr(order, name, value)
     return True
