@@ -9,8 +9,10 @@ and on PostgreSQL a compare-and-set and its events are one statement (a data-mod
 CTE: the events exist only if the UPDATE changed its row). On SQLite the same writes are
 two statements in one transaction.
 
-Measured by `make bench` (docs/BENCHMARKS.md): with these writes through the ORM instead,
-zero's CPU per order was higher by the figure given there for "orders/sql.py".
+Measured by `make bench` (docs/BENCHMARKS.md, 2026-12-05, zero at 19/s, two rounds
+alternated in one session): with these writes through the ORM the stack spent 84–93 ms
+of CPU per order, with them 76 ms (10–18 % less). In process, without Celery
+(`scripts/step_profile.py`), the steps' Python went from 37 to 31 ms per order.
 
 Values are prepared by the models' own fields (`get_db_prep_value`), so what is stored is
 what the ORM would store. Runs on PostgreSQL and SQLite (3.35+, for RETURNING).
