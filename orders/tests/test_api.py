@@ -10,7 +10,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from core.models import ClientAPIKey
 from core.tests.factories import ApiClientFactory, api_key_for
+from inventory.models import Product
 from orders.models import Order, OrderEvent, OrderLine
 from orders.tests.factories import ORDER_BODY as BODY
 
@@ -128,7 +130,6 @@ def test_missing_or_bad_credentials_are_401(demo_catalog, header):
 
 
 def test_a_revoked_key_is_401(key):
-    from core.models import ClientAPIKey
 
     ClientAPIKey.objects.update(revoked=True)
     assert api(key).get(URL).status_code == 401
@@ -263,7 +264,6 @@ def test_placing_an_order_costs_eight_statements(key, django_capture_on_commit_c
 def test_a_used_key_wins_over_the_catalog(key):
     """A used key answers as before (the replay, or 409 for another body) even once
     its SKU is gone from the catalog."""
-    from inventory.models import Product
 
     client = api(key)
     first = post(client, BODY, HTTP_IDEMPOTENCY_KEY="k-1").json()

@@ -14,6 +14,7 @@ from inventory.models import Reservation, StockBatch
 from logistics.models import Shipment
 from orders.enums import OrderStatus
 from orders.models import Order
+from orders.pipeline import run_inline
 from orders.tests.test_admin import login
 from payments.models import Payment
 from prescriptions.models import PrescriptionItem
@@ -86,7 +87,6 @@ def test_a_confirmed_order_is_cancelled_refunded_unbooked_and_restocked(
 def test_an_order_not_yet_processed_is_cancelled_and_the_pipeline_then_does_nothing(
     shop, place, simulator, django_capture_on_commit_callbacks
 ):
-    from orders.pipeline import run_inline
 
     order = place(run=False)
     assert order.status == OrderStatus.RECEIVED

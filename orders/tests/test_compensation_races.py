@@ -12,6 +12,7 @@ from orders.services.cancellation import OPS, order_cancel
 from orders.services.ending import order_compensate, order_end
 from orders.tasks import sweep_stuck_orders
 from payments.models import Payment, PaymentAttempt
+from payments.services import payment_cancel
 from prescriptions.models import PrescriptionItem
 from prescriptions.tests.factories import prescription_with
 
@@ -143,7 +144,6 @@ def test_a_refund_is_on_the_timeline_even_if_compensation_dies_right_after_it(
     assert order.status == OrderStatus.CONFIRMED
     # The order ends; its compensation gets as far as the refund, and its process dies.
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.CANCELLED)
-    from payments.services import payment_cancel
 
     with django_capture_on_commit_callbacks(execute=True):
         assert payment_cancel(order_id=order.pk, token=order.payment_token) == "refunded"

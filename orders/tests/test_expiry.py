@@ -12,7 +12,7 @@ from inventory.enums import ReservationStatus
 from inventory.models import Reservation, StockBatch
 from orders.enums import OrderStatus
 from orders.models import Order, OrderEvent, OrderStep
-from orders.services import steps
+from orders.services import expiry, steps
 from orders.services.expiry import order_expire_reservations
 from orders.tests.factories import place_order
 from payments.models import Payment
@@ -180,7 +180,6 @@ def test_the_job_runs_on_beat_in_the_maintenance_queue(
 def test_reservations_left_alone_do_not_hide_the_rest_of_the_worklist(
     client, simulator, settings, django_capture_on_commit_callbacks, monkeypatch
 ):
-    from orders.services import expiry
 
     monkeypatch.setattr(expiry, "BATCH", 2)
     held = [reserved_order(client, quantity=1) for _ in range(3)]

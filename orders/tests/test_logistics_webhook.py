@@ -13,6 +13,7 @@ from logistics.models import Shipment
 from orders.enums import OrderStatus
 from orders.models import Order
 from orders.tests.factories import place_order
+from orders.tests.test_admin import login
 from payments.models import Payment
 
 pytestmark = pytest.mark.django_db
@@ -178,7 +179,6 @@ def test_a_malformed_update_is_400_in_the_contract_shape(db, body, attr):
 
 
 def test_ops_find_failed_deliveries_in_admin_with_the_booking_attempts(confirmed, simulator):
-    from orders.tests.test_admin import login
 
     simulator.control("logistics/swift", unserviceable_prefixes=["560"])
     failed, fine = confirmed(), confirmed()

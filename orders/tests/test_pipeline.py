@@ -1,13 +1,17 @@
 """The pipeline's steps in order (inline mode), against the real simulator and database.
 The Celery canvas itself is proven by the end-to-end tests in tests/e2e."""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from core.tests.factories import ApiClientFactory
 from inventory.models import StockBatch
-from orders.enums import OrderStatus
-from orders.models import Order
+from orders.enums import OrderStatus, Step
+from orders.models import Order, OrderStep
 from orders.pipeline import run_inline
+from orders.services.retry_policy import order_step_gives_up
 from orders.tasks import sweep_stuck_orders
 from orders.tests.factories import place_order
 from payments.models import Payment
@@ -166,13 +170,6 @@ def test_sweeper_redrives_an_order_whose_message_was_lost(
 
 
 def test_payment_steps_wait_a_bounded_time_from_their_first_attempt(client, settings):
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from orders.enums import Step
-    from orders.models import OrderStep
-    from orders.services.retry_policy import order_step_gives_up
 
     settings.COT_PAYMENT_MAX_WAIT_SECONDS = 60
     settings.COT_STEP_MAX_RETRIES = 5

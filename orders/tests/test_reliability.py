@@ -4,6 +4,7 @@ same faults against the live stack are in tests/e2e/test_chaos.py."""
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.test import Client
 from django.urls import reverse
 
 from core.tests.factories import ApiClientFactory
@@ -91,7 +92,6 @@ def test_admin_lists_filters_and_clears_flagged_orders(
     other = place_order(client, items=[("PARA-500", 1)], customer_id="C-2")
     ops = User.objects.create_user("ops-1", password="pw", is_staff=True)
     ops.groups.add(Group.objects.get(name="ops"))
-    from django.test import Client
 
     browser = Client()
     browser.force_login(ops)
