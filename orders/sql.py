@@ -10,8 +10,8 @@ CTE: the events exist only if the UPDATE changed its row). On SQLite the same wr
 two statements in one transaction.
 
 Measured by `make bench` (docs/BENCHMARKS.md, 2026-12-05, zero at 19/s, two rounds
-alternated in one session): with these writes through the ORM the stack spent 84–93 ms
-of CPU per order, with them 76 ms (10–18 % less). In process, without Celery
+alternated in one session): with these writes through the ORM the stack spent 84 to 93 ms
+of CPU per order, with them 76 ms (10 to 18 % less). In process, without Celery
 (`scripts/step_profile.py`), the steps' Python went from 37 to 31 ms per order.
 
 Values are prepared by the models' own fields (`get_db_prep_value`), so what is stored is
