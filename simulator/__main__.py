@@ -1,6 +1,9 @@
 """`python -m simulator [--host H] [--port P]`: serve the simulator with uvicorn.
 
 One process, one event loop: the ledger and idempotency memory live in memory.
+The couriers post tracking webhooks to COT_WEBHOOK_URL (default http://127.0.0.1:$PORT),
+signed with LOGISTICS_WEBHOOK_SECRET; SIM_COURIER=off starts them switched off,
+SIM_COURIER_MS sets each stage's time and SIM_DELIVERY_ATTEMPTS the delivery attempts.
 """
 
 from __future__ import annotations

@@ -9,21 +9,30 @@ and is answered after the configured latency. A client that times out mid-latenc
 therefore left the operation done behind it (a captured charge, a booked shipment) and must
 retry with the same idempotency key, which returns the stored first answer and never does
 the operation twice.
+
+Each logistics partner is also a courier: a new booking starts an asyncio task that walks the
+shipment through its tracking statuses and posts each one, signed, to COT's logistics webhook
+(see `Courier` and `World.drive`). Every task is kept in `World.courier_tasks`, so a reset, a
+cancellation before pickup or the app's shutdown can stop it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import hmac
 import json
 import os
 import random
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -43,8 +52,19 @@ LEDGER_SECTIONS = (
     "shipments",
     "cancellations",
     "messages",
+    "tracking",
 )
 DEFAULT_LATENCY_ENV = "SIM_LATENCY_MS"
+# Why a delivery fails, as COT's tracking webhook takes it.
+FAIL_REASONS = ("customer_unavailable", "address_not_found", "refused", "other")
+COURIER_ENV = "SIM_COURIER"  # "off": every courier starts switched off
+COURIER_MS_ENV = "SIM_COURIER_MS"  # the start-up time of every courier stage
+ATTEMPTS_ENV = "SIM_DELIVERY_ATTEMPTS"
+WEBHOOK_URL_ENV = "COT_WEBHOOK_URL"
+WEBHOOK_SECRET_ENV = "LOGISTICS_WEBHOOK_SECRET"  # noqa: S105 (a variable's name)
+# The app's own development default, so `make run` works without configuration.
+DEFAULT_WEBHOOK_SECRET = "dev-only-logistics-secret"  # noqa: S105
+WEBHOOK_PATH = "/api/v1/webhooks/logistics/"
 CENT = Decimal("0.01")
 
 # token -> (status, decline_code)
@@ -102,6 +122,105 @@ class Control:
     # Per kind of call ("charges": 4000), before latency_ms: lets a test slow down one kind
     # of call only, e.g. charges past the client's timeout while intents stay fast.
     kind_latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Courier:
+    """Run-time behaviour of one partner's courier, changed through `"courier"` in control.
+
+    Read afresh at every stage, so a change (or `null`, which stops it) reaches shipments
+    already on their way.
+    """
+
+    pickup_ms: float
+    transit_ms: float
+    delivery_ms: float
+    fail_rate: float = 0.0
+    fail_reason: str = "customer_unavailable"
+    rto_after_failures: bool = True
+    # Where this courier posts its updates; None: the start-up `COT_WEBHOOK_URL`. Tests
+    # whose API server starts after the simulator point a courier at it.
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class CourierConfig:
+    """Start-up settings of the couriers; `POST /__reset__` goes back to them."""
+
+    enabled: bool = True
+    stage_ms: float = 2000.0
+    attempts: int = 3  # delivery attempts before the shipment fails for good
+    webhook_url: str = "http://127.0.0.1:8000"
+    secret: str = DEFAULT_WEBHOOK_SECRET
+    tries: int = 4  # posts of one update before giving it up
+    backoff_s: float = 0.1  # before the first retry; doubles after each
+    timeout_s: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> CourierConfig:
+        """`SIM_COURIER`, `SIM_COURIER_MS`, `SIM_DELIVERY_ATTEMPTS`, `COT_WEBHOOK_URL` (default
+        the API on `PORT`) and `LOGISTICS_WEBHOOK_SECRET`; ValueError on a bad value."""
+        env = os.environ
+        port = env.get("PORT") or "8000"
+        try:
+            stage_ms = float(env.get(COURIER_MS_ENV) or cls.stage_ms)
+            attempts = int(env.get(ATTEMPTS_ENV) or cls.attempts)
+        except ValueError:
+            raise ValueError(f"{COURIER_MS_ENV} and {ATTEMPTS_ENV} must be numbers") from None
+        if stage_ms < 0 or attempts < 1:
+            raise ValueError(f"{COURIER_MS_ENV} must be >= 0 and {ATTEMPTS_ENV} >= 1")
+        return cls(
+            enabled=env.get(COURIER_ENV, "on").strip().lower() not in ("off", "0", "false", "no"),
+            stage_ms=stage_ms,
+            attempts=attempts,
+            webhook_url=env.get(WEBHOOK_URL_ENV) or f"http://127.0.0.1:{port}",
+            secret=env.get(WEBHOOK_SECRET_ENV) or DEFAULT_WEBHOOK_SECRET,
+        )
+
+    def default_courier(self) -> Courier | None:
+        if not self.enabled:
+            return None
+        return Courier(self.stage_ms, self.stage_ms, self.stage_ms)
+
+
+def _parse_courier(value: object, current: Courier) -> Courier:
+    """A `"courier"` control merged into `current`; ApiError 400 on anything malformed."""
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_request", "courier: an object, or null")
+    names = {f.name for f in fields(Courier)}
+    unknown = sorted(set(value) - names)
+    if unknown:
+        raise ApiError(400, "invalid_request", f"courier: unknown keys: {', '.join(unknown)}")
+    changes: Json = {}
+    for name, item in value.items():
+        number = not isinstance(item, bool) and isinstance(item, (int, float))
+        if name.endswith("_ms"):
+            if not number or item < 0:
+                raise ApiError(400, "invalid_request", f"courier.{name}: a number >= 0")
+            changes[name] = float(item)
+        elif name == "fail_rate":
+            if not number or not 0 <= item <= 1:
+                raise ApiError(400, "invalid_request", "courier.fail_rate: a number in [0, 1]")
+            changes[name] = float(item)
+        elif name == "fail_reason":
+            if item not in FAIL_REASONS:
+                raise ApiError(
+                    400, "invalid_request", f"courier.fail_reason: one of {', '.join(FAIL_REASONS)}"
+                )
+            changes[name] = item
+        elif name == "webhook_url":
+            if item is not None and (
+                not isinstance(item, str) or not item.startswith(("http://", "https://"))
+            ):
+                raise ApiError(
+                    400, "invalid_request", "courier.webhook_url: an http(s) URL, or null"
+                )
+            changes[name] = item
+        elif not isinstance(item, bool):
+            raise ApiError(400, "invalid_request", f"courier.{name}: true or false")
+        else:
+            changes[name] = item
+    return replace(current, **changes)
 
 
 def _now() -> str:
@@ -166,12 +285,23 @@ async def _json_body(request: Request, *, allow_empty: bool = False) -> Json:
 class World:
     """In-memory state: ledger, idempotency memory, charges, shipments and controls."""
 
-    def __init__(self, kind_latency_ms: dict[str, float]) -> None:
+    def __init__(
+        self, kind_latency_ms: dict[str, float], courier_config: CourierConfig | None = None
+    ) -> None:
         self.kind_latency_ms = dict(kind_latency_ms)
+        self.courier_config = courier_config or CourierConfig(enabled=False)
+        self.courier_tasks: dict[tuple[str, str], asyncio.Task[None]] = {}  # (target, awb)
+        self.http: httpx.AsyncClient | None = None
+        self.http_loop: asyncio.AbstractEventLoop | None = None
         self.reset()
 
     def reset(self) -> None:
+        self.stop_couriers()
         self.controls: dict[str, Control] = {t: Control() for t in TARGETS}
+        # Logistics targets only: None is a courier switched off.
+        self.couriers: dict[str, Courier | None] = {
+            f"logistics/{p}": self.courier_config.default_courier() for p in PARTNERS
+        }
         self.ledger: dict[str, list[Json]] = {s: [] for s in LEDGER_SECTIONS}
         # (target, operation, idempotency key) -> the stored first answer
         self.replies: dict[tuple[str, str, str], Outcome] = {}
@@ -339,6 +469,7 @@ class World:
             awb = self._new_awb(target, partner)
             eta = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
             self.shipments[(target, awb)] = {"reference": reference, "status": "booked"}
+            self.start_courier(target, awb)
             self.record(
                 "shipments",
                 target,
@@ -366,6 +497,10 @@ class World:
         shipment = self.shipments.get((target, awb))
         if shipment is None:
             raise ApiError(404, "unknown_shipment", f"no shipment {awb} on {target}")
+        if shipment["status"] == "booked":  # not picked up yet: the courier never comes
+            task = self.courier_tasks.pop((target, awb), None)
+            if task is not None:
+                task.cancel()
         if shipment["status"] != "cancelled":
             shipment["status"] = "cancelled"
             self.record(
@@ -380,6 +515,131 @@ class World:
                 },
             )
         return 200, {"awb": awb, "status": "cancelled"}
+
+    # -- couriers
+
+    def start_courier(self, target: str, awb: str) -> None:
+        """Drive a new booking in this event loop, if the partner's courier is on."""
+        if self.couriers[target] is None:
+            return
+        key = (target, awb)
+        task = asyncio.get_running_loop().create_task(self.drive(target, awb))
+        self.courier_tasks[key] = task
+
+        def forget(done: asyncio.Task[None]) -> None:
+            if self.courier_tasks.get(key) is done:
+                del self.courier_tasks[key]
+
+        task.add_done_callback(forget)
+
+    def stop_couriers(self) -> None:
+        for task in self.courier_tasks.values():
+            task.cancel()
+        self.courier_tasks = {}
+
+    async def drive(self, target: str, awb: str) -> None:
+        """booked -> picked_up -> in_transit -> out_for_delivery -> delivered, or
+        delivery_failed and another attempt, up to the configured attempts, then
+        returning -> returned (or nothing more, without `rto_after_failures`). A cancellation
+        before pickup cancels this task; after pickup the parcel is on its way and it goes on.
+
+        The outcome of an attempt comes `delivery_ms` after its out_for_delivery, so every
+        status is visible for a while. Each stage waits for the previous update's post to
+        end, so COT receives them in order.
+        """
+        for stage, status in (("pickup_ms", "picked_up"), ("transit_ms", "in_transit")):
+            if not await self._after(target, stage):
+                return
+            await self._post_status(target, awb, status)
+        attempt = 1
+        while True:
+            if not await self._after(target, "delivery_ms"):
+                return
+            await self._post_status(target, awb, "out_for_delivery", attempt=attempt)
+            if not await self._after(target, "delivery_ms"):
+                return
+            courier = self.couriers[target]
+            if courier is None:
+                return
+            if random.random() >= courier.fail_rate:
+                await self._post_status(target, awb, "delivered")
+                return
+            reason = courier.fail_reason
+            await self._post_status(target, awb, "delivery_failed", attempt=attempt, reason=reason)
+            if attempt >= self.courier_config.attempts:
+                break
+            attempt += 1
+        courier = self.couriers[target]
+        if courier is None or not courier.rto_after_failures:
+            return
+        await self._post_status(target, awb, "returning")
+        if await self._after(target, "transit_ms"):
+            await self._post_status(target, awb, "returned")
+
+    async def _after(self, target: str, stage: str) -> bool:
+        """Sleep the stage's current time; False when the courier is (or got) switched off."""
+        courier = self.couriers[target]
+        if courier is None:
+            return False
+        await asyncio.sleep(getattr(courier, stage) / 1000.0)
+        return self.couriers[target] is not None
+
+    async def _post_status(
+        self,
+        target: str,
+        awb: str,
+        status: str,
+        *,
+        attempt: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Post one signed update, retrying connection errors and non-2xx answers a few times
+        with a doubling backoff, then give it up (the courier moves on regardless)."""
+        shipment = self.shipments[(target, awb)]
+        shipment["status"] = status  # before any await: a cancel from now on is too late
+        body: Json = {"awb": awb, "status": status, "at": _now()}
+        if attempt is not None:
+            body["attempt"] = attempt
+        if reason is not None:
+            body["reason"] = reason
+        raw = json.dumps(body).encode()
+        config = self.courier_config
+        digest = hmac.new(config.secret.encode(), raw, hashlib.sha256).hexdigest()
+        headers = {"Content-Type": "application/json", "X-COT-Signature": f"sha256={digest}"}
+        courier = self.couriers.get(target)
+        base = (courier.webhook_url if courier else None) or config.webhook_url
+        url = base.rstrip("/") + WEBHOOK_PATH
+        entry = {"awb": awb, "partner": target.split("/", 1)[1], "reference": shipment["reference"]}
+        entry.update({"status": status, "attempt": attempt, "reason": reason})
+        for n in range(config.tries):
+            if n:
+                await asyncio.sleep(config.backoff_s * 2 ** (n - 1))
+            answer: int | str
+            try:
+                response = await self._client().post(
+                    url, content=raw, headers=headers, timeout=config.timeout_s
+                )
+                answer = response.status_code
+            except httpx.HTTPError:
+                answer = "error"
+            self.record("tracking", target, {**entry, "answer": answer})
+            if isinstance(answer, int) and 200 <= answer < 300:
+                return
+
+    def _client(self) -> httpx.AsyncClient:
+        """One pooled client per event loop (a TestClient may run the app in several)."""
+        loop = asyncio.get_running_loop()
+        if self.http is None or self.http_loop is not loop:
+            self.http = httpx.AsyncClient()
+            self.http_loop = loop
+        return self.http
+
+    async def aclose(self) -> None:
+        """Stop the couriers and close the webhook client: the app is shutting down."""
+        self.stop_couriers()
+        if self.http is not None and self.http_loop is asyncio.get_running_loop():
+            await self.http.aclose()
+        self.http = self.http_loop = None
 
     # -- SMS and e-mail
 
@@ -413,6 +673,8 @@ class World:
             "unserviceable_prefixes",
             "kind_latency_ms",
         }
+        if target in self.couriers:
+            allowed.add("courier")
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise ApiError(400, "invalid_request", f"unknown keys: {', '.join(unknown)}")
@@ -455,13 +717,25 @@ class World:
                     400, "invalid_request", f"kind_latency_ms: {{KIND: ms}}, KIND in {KINDS}"
                 )
             changes["kind_latency_ms"] = {kind: float(ms) for kind, ms in value.items()}
+        courier_changed = "courier" in body
+        courier = None
+        if courier_changed and body["courier"] is not None:
+            # Switching a courier back on starts from the start-up settings.
+            current = self.couriers[target] or Courier(*[self.courier_config.stage_ms] * 3)
+            courier = _parse_courier(body["courier"], current)
+        if courier_changed:
+            self.couriers[target] = courier
         control = self.controls[target]
         for name, value in changes.items():
             setattr(control, name, value)
         return self.control_state(target)
 
     def control_state(self, target: str) -> Json:
-        return {"target": target, **asdict(self.controls[target])}
+        state = {"target": target, **asdict(self.controls[target])}
+        if target in self.couriers:
+            courier = self.couriers[target]
+            state["courier"] = None if courier is None else asdict(courier)
+        return state
 
 
 # ----------------------------------------------------------------------------- HTTP layer
@@ -481,11 +755,16 @@ def _target(request: Request) -> str:
     return "notify"
 
 
-def create_app(latency_spec: str | None = None) -> Starlette:
-    """Build the simulator app; `latency_spec` defaults to the `SIM_LATENCY_MS` variable."""
+def create_app(
+    latency_spec: str | None = None, courier_config: CourierConfig | None = None
+) -> Starlette:
+    """Build the simulator app; `latency_spec` defaults to the `SIM_LATENCY_MS` variable and
+    `courier_config` to `CourierConfig.from_env()`."""
     if latency_spec is None:
         latency_spec = os.environ.get(DEFAULT_LATENCY_ENV, "")
-    world = World(parse_latency_spec(latency_spec))
+    if courier_config is None:
+        courier_config = CourierConfig.from_env()
+    world = World(parse_latency_spec(latency_spec), courier_config)
 
     def operation(kind: str, act: Callable[[str, Request, Json], Outcome]) -> Endpoint:
         """An endpoint: target and control checks, the body, the act, then the latency.
@@ -548,6 +827,19 @@ def create_app(latency_spec: str | None = None) -> Starlette:
         world.reset()
         return JSONResponse({"status": "reset"})
 
+    async def track(request: Request) -> Response:
+        """The tracking page a courier's customer opens: where the parcel is now."""
+        try:
+            target = _target(request)
+        except ApiError as exc:
+            return JSONResponse(exc.body, exc.status)
+        awb = request.path_params["awb"]
+        shipment = world.shipments.get((target, awb))
+        if shipment is None:
+            return JSONResponse({"error": "unknown_shipment", "detail": awb}, 404)
+        partner = target.split("/", 1)[1]
+        return JSONResponse({"awb": awb, "partner": partner, "status": shipment["status"]})
+
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -596,11 +888,20 @@ def create_app(latency_spec: str | None = None) -> Starlette:
             operation("notify", lambda t, r, b: world.send_message("email", b)),
             methods=post,
         ),
+        Route("/logistics/{partner}/track/{awb}", track, methods=["GET"]),
         Route("/__ledger__", ledger, methods=["GET"]),
         Route("/__control__", control, methods=["GET", "POST"]),
         Route("/__reset__", reset, methods=post),
         Route("/healthz", healthz, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await world.aclose()
+
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan
+    )
     app.state.world = world
     return app

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from starlette.exceptions import StarletteDeprecationWarning
 
-from simulator.app import create_app, parse_latency_spec
+from simulator.app import CourierConfig, create_app, parse_latency_spec
 
 # requirements pin httpx, which starlette's TestClient still supports but warns about (it prefers
 # httpx2); the warning is raised once, at import.
@@ -30,9 +30,13 @@ with warnings.catch_warnings():
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Couriers off: these tests book shipments without a COT to post tracking updates to.
+NO_COURIERS = CourierConfig(enabled=False)
+
+
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    with TestClient(create_app("")) as test_client:
+    with TestClient(create_app("", NO_COURIERS)) as test_client:
         yield test_client
 
 
@@ -112,7 +116,7 @@ def test_idempotency_keys_are_per_gateway(client: TestClient) -> None:
 
 
 def test_concurrent_duplicates_share_one_charge() -> None:
-    app = create_app("charges=20")
+    app = create_app("charges=20", NO_COURIERS)
 
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=app)
@@ -324,7 +328,7 @@ def test_latency_applies() -> None:
     for bad in ("bogus=1", "charges", "charges=-1", "charges=x"):
         with pytest.raises(ValueError):
             parse_latency_spec(bad)
-    with TestClient(create_app("charges=30")) as client:
+    with TestClient(create_app("charges=30", NO_COURIERS)) as client:
         started = time.monotonic()
         assert charge(client, "c1").status_code == 200
         assert time.monotonic() - started >= 0.03
@@ -387,7 +391,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def live_url() -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "SIM_LATENCY_MS": "charges=10"}
+    env = {**os.environ, "SIM_LATENCY_MS": "charges=10", "SIM_COURIER": "off"}
     process = subprocess.Popen(
         [sys.executable, "-m", "simulator", "--port", str(port)], cwd=PROJECT_ROOT, env=env
     )
@@ -411,7 +415,9 @@ def live_url() -> Iterator[str]:
 
 def test_real_process_serves_http(live_url: str) -> None:
     assert httpx.get(f"{live_url}/healthz").json() == {"status": "ok"}
-    assert httpx.get(f"{live_url}/__control__").json()["kind_latency_ms"] == {"charges": 10.0}
+    state = httpx.get(f"{live_url}/__control__").json()
+    assert state["kind_latency_ms"] == {"charges": 10.0}
+    assert state["targets"]["logistics/swift"]["courier"] is None  # SIM_COURIER=off
 
 
 def test_real_process_client_timeout_leaves_a_captured_charge(live_url: str) -> None:
