@@ -44,6 +44,18 @@ EXTERNAL_CALL_SECONDS = Histogram(
     ["target", "outcome"],
     buckets=STEP_BUCKETS,
 )
+SHIPMENTS_TOTAL = Counter(
+    "cot_shipments_total",
+    "Tracking updates applied to shipments, by partner and new status.",
+    ["partner", "status"],
+)
+DELIVERY_FAILURES_TOTAL = Counter(
+    "cot_delivery_failures_total",
+    "Failed delivery attempts reported by the partners, by reason.",
+    ["partner", "reason"],
+)
+# The `reason` of a failed delivery the partner gave none for.
+UNSPECIFIED = "unspecified"
 
 # `cot_errors_total{error_type}` values (CONTRACT.md §3).
 VALIDATION_ERROR = "validation_error"  # a 400 answer

@@ -211,6 +211,8 @@ COT_PIPELINE_MODE = env.str("COT_PIPELINE_MODE", default="celery")
 # --- Business rules -----------------------------------------------------------------------
 COT_RESERVATION_TTL_SECONDS = env.int("COT_RESERVATION_TTL_SECONDS", default=900)
 COT_STUCK_ORDER_SECONDS = env.int("COT_STUCK_ORDER_SECONDS", default=120)
+# Delivery attempts a courier makes before it returns the parcel to us (return to origin).
+COT_DELIVERY_ATTEMPTS = env.int("COT_DELIVERY_ATTEMPTS", default=3)
 COT_SWEEP_INTERVAL_SECONDS = env.int("COT_SWEEP_INTERVAL_SECONDS", default=30)
 COT_SHELF_LIFE_FLOOR_DAYS = env.int("COT_SHELF_LIFE_FLOOR_DAYS", default=30)
 COT_PRESCRIPTION_VALIDITY_DAYS = env.int("COT_PRESCRIPTION_VALIDITY_DAYS", default=180)

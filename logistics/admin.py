@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from logistics.enums import ShipmentStatus
-from logistics.models import Shipment, ShipmentAttempt, ShipmentItem
+from logistics.models import Shipment, ShipmentAttempt, ShipmentItem, ShipmentUpdate
 
 
 class ShipmentItemInline(admin.TabularInline):
@@ -30,9 +30,23 @@ class ShipmentAttemptInline(admin.TabularInline):
         return False
 
 
+class ShipmentUpdateInline(admin.TabularInline):
+    """The courier's updates that moved the shipment, in the order applied."""
+
+    model = ShipmentUpdate
+    extra = 0
+    can_delete = False
+    fields = ("status", "at", "attempt", "reason", "created_at")
+    readonly_fields = fields
+    ordering = ("pk",)
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 class NeedsAttentionFilter(admin.SimpleListFilter):
-    """The courier reported a failed delivery: ops follow up (the order's timeline has a
-    `shipment.failed` event with reason `delivery_failed`)."""
+    """The courier's last word is a failed delivery: ops follow up (the order's timeline
+    has a `shipment.delivery_failed` event with the attempt and the reason)."""
 
     title = "needs attention"
     parameter_name = "attention"
@@ -42,7 +56,7 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Shipment]) -> QuerySet[Shipment]:
         if self.value() == "failed_deliveries":
-            return queryset.filter(status=ShipmentStatus.FAILED)
+            return queryset.filter(status=ShipmentStatus.DELIVERY_FAILED)
         return queryset
 
 
@@ -55,6 +69,7 @@ class ShipmentAdmin(admin.ModelAdmin):
         "awb",
         "status",
         "status_at",
+        "delivery_attempts",
         "eta",
         "created_at",
     )
@@ -68,9 +83,11 @@ class ShipmentAdmin(admin.ModelAdmin):
         "eta",
         "status",
         "status_at",
+        "delivery_attempts",
+        "last_failure_reason",
         "idempotency_key",
     )
-    inlines = [ShipmentItemInline, ShipmentAttemptInline]
+    inlines = [ShipmentItemInline, ShipmentUpdateInline, ShipmentAttemptInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

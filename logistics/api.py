@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -11,14 +13,33 @@ from rest_framework.response import Response
 
 from core.serializers import StrictSerializer
 from core.webhooks import SignedWebhookApi
-from logistics.enums import TRACKING_STATUSES
+from logistics.enums import (
+    STATUS_ALIASES,
+    TRACKING_STATUSES,
+    DeliveryFailureReason,
+    ShipmentStatus,
+)
 from logistics.services import shipment_tracking_apply
 
 
 class TrackingUpdateIn(StrictSerializer):
     awb = serializers.CharField(max_length=64)
-    status = serializers.ChoiceField(choices=[str(s) for s in TRACKING_STATUSES])
+    status = serializers.ChoiceField(choices=[*map(str, TRACKING_STATUSES), *STATUS_ALIASES])
     at = serializers.DateTimeField()
+    # Which delivery attempt the update is about; without it, the current one.
+    attempt = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    # Why a delivery failed (only with `delivery_failed`).
+    reason = serializers.ChoiceField(
+        choices=DeliveryFailureReason.choices, required=False, allow_null=True
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        status = STATUS_ALIASES.get(attrs["status"], attrs["status"])
+        if attrs.get("reason") and status != ShipmentStatus.DELIVERY_FAILED:
+            raise serializers.ValidationError(
+                {"reason": ["Only a failed delivery (delivery_failed) has a reason."]}
+            )
+        return attrs
 
 
 class LogisticsWebhookApi(SignedWebhookApi):

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db import models
 
 from core.models import OutboundAttempt, TimeStampedModel
-from logistics.enums import AttemptStatus, ShipmentStatus
+from logistics.enums import AttemptStatus, DeliveryFailureReason, ShipmentStatus
 
 
 class Shipment(TimeStampedModel):
@@ -15,11 +15,16 @@ class Shipment(TimeStampedModel):
     awb = models.CharField(max_length=64, blank=True, db_index=True)
     eta = models.DateField(null=True, blank=True)
     status = models.CharField(
-        max_length=12, choices=ShipmentStatus.choices, default=ShipmentStatus.BOOKED
+        max_length=20, choices=ShipmentStatus.choices, default=ShipmentStatus.BOOKED
     )
     idempotency_key = models.CharField(max_length=200, unique=True)
     # When the partner says the status happened (its webhook's `at`).
     status_at = models.DateTimeField(null=True, blank=True)
+    # Failed delivery attempts so far (the courier decides when to give up and return it).
+    delivery_attempts = models.PositiveIntegerField(default=0)
+    last_failure_reason = models.CharField(
+        max_length=30, choices=DeliveryFailureReason.choices, blank=True
+    )
 
     class Meta:
         constraints = [
@@ -49,3 +54,19 @@ class ShipmentAttempt(OutboundAttempt):
     # What was sent: compensation asks again with the same body and key to learn whether
     # a booking whose answer was lost exists.
     request = models.JSONField(default=dict, blank=True)
+
+
+class ShipmentUpdate(models.Model):
+    """One tracking update from the partner that moved the shipment (replays and stale
+    news are not kept): the shipment's history as the customer sees it."""
+
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="updates")
+    status = models.CharField(max_length=20, choices=ShipmentStatus.choices)
+    # When the partner says it happened.
+    at = models.DateTimeField()
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=30, choices=DeliveryFailureReason.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.shipment_id} {self.status} at {self.at:%Y-%m-%d %H:%M}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
+
 from logistics.enums import ShipmentStatus
 from logistics.models import Shipment
 
@@ -16,3 +18,20 @@ def shipment_all_delivered(*, order_id: uuid.UUID) -> bool:
         .values_list("status", flat=True)
     )
     return statuses == {ShipmentStatus.DELIVERED}
+
+
+DEFAULT_TRACKING_URL = "{simulator}/logistics/{partner}/track/{awb}"
+
+
+def shipment_tracking_url(shipment: Shipment) -> str | None:
+    """The page where the customer follows the parcel at its partner; None until booked.
+    `COT_TRACKING_URL_TEMPLATE` is one template, or one per partner (a dict), filled
+    with `simulator` (SIMULATOR_URL), `partner` and `awb`."""
+    if not shipment.awb or not shipment.partner:
+        return None
+    template = getattr(settings, "COT_TRACKING_URL_TEMPLATE", DEFAULT_TRACKING_URL)
+    if isinstance(template, dict):
+        template = template.get(shipment.partner, DEFAULT_TRACKING_URL)
+    return template.format(
+        simulator=settings.SIMULATOR_URL.rstrip("/"), partner=shipment.partner, awb=shipment.awb
+    )

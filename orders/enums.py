@@ -61,7 +61,16 @@ class EventType(models.TextChoices):
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_REFUNDED = "payment.refunded"
     SHIPMENT_BOOKED = "shipment.booked"
+    # Booking failed (no partner could take the shipment).
     SHIPMENT_FAILED = "shipment.failed"
+    # The courier's tracking news, one event per update that moved a shipment.
+    SHIPMENT_PICKED_UP = "shipment.picked_up"
+    SHIPMENT_IN_TRANSIT = "shipment.in_transit"
+    SHIPMENT_OUT_FOR_DELIVERY = "shipment.out_for_delivery"
+    SHIPMENT_DELIVERED = "shipment.delivered"
+    SHIPMENT_DELIVERY_FAILED = "shipment.delivery_failed"
+    SHIPMENT_RETURNING = "shipment.returning"
+    SHIPMENT_RETURNED = "shipment.returned"
     ORDER_CONFIRMED = "order.confirmed"
     ORDER_SHIPPED = "order.shipped"
     ORDER_DELIVERED = "order.delivered"

@@ -12,7 +12,7 @@ from django.db.models import Count, Prefetch, QuerySet
 from django.db.models.functions import TruncMinute
 
 from core.models import ApiClient
-from logistics.models import Shipment
+from logistics.models import Shipment, ShipmentUpdate
 from orders.enums import ENDED, REDRIVABLE, OrderStatus
 from orders.models import Order, OrderEvent
 from payments.models import Payment
@@ -29,10 +29,12 @@ def order_get_for_client(*, client: ApiClient, order_id: uuid.UUID) -> Order | N
 
 
 def order_related(orders: list[Order]) -> dict[str, dict]:
-    """Payments and shipments of these orders in two queries (they live in other apps)."""
+    """Payments and shipments of these orders (they live in other apps), with the
+    shipments' items and tracking updates (in the order applied), in four queries."""
     ids = [order.pk for order in orders]
     shipments: dict[uuid.UUID, list[Shipment]] = defaultdict(list)
-    for shipment in Shipment.objects.filter(order_id__in=ids).prefetch_related("items"):
+    updates = Prefetch("updates", queryset=ShipmentUpdate.objects.order_by("pk"))
+    for shipment in Shipment.objects.filter(order_id__in=ids).prefetch_related("items", updates):
         shipments[shipment.order_id].append(shipment)
     return {
         "payments": {p.order_id: p for p in Payment.objects.filter(order_id__in=ids)},

@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from core.enums import Channel
 from core.serializers import StrictSerializer
+from logistics.selectors import shipment_tracking_url
 from orders.models import Order
 from payments.enums import PaymentMethod
 
@@ -121,9 +122,21 @@ class OrderOut(serializers.BaseSerializer):
                     "center": s.center,
                     "status": s.status,
                     "eta": s.eta.isoformat() if s.eta else None,
+                    "tracking_url": shipment_tracking_url(s),
+                    "delivery_attempts": s.delivery_attempts,
                     "items": [
                         {"sku": i.sku, "batch": i.batch, "quantity": i.quantity}
                         for i in s.items.all()
+                    ],
+                    # The courier's updates, oldest first.
+                    "events": [
+                        {
+                            "status": u.status,
+                            "at": _iso(u.at),
+                            "attempt": u.attempt,
+                            "reason": u.reason or None,
+                        }
+                        for u in s.updates.all()
                     ],
                 }
                 for s in shipments

@@ -125,12 +125,14 @@ def test_a_failed_delivery_is_flagged_for_ops(stack):
         order_id = place(stack, client)
         awb = stack.wait_for(client, order_id)["shipments"][0]["awb"]
         assert tracked(stack, awb, "in_transit") == "applied"
+        # `failed`, the older name of `delivery_failed`, still works.
         assert tracked(stack, awb, "failed") == "applied"
         order = client.get(f"/api/v1/orders/{order_id}/").json()
     assert order["status"] == "shipped"
-    assert order["shipments"][0]["status"] == "failed"
-    [failed] = [e for e in order["events"] if e["type"] == "shipment.failed"]
-    assert failed["data"] == {"awb": awb, "reason": "delivery_failed"}
+    assert order["shipments"][0]["status"] == "delivery_failed"
+    assert order["shipments"][0]["delivery_attempts"] == 1
+    [failed] = [e for e in order["events"] if e["type"] == "shipment.delivery_failed"]
+    assert failed["data"] == {"awb": awb, "attempt": 1, "reason": None}
 
 
 def test_cancel_before_shipping_refunds_unbooks_and_restocks_then_409(stack, own_sku):
