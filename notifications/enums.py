@@ -22,14 +22,39 @@ class WebhookStatus(models.TextChoices):
 
 # The order events a customer hears about, on every channel. A message's own events
 # (`notification.sent`, `notification.failed`) are announced like any other but are not
-# among these, so recording one never starts another message.
+# among these, so recording one never starts another message. `order.shipped` and
+# `order.delivered` are not either: they come with a parcel's `shipment.picked_up` and
+# `shipment.delivered`, whose messages say the same with the tracking link, so the
+# customer would hear it twice.
 NOTIFIED_EVENTS: frozenset[str] = frozenset(
     {
         EventType.ORDER_CONFIRMED,
         EventType.ORDER_REJECTED,
         EventType.PAYMENT_FAILED,
-        EventType.ORDER_SHIPPED,
-        EventType.ORDER_DELIVERED,
         EventType.ORDER_CANCELLED,
+        EventType.SHIPMENT_PICKED_UP,
+        EventType.SHIPMENT_OUT_FOR_DELIVERY,
+        EventType.SHIPMENT_DELIVERED,
+        EventType.SHIPMENT_DELIVERY_FAILED,
+        EventType.SHIPMENT_RETURNED,
     }
 )
+
+# Notified events an order may have more than once (one per parcel, one per failed
+# delivery attempt): each of them gets its own message, told apart by the event's id and
+# rendered with the event's data. The others get one message per order.
+PER_EVENT: frozenset[str] = frozenset(
+    {
+        EventType.SHIPMENT_PICKED_UP,
+        EventType.SHIPMENT_OUT_FOR_DELIVERY,
+        EventType.SHIPMENT_DELIVERED,
+        EventType.SHIPMENT_DELIVERY_FAILED,
+        EventType.SHIPMENT_RETURNED,
+    }
+)
+
+
+def message_key(event_type: str, event_id: int) -> int:
+    """Which event a message belongs to: the event's id for PER_EVENT events, else 0
+    (one message per order, whichever of its events of that type asked)."""
+    return event_id if event_type in PER_EVENT else 0

@@ -5,7 +5,8 @@ Template source is written by staff in admin, never taken from a request. The co
 holds plain values only (strings, numbers, lists of dicts), so a template cannot reach
 models or methods; the engine has no loaders and no tag libraries, so `include` and
 `load` fail, and a template that fails for any reason falls back to the default.
-Nothing here reads the database but an order's lines: the active templates come from
+Nothing here reads the database but an order's lines and, for a tracking link, its
+shipment's partner (each only when a template uses it): the active templates come from
 `notifications.selectors`.
 """
 
@@ -16,9 +17,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine, Template
 
+from logistics.models import Shipment
 from notifications.enums import NotificationChannel
 from orders.enums import EventType
 from orders.models import Order
@@ -69,19 +72,6 @@ DEFAULTS: dict[tuple[str, str], Message] = {
         "Hello {{ name }},\n\nthe payment for your order {{ number }} did not go through "
         "({{ reason }}). Nothing was charged." + _EMAIL_FOOTER,
     ),
-    (EventType.ORDER_SHIPPED, SMS): Message("", "Your order {{ number }} is on its way."),
-    (EventType.ORDER_SHIPPED, EMAIL): Message(
-        "Your order {{ number }} is on its way",
-        "Hello {{ name }},\n\nyour order {{ number }} is on its way." + _EMAIL_FOOTER,
-    ),
-    (EventType.ORDER_DELIVERED, SMS): Message(
-        "", "Your order {{ number }} was delivered. Get well soon!"
-    ),
-    (EventType.ORDER_DELIVERED, EMAIL): Message(
-        "Your order {{ number }} was delivered",
-        "Hello {{ name }},\n\nyour order {{ number }} was delivered. Get well soon!"
-        + _EMAIL_FOOTER,
-    ),
     (EventType.ORDER_CANCELLED, SMS): Message(
         "", "Your order {{ number }} was cancelled ({{ reason }})."
     ),
@@ -90,6 +80,63 @@ DEFAULTS: dict[tuple[str, str], Message] = {
         "Hello {{ name }},\n\nyour order {{ number }} was cancelled ({{ reason }}). Anything "
         "you paid is refunded." + _EMAIL_FOOTER,
     ),
+    # A parcel's way to the customer: the context also has the event's `awb`,
+    # `tracking_url`, and on a failed attempt `attempt`, `reason` and `retry`.
+    (EventType.SHIPMENT_PICKED_UP, SMS): Message(
+        "", "Your order {{ number }} is on its way. Track it: {{ tracking_url }}"
+    ),
+    (EventType.SHIPMENT_PICKED_UP, EMAIL): Message(
+        "Your order {{ number }} is on its way",
+        "Hello {{ name }},\n\nyour order {{ number }} was picked up by the courier "
+        "(tracking number {{ awb }}). Track it: {{ tracking_url }}" + _EMAIL_FOOTER,
+    ),
+    (EventType.SHIPMENT_OUT_FOR_DELIVERY, SMS): Message(
+        "", "Your order {{ number }} is out for delivery and will reach you today."
+    ),
+    (EventType.SHIPMENT_OUT_FOR_DELIVERY, EMAIL): Message(
+        "Your order {{ number }} is out for delivery",
+        "Hello {{ name }},\n\nyour order {{ number }} is out for delivery and will reach "
+        "you today. Track it: {{ tracking_url }}" + _EMAIL_FOOTER,
+    ),
+    (EventType.SHIPMENT_DELIVERED, SMS): Message(
+        "", "Your order {{ number }} was delivered. Get well soon!"
+    ),
+    (EventType.SHIPMENT_DELIVERED, EMAIL): Message(
+        "Your order {{ number }} was delivered",
+        "Hello {{ name }},\n\nyour order {{ number }} was delivered. Get well soon!"
+        + _EMAIL_FOOTER,
+    ),
+    (EventType.SHIPMENT_DELIVERY_FAILED, SMS): Message(
+        "",
+        "We could not deliver your order {{ number }}: {{ reason }}. "
+        "{% if retry %}The courier will try again.{% else %}It is coming back to us; we "
+        "will be in touch.{% endif %}",
+    ),
+    (EventType.SHIPMENT_DELIVERY_FAILED, EMAIL): Message(
+        "We could not deliver your order {{ number }}",
+        "Hello {{ name }},\n\nthe courier could not deliver your order {{ number }}: "
+        "{{ reason }}. {% if retry %}The courier will try again.{% else %}The parcel is "
+        "coming back to us; we will be in touch.{% endif %} Track it: {{ tracking_url }}"
+        + _EMAIL_FOOTER,
+    ),
+    (EventType.SHIPMENT_RETURNED, SMS): Message(
+        "",
+        "Your order {{ number }} could not be delivered and has come back to us. "
+        "We will tell you about your refund shortly.",
+    ),
+    (EventType.SHIPMENT_RETURNED, EMAIL): Message(
+        "Your order {{ number }} has come back to us",
+        "Hello {{ name }},\n\nthe courier could not deliver your order {{ number }} and "
+        "the parcel has come back to us. We will tell you about your refund shortly."
+        + _EMAIL_FOOTER,
+    ),
+}
+
+# A failed attempt's reason as the customer reads it; any other code is shown in words.
+DELIVERY_FAILURES: dict[str, str] = {
+    "customer_unavailable": "nobody was available to receive it",
+    "address_not_found": "the courier could not find the address",
+    "refused": "the parcel was refused",
 }
 
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -100,13 +147,19 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "name": "A. Customer",
     "items": [{"sku": "PARA-500", "name": "Paracetamol 500 mg", "quantity": 2, "total": "60.00"}],
     "total": "INR 60.00",
+    "awb": "AWB0000001",
+    "tracking_url": "http://127.0.0.1:8099/logistics/bluedart/track/AWB0000001",
+    "attempt": 1,
+    "retry": True,
 }
 
 
-def message_context(order: Order) -> dict[str, Any]:
-    """The values a template may use: plain copies, never model objects. `items` is
-    read from the database only when a template uses it (the template language calls a
-    callable value; the call is made once): most SMS texts do not."""
+def message_context(order: Order, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The values a template may use: plain copies, never model objects. `items` (and
+    `tracking_url`) are read from the database only when a template uses them (the
+    template language calls a callable value; the call is made once): most SMS texts do
+    not. `event` is the data of the event told of, for the events that have their own
+    message (a parcel's `awb`; a failed attempt's `attempt` and `reason`)."""
 
     @functools.cache
     def items() -> list[dict[str, Any]]:
@@ -120,7 +173,7 @@ def message_context(order: Order) -> dict[str, Any]:
             for line in order.lines.all()
         ]
 
-    return {
+    context: dict[str, Any] = {
         "number": order.number,
         "status": order.status,
         "reason": (order.failure_reason or "").replace("_", " "),
@@ -129,6 +182,43 @@ def message_context(order: Order) -> dict[str, Any]:
         "items": items,
         "total": f"{order.currency} {order.total_amount:.2f}",
     }
+    if event is not None:
+        context.update(_shipment_context(order, event))
+    return context
+
+
+def _shipment_context(order: Order, event: dict[str, Any]) -> dict[str, Any]:
+    awb = str(event.get("awb") or "")
+
+    @functools.cache
+    def tracking_url() -> str:
+        # The same link the order API shows. The event need not carry the partner: the
+        # shipment (this order's, by its AWB) does.
+        partner = (
+            Shipment.objects.filter(order_id=order.pk, awb=awb)
+            .values_list("partner", flat=True)
+            .first()
+        )
+        return f"{settings.SIMULATOR_URL}/logistics/{partner}/track/{awb}" if partner else ""
+
+    context: dict[str, Any] = {
+        "awb": awb,
+        "tracking_url": tracking_url if awb else "",
+        "retry": True,
+    }
+    if "reason" in event:
+        code = str(event.get("reason") or "")
+        context["reason"] = DELIVERY_FAILURES.get(code, code.replace("_", " "))
+        context["reason_code"] = code
+    if "attempt" in event:
+        try:
+            attempt = int(event["attempt"])
+        except (TypeError, ValueError):
+            attempt = 0
+        context["attempt"] = attempt
+        # After the last attempt the courier returns the parcel instead of trying again.
+        context["retry"] = not attempt or attempt < settings.COT_DELIVERY_ATTEMPTS
+    return context
 
 
 @functools.lru_cache(maxsize=128)

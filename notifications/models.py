@@ -14,11 +14,15 @@ from orders.models import Order, OrderEvent
 
 
 class Notification(TimeStampedModel):
-    """A message to a customer; at most one per order, event and channel. The text is
-    rendered once, when the row is created, so every retry sends the same message."""
+    """A message to a customer; at most one per order, event and channel (per event for
+    the events an order may have several of, `PER_EVENT`). The text is rendered once,
+    when the row is created, so every retry sends the same message."""
 
     order_id = models.UUIDField(db_index=True)
     event_type = models.CharField(max_length=40)
+    # The OrderEvent this message tells of, for PER_EVENT events; 0 for the others, which
+    # an order has once (`notifications.enums.message_key`).
+    event_id = models.BigIntegerField(default=0)
     channel = models.CharField(max_length=10, choices=NotificationChannel.choices)
     to = models.CharField(max_length=200)
     subject = models.CharField(max_length=200, blank=True)
@@ -32,7 +36,8 @@ class Notification(TimeStampedModel):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["order_id", "event_type", "channel"], name="notification_unique_per_event"
+                fields=["order_id", "event_type", "channel", "event_id"],
+                name="notification_unique_per_message",
             )
         ]
         indexes = [

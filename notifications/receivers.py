@@ -41,13 +41,15 @@ def _order_client_id(order_id: uuid.UUID) -> int | None:
     return Order.objects.filter(pk=order_id).values_list("client_id", flat=True).first()
 
 
-def on_order_event(sender: Any, order_id: uuid.UUID, event_type: str, **kwargs: Any) -> None:
+def on_order_event(
+    sender: Any, order_id: uuid.UUID, event_type: str, event_id: int = 0, **kwargs: Any
+) -> None:
     # Only the events a customer hears about: a message's own `notification.sent` (and
     # `.failed`) is announced too, and must not start another message.
     if event_type not in NOTIFIED_EVENTS:
         return
     try:
-        notify_customer.delay(str(order_id), event_type)
+        notify_customer.delay(str(order_id), event_type, event_id)
     except Exception:  # the broker being down must not fail the step that ended the order
         logger.exception("could not enqueue notification for order %s", order_id)
 

@@ -25,12 +25,18 @@ logger = logging.getLogger(__name__)
 # `notification.sent` event): storing it was a Redis SET + PUBLISH per message. A caller
 # that wants to wait for one delivery asks with `send_task(..., ignore_result=False)`.
 @shared_task(bind=True, name="notifications.notify_customer", max_retries=8, ignore_result=True)
-def notify_customer(self: Task, order_id: str, event_type: str) -> None:
+def notify_customer(self: Task, order_id: str, event_type: str, event_id: int = 0) -> None:
+    # `event_id` tells which of an order's several events of a type (PER_EVENT) the
+    # message is for; tasks enqueued before it existed have none, and need none.
     try:
-        notification_send_all(order_id=uuid.UUID(order_id), event_type=event_type)
+        notification_send_all(
+            order_id=uuid.UUID(order_id), event_type=event_type, event_id=event_id
+        )
     except ExternalError as exc:
         if self.request.retries >= self.max_retries:
-            notification_mark_failed(order_id=uuid.UUID(order_id), event_type=event_type)
+            notification_mark_failed(
+                order_id=uuid.UUID(order_id), event_type=event_type, event_id=event_id
+            )
             return
         # Exponential with jitter: 2, 4, 8 ... seconds, capped.
         ceiling = min(settings.COT_MAX_COUNTDOWN_SECONDS, 2 ** (self.request.retries + 1))
@@ -57,9 +63,9 @@ def webhook_sweep() -> int:
 @shared_task(name="notifications.notification_sweep", ignore_result=True)
 def notification_sweep() -> int:
     """Enqueue again the customer messages whose task was lost."""
-    pairs = notification_outbox_sweep()
-    for order_id, event_type in pairs:
-        notify_customer.delay(str(order_id), event_type)
-    if pairs:
-        logger.info("notification sweep: %d messages enqueued again", len(pairs))
-    return len(pairs)
+    messages = notification_outbox_sweep()
+    for order_id, event_type, event_id in messages:
+        notify_customer.delay(str(order_id), event_type, event_id)
+    if messages:
+        logger.info("notification sweep: %d messages enqueued again", len(messages))
+    return len(messages)

@@ -74,22 +74,24 @@ def test_concurrent_deliveries_of_the_task_send_each_message_once(simulator, ord
 @pytest.mark.django_db
 def test_no_email_without_an_address_and_nothing_for_other_events(simulator, demo_catalog):
     order = place_order(ApiClientFactory(), items=[("PARA-500", 1)])
-    notify_customer.apply(args=(str(order.pk), "order.shipped"))
-    notify_customer.apply(args=(str(order.pk), "inventory.reserved"))
-    assert [m["channel"] for m in messages_for(simulator, order, "order.shipped")] == ["sms"]
+    notify_customer.apply(args=(str(order.pk), "order.confirmed"))
+    # Not told: the shipment's own messages say it (`order.shipped`, `order.delivered`).
+    for event in ("inventory.reserved", "order.shipped", "order.delivered"):
+        notify_customer.apply(args=(str(order.pk), event))
+    assert [m["channel"] for m in messages_for(simulator, order, "order.confirmed")] == ["sms"]
     assert Notification.objects.filter(order_id=order.pk).count() == 1
 
 
 @pytest.mark.django_db
 def test_an_edited_template_is_what_the_customer_gets(simulator, order):
-    template = NotificationTemplate.objects.get(event_type="order.shipped", channel="sms")
+    template = NotificationTemplate.objects.get(event_type="order.confirmed", channel="sms")
     template.body = "{{ name }}: {{ number }} left the warehouse with {{ items|length }} item(s)."
     template.full_clean()
     template.save()
 
-    notification_send(order_id=order.pk, event_type="order.shipped", channel="sms")
+    notification_send(order_id=order.pk, event_type="order.confirmed", channel="sms")
 
-    [sms] = messages_for(simulator, order, "order.shipped")
+    [sms] = messages_for(simulator, order, "order.confirmed")
     assert sms["text"] == f"A. Rao: {order.number} left the warehouse with 1 item(s)."
 
 
@@ -104,18 +106,20 @@ def test_an_edited_template_is_what_the_customer_gets(simulator, order):
     ],
 )
 def test_a_broken_or_switched_off_template_falls_back_to_the_default(simulator, order, body):
-    NotificationTemplate.objects.filter(event_type="order.delivered", channel="sms").update(
+    NotificationTemplate.objects.filter(event_type="order.confirmed", channel="sms").update(
         body=body
     )
-    NotificationTemplate.objects.filter(event_type="order.delivered", channel="email").update(
+    NotificationTemplate.objects.filter(event_type="order.confirmed", channel="email").update(
         active=False, subject="Never {{ number }}"
     )
 
-    notify_customer.apply(args=(str(order.pk), "order.delivered"))
+    notify_customer.apply(args=(str(order.pk), "order.confirmed"))
 
-    sent = {m["channel"]: m for m in messages_for(simulator, order, "order.delivered")}
-    assert sent["sms"]["text"] == f"Your order {order.number} was delivered. Get well soon!"
-    assert sent["email"]["subject"] == f"Your order {order.number} was delivered"
+    sent = {m["channel"]: m for m in messages_for(simulator, order, "order.confirmed")}
+    assert sent["sms"]["text"] == (
+        f"Your order {order.number} (INR 60.00) is confirmed and will be delivered soon."
+    )
+    assert sent["email"]["subject"] == f"Your order {order.number} is confirmed"
 
 
 @pytest.mark.django_db
@@ -183,10 +187,10 @@ def test_a_template_edit_shows_within_seconds(monkeypatch):
     from notifications.selectors import TEMPLATES_SECONDS, notification_templates_active
 
     def sms():
-        return notification_templates_active()[("order.shipped", "sms")].body
+        return notification_templates_active()[("order.confirmed", "sms")].body
 
     before = sms()
-    NotificationTemplate.objects.filter(event_type="order.shipped", channel="sms").update(
+    NotificationTemplate.objects.filter(event_type="order.confirmed", channel="sms").update(
         body="Shipped: {{ number }}"
     )
     assert sms() == before  # this worker read the templates moments ago
@@ -212,12 +216,16 @@ def test_a_message_s_own_events_start_no_message(order, django_capture_on_commit
         mock.patch("notifications.receivers.notify_customer") as notify,
         django_capture_on_commit_callbacks(execute=True),
     ):
-        for event in ("notification.sent", "notification.failed", "order.shipped"):
+        recorded = [
             order_event_record(
-                order_id=order.pk, type=event, data={"channel": "sms", "event": "order.shipped"}
+                order_id=order.pk, type=event, data={"channel": "sms", "event": "order.confirmed"}
             )
+            for event in ("notification.sent", "notification.failed", "order.confirmed")
+        ]
 
-    assert [c.args for c in notify.delay.call_args_list] == [(str(order.pk), "order.shipped")]
+    assert [c.args for c in notify.delay.call_args_list] == [
+        (str(order.pk), "order.confirmed", recorded[-1].pk)
+    ]
 
 
 @pytest.mark.django_db
@@ -226,18 +234,19 @@ def test_a_sender_that_loses_the_race_to_make_the_row_sends_the_winners_text(sim
 
     # Another sender made the row (and was then delayed) after this one read no row.
     Notification.objects.create(
-        order_id=order.pk, event_type="order.shipped", channel="sms", to="+1", text="first"
+        order_id=order.pk, event_type="order.confirmed", channel="sms", to="+1", text="first"
     )
 
     _send(
         order_id=order.pk,
-        event_type="order.shipped",
+        event_type="order.confirmed",
         channel="sms",
+        key=0,
         notification=None,
         order=lambda: order,
     )
 
-    [sms] = messages_for(simulator, order, "order.shipped")
+    [sms] = messages_for(simulator, order, "order.confirmed")
     assert (sms["to"], sms["text"]) == ("+1", "first")
     row = Notification.objects.get(order_id=order.pk)
     assert (row.status, row.attempts) == ("sent", 1)
