@@ -70,7 +70,8 @@ class Simulator:
 @pytest.fixture(scope="session")
 def simulator_process() -> Iterator[Simulator]:
     port = free_port()
-    env = {**os.environ, "SIM_LATENCY_MS": ""}
+    # Couriers off: tests drive tracking webhooks themselves, or switch a courier on.
+    env = {**os.environ, "SIM_LATENCY_MS": "", "SIM_COURIER": "off"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "simulator", "--port", str(port)], cwd=ROOT, env=env
     )

@@ -194,7 +194,9 @@ class Stack:
         self._start(
             "simulator",
             [PY, "-m", "simulator", "--port", str(port)],
-            {**os.environ, "SIM_LATENCY_MS": latency},
+            # Couriers off: the scenarios measure an order up to `confirmed`, and runs stay
+            # comparable with those made before the couriers drove deliveries.
+            {**os.environ, "SIM_LATENCY_MS": latency, "SIM_COURIER": "off"},
         )
         self.simulator_url = f"http://127.0.0.1:{port}"
         wait_http(f"{self.simulator_url}/__ledger__")
