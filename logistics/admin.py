@@ -4,12 +4,48 @@ need someone to call the courier or the customer."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
 
-from logistics.enums import ShipmentStatus
+from logistics.enums import DeliveryFailureReason, ShipmentStatus
 from logistics.models import Shipment, ShipmentAttempt, ShipmentItem, ShipmentUpdate
+from logistics.services.tracking import APPLIED, shipment_tracking_apply
+
+S = ShipmentStatus
+
+
+class HandMoveForm(forms.Form):
+    """What ops say when they move a shipment as the courier would have."""
+
+    status = forms.ChoiceField(
+        choices=[
+            (S.PICKED_UP, S.PICKED_UP.label),
+            (S.DELIVERED, S.DELIVERED.label),
+            (S.DELIVERY_FAILED, S.DELIVERY_FAILED.label),
+            (S.RETURNED, S.RETURNED.label),
+        ]
+    )
+    failure_reason = forms.ChoiceField(
+        choices=[("", "—"), *DeliveryFailureReason.choices],
+        required=False,
+        help_text="For a failed delivery: why.",
+    )
+    note = forms.CharField(
+        max_length=500, help_text="Why, in a few words: kept on the order's timeline."
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        failed = data.get("status") == S.DELIVERY_FAILED
+        if failed and not data.get("failure_reason"):
+            self.add_error("failure_reason", "Say why the delivery failed.")
+        if not failed:
+            data["failure_reason"] = ""
+        return data
 
 
 class ShipmentItemInline(admin.TabularInline):
@@ -88,6 +124,53 @@ class ShipmentAdmin(admin.ModelAdmin):
         "idempotency_key",
     )
     inlines = [ShipmentItemInline, ShipmentUpdateInline, ShipmentAttemptInline]
+    actions = ["move_by_hand"]
+
+    def has_move_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("logistics.move_shipment")
+
+    @admin.action(description="Move selected shipments by hand", permissions=["move"])
+    def move_by_hand(
+        self, request: HttpRequest, queryset: QuerySet[Shipment]
+    ) -> HttpResponse | None:
+        """As if the courier had said it (picked up, delivered, failed, returned), with a
+        reason; the order follows as it would, and its timeline names the staff user."""
+        shipments = list(queryset.exclude(awb="").order_by("created_at"))
+        form = HandMoveForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/logistics/shipment/move_by_hand.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": "Move shipments by hand",
+                    "opts": self.model._meta,
+                    "form": form,
+                    "shipments": shipments,
+                    "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                },
+            )
+        data = form.cleaned_data
+        results: dict[str, list[str]] = {}
+        for shipment in shipments:
+            result = shipment_tracking_apply(
+                awb=shipment.awb,
+                status=data["status"],
+                at=timezone.now(),
+                reason=data["failure_reason"] or None,
+                by=f"ops:{request.user.get_username()}",
+                note=data["note"],
+            )
+            results.setdefault(result, []).append(shipment.awb)
+        moved = results.pop(APPLIED, [])
+        self.message_user(request, f"Moved: {len(moved)}.", messages.SUCCESS)
+        for result, awbs in results.items():
+            self.message_user(
+                request,
+                f"Not moved ({result.replace('_', ' ')}): {', '.join(awbs)}",
+                messages.WARNING,
+            )
+        return None
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -30,6 +30,8 @@ class Shipment(TimeStampedModel):
         constraints = [
             models.UniqueConstraint(fields=["order_id", "center"], name="shipment_unique_center")
         ]
+        # Ops move a shipment by hand when the courier's word is missing or wrong.
+        permissions = [("move_shipment", "Can move a shipment by hand, as the courier would")]
 
     def __str__(self) -> str:
         return f"{self.partner} {self.awb or '(unbooked)'} for {self.order_id}"

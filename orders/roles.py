@@ -25,7 +25,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("orders", "orderstep"): ("view",),
         ("payments", "payment"): ("view", "refund"),
         ("payments", "paymentattempt"): ("view",),
-        ("logistics", "shipment"): ("view",),
+        ("logistics", "shipment"): ("view", "move"),
         ("logistics", "shipmentitem"): ("view",),
         ("logistics", "shipmentattempt"): ("view",),
         ("notifications", "notification"): ("view",),

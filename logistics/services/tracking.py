@@ -75,10 +75,13 @@ def shipment_tracking_apply(
     at: datetime,
     attempt: int | None = None,
     reason: str | None = None,
+    by: str = "",
+    note: str = "",
 ) -> str:
     """Apply one tracking update; returns one of APPLIED, ALREADY_APPLIED, STALE, IGNORED,
     UNKNOWN_REFERENCE. An applied update is kept (`ShipmentUpdate`) and goes out through
-    `shipment_changed` in the same transaction."""
+    `shipment_changed` in the same transaction. `by` and `note` say who moved it by hand
+    and why (ops in admin), as if the courier had said it."""
     status = STATUS_ALIASES.get(status, status)
     with transaction.atomic():
         shipment = (
@@ -116,6 +119,7 @@ def shipment_tracking_apply(
                 "attempt": number,
                 "reason": reason or None,
                 "tracking_url": shipment_tracking_url(shipment),
+                **({"by": by, "note": note} if by else {}),
             },
         )
         _count(shipment.partner, status, reason)

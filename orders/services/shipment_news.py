@@ -43,6 +43,9 @@ def _event_data(status: str, data: dict[str, Any]) -> dict[str, Any]:
         event["attempt"] = data.get("attempt")
     if status == SS.DELIVERY_FAILED:
         event["reason"] = data.get("reason")
+    if data.get("by"):
+        # Moved by hand by ops: who, and why.
+        event["by"], event["note"] = data["by"], data.get("note", "")
     return event
 
 

@@ -16,6 +16,7 @@ from logistics.models import Shipment
 from orders.enums import OrderStatus
 from orders.models import Order
 from orders.tests.factories import place_order
+from orders.tests.test_admin import login
 from payments.models import Payment
 
 pytestmark = pytest.mark.django_db
@@ -343,3 +344,36 @@ def test_the_shipments_updates_load_in_one_query_whatever_their_number(confirmed
         results = api.get("/api/v1/orders/").json()["results"]
     assert [len(o["shipments"][0]["events"]) for o in results] == [2, 1]
     assert len(two) == len(one), "\n".join(q["sql"][:80] for q in two)
+
+
+def test_ops_move_a_shipment_by_hand_with_a_reason_and_the_timeline_names_them(confirmed):
+    order = confirmed()
+    shipment = Shipment.objects.get(order_id=order.pk)
+    changelist = "/admin/logistics/shipment/"
+    selected = {"action": "move_by_hand", "_selected_action": [shipment.pk]}
+
+    # Only a role that may move shipments sees the action work.
+    pharmacist = login("pharmacist")
+    assert pharmacist.post(changelist, selected).status_code == 403
+    ops = login("ops")
+    form = ops.post(changelist, selected)
+    assert form.status_code == 200 and b"Move shipments by hand" in form.content
+    # A failed delivery without its reason is sent back, with nothing moved.
+    bad = {**selected, "confirm": "yes", "status": "delivery_failed", "note": "called"}
+    assert b"Say why the delivery failed." in ops.post(changelist, bad).content
+    assert Shipment.objects.get(pk=shipment.pk).status == "booked"
+
+    moved = ops.post(
+        changelist,
+        {**selected, "confirm": "yes", "status": "picked_up", "note": "courier app was down"},
+    )
+    assert moved.status_code == 302
+    shipment.refresh_from_db()
+    assert shipment.status == "picked_up"
+    assert state(order) == OrderStatus.SHIPPED
+    [event] = Order.objects.get(pk=order.pk).events.filter(type="shipment.picked_up")
+    assert event.data["by"] == "ops:u-ops" and event.data["note"] == "courier app was down"
+    # Never backwards, by hand either.
+    again = {**selected, "confirm": "yes", "status": "picked_up", "note": "again"}
+    ops.post(changelist, again)
+    assert Order.objects.get(pk=order.pk).events.filter(type="shipment.picked_up").count() == 1
