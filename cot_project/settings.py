@@ -213,6 +213,10 @@ COT_RESERVATION_TTL_SECONDS = env.int("COT_RESERVATION_TTL_SECONDS", default=900
 COT_STUCK_ORDER_SECONDS = env.int("COT_STUCK_ORDER_SECONDS", default=120)
 # Delivery attempts a courier makes before it returns the parcel to us (return to origin).
 COT_DELIVERY_ATTEMPTS = env.int("COT_DELIVERY_ATTEMPTS", default=3)
+# The customer's tracking link: {simulator} (SIMULATOR_URL), {partner} and {awb} are filled in.
+COT_TRACKING_URL_TEMPLATE = env.str(
+    "COT_TRACKING_URL_TEMPLATE", default="{simulator}/logistics/{partner}/track/{awb}"
+)
 COT_SWEEP_INTERVAL_SECONDS = env.int("COT_SWEEP_INTERVAL_SECONDS", default=30)
 COT_SHELF_LIFE_FLOOR_DAYS = env.int("COT_SHELF_LIFE_FLOOR_DAYS", default=30)
 COT_PRESCRIPTION_VALIDITY_DAYS = env.int("COT_PRESCRIPTION_VALIDITY_DAYS", default=180)

@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.template import Context, Engine, Template
 
 from logistics.models import Shipment
+from logistics.selectors import shipment_tracking_url
 from notifications.enums import NotificationChannel
 from orders.enums import EventType
 from orders.models import Order
@@ -192,14 +193,10 @@ def _shipment_context(order: Order, event: dict[str, Any]) -> dict[str, Any]:
 
     @functools.cache
     def tracking_url() -> str:
-        # The same link the order API shows. The event need not carry the partner: the
-        # shipment (this order's, by its AWB) does.
-        partner = (
-            Shipment.objects.filter(order_id=order.pk, awb=awb)
-            .values_list("partner", flat=True)
-            .first()
-        )
-        return f"{settings.SIMULATOR_URL}/logistics/{partner}/track/{awb}" if partner else ""
+        # The same link the order API shows (logistics builds it): the event need not
+        # carry the partner, the shipment (this order's, by its AWB) does.
+        shipment = Shipment.objects.filter(order_id=order.pk, awb=awb).first()
+        return (shipment_tracking_url(shipment) or "") if shipment else ""
 
     context: dict[str, Any] = {
         "awb": awb,
