@@ -1,4 +1,4 @@
-"""Business metrics (CONTRACT.md §3). Names and labels are part of the contract.
+"""Business metrics. Names and labels are a public interface (docs/API.md, "Metrics").
 
 Every process (gunicorn workers, Celery worker processes) counts into
 `PROMETHEUS_MULTIPROC_DIR` when it is set (prometheus_client's multiprocess mode), and
@@ -57,7 +57,7 @@ DELIVERY_FAILURES_TOTAL = Counter(
 # The `reason` of a failed delivery the partner gave none for.
 UNSPECIFIED = "unspecified"
 
-# `cot_errors_total{error_type}` values (CONTRACT.md §3).
+# `cot_errors_total{error_type}` values
 VALIDATION_ERROR = "validation_error"  # a 400 answer
 PAYMENT_ERROR = "payment_error"  # an order ended payment_failed
 FULFILMENT_ERROR = "fulfilment_error"  # an order cancelled because nothing could ship it

@@ -1,4 +1,4 @@
-"""Signed webhooks into COT (CONTRACT §2): `X-COT-Signature: sha256=<hex HMAC-SHA256 of the
+"""Signed webhooks into COT: `X-COT-Signature: sha256=<hex HMAC-SHA256 of the
 raw body>` with the partner's secret. Shared by every partner's webhook view."""
 
 from __future__ import annotations
