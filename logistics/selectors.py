@@ -20,18 +20,12 @@ def shipment_all_delivered(*, order_id: uuid.UUID) -> bool:
     return statuses == {ShipmentStatus.DELIVERED}
 
 
-DEFAULT_TRACKING_URL = "{simulator}/logistics/{partner}/track/{awb}"
-
-
 def shipment_tracking_url(shipment: Shipment) -> str | None:
     """The page where the customer follows the parcel at its partner; None until booked.
-    `COT_TRACKING_URL_TEMPLATE` is one template, or one per partner (a dict), filled
-    with `simulator` (SIMULATOR_URL), `partner` and `awb`."""
+    `COT_TRACKING_URL_TEMPLATE` is filled with `simulator` (SIMULATOR_URL), `partner` and
+    `awb`."""
     if not shipment.awb or not shipment.partner:
         return None
-    template = getattr(settings, "COT_TRACKING_URL_TEMPLATE", DEFAULT_TRACKING_URL)
-    if isinstance(template, dict):
-        template = template.get(shipment.partner, DEFAULT_TRACKING_URL)
-    return template.format(
+    return settings.COT_TRACKING_URL_TEMPLATE.format(
         simulator=settings.SIMULATOR_URL.rstrip("/"), partner=shipment.partner, awb=shipment.awb
     )

@@ -277,3 +277,15 @@ def template_check(*, event_type: str, channel: str, subject: str, body: str) ->
         errors["event_type"] = "Customers are not notified of this event on this channel."
     if errors:
         raise ValidationError(errors)
+
+
+def default_templates_seed(apps: Any, schema_editor: Any) -> None:
+    """Seed the editable templates with the built-in defaults (a data migration), so admin
+    starts from text that works. Never overwrites a template staff already have."""
+    template_model = apps.get_model("notifications", "NotificationTemplate")
+    for (event_type, channel), message in DEFAULTS.items():
+        template_model.objects.get_or_create(
+            event_type=event_type,
+            channel=channel,
+            defaults={"subject": message.subject, "body": message.body},
+        )

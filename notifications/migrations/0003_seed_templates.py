@@ -5,15 +5,9 @@ from django.db import migrations
 
 
 def seed(apps, schema_editor):
-    from notifications.messages import DEFAULTS
+    from notifications.messages import default_templates_seed
 
-    NotificationTemplate = apps.get_model("notifications", "NotificationTemplate")
-    for (event_type, channel), message in DEFAULTS.items():
-        NotificationTemplate.objects.get_or_create(
-            event_type=event_type,
-            channel=channel,
-            defaults={"subject": message.subject, "body": message.body},
-        )
+    default_templates_seed(apps, schema_editor)
 
 
 class Migration(migrations.Migration):

@@ -4,17 +4,10 @@ from django.db import migrations, models
 
 
 def seed(apps, schema_editor):
-    # The new events' default texts, so admin starts from text that works (as 0003 did
-    # for the first ones). Never overwrites a template staff already has.
-    from notifications.messages import DEFAULTS
+    # The new events' default texts (0003 seeded the first ones).
+    from notifications.messages import default_templates_seed
 
-    NotificationTemplate = apps.get_model("notifications", "NotificationTemplate")
-    for (event_type, channel), message in DEFAULTS.items():
-        NotificationTemplate.objects.get_or_create(
-            event_type=event_type,
-            channel=channel,
-            defaults={"subject": message.subject, "body": message.body},
-        )
+    default_templates_seed(apps, schema_editor)
 
 
 class Migration(migrations.Migration):

@@ -72,10 +72,14 @@ def order_events_record(
 ) -> list[OrderEvent]:
     """Record several events of one order in one INSERT (call it inside the transaction
     of the change they describe); each is announced after commit, in order."""
-    rows = [(str(type), data or {}) for type, data in events]
+    rows = _rows(events)
     at = timezone.now()
     ids = sql.events_insert(order_id=order_id, events=rows, at=at)
     return _announced(order_id, ids, rows, at)
+
+
+def _rows(events: Iterable[tuple[str, dict[str, Any] | None]]) -> list[tuple[str, dict[str, Any]]]:
+    return [(str(type), data or {}) for type, data in events]
 
 
 def _announced(
@@ -125,7 +129,7 @@ def order_step_record(
     """Record a pipeline step's outcome once (compare-and-set on `ok IS NULL`) and, only
     when this call recorded it, the events it warrants, in the same transaction.
     Returns False when another run had recorded an outcome first."""
-    rows = [(str(type), data or {}) for type, data in events]
+    rows = _rows(events)
     at = timezone.now()
     ids = sql.step_outcome_record(
         step_id=step.pk, order_id=step.order_id, ok=ok, result=result, data=data, events=rows, at=at
@@ -165,7 +169,7 @@ def order_transition(
     event_data = dict(data or {})
     if failure_reason is not None:
         event_data.setdefault("reason", failure_reason)
-    rows = [(str(type), data or {}) for type, data in events]
+    rows = _rows(events)
     rows.append((STATUS_EVENTS[to], event_data))
     ids = sql.order_move(
         order_id=order.pk, fields=fields, allowed_from=sorted(allowed_from), events=rows, at=now
