@@ -65,8 +65,8 @@ def run(*, orders: int, profile_path: str | None) -> None:
 
     class _Recorder:  # stands in for the notify task: the messages run inline below
         @staticmethod
-        def delay(order_id: str, event_type: str) -> None:
-            notified.append((order_id, event_type))
+        def delay(order_id: str, event_type: str, event_id: int = 0) -> None:
+            notified.append((order_id, event_type, event_id))
 
     with tempfile.NamedTemporaryFile("w", suffix=".json") as catalog:
         json.dump(load.catalog(50), catalog)
@@ -111,8 +111,10 @@ def run(*, orders: int, profile_path: str | None) -> None:
                     database[str(step)] += _cpu(backends) - db_started
         started, db_started = time.thread_time(), _cpu(backends)
         while notified:
-            order_id, event_type = notified.pop()
-            notification_send_all(order_id=uuid.UUID(order_id), event_type=event_type)
+            order_id, event_type, event_id = notified.pop()
+            notification_send_all(
+                order_id=uuid.UUID(order_id), event_type=event_type, event_id=event_id
+            )
         if timed:
             cpu["notify"] += time.thread_time() - started
             database["notify"] += _cpu(backends) - db_started
