@@ -54,6 +54,15 @@ DELIVERY_FAILURES_TOTAL = Counter(
     "Failed delivery attempts reported by the partners, by reason.",
     ["partner", "reason"],
 )
+RETURNS_TOTAL = Counter(
+    "cot_returns_total", "Returns requested by customers, by reason.", ["reason"]
+)
+REFUNDED_TOTAL = Counter("cot_refunded_total", "INR refunded or paid out to customers.")
+STOCK_WRITTEN_OFF_TOTAL = Counter(
+    "cot_stock_written_off_total",
+    "Units that came back and could not be sold again, by reason.",
+    ["reason"],
+)
 # The `reason` of a failed delivery the partner gave none for.
 UNSPECIFIED = "unspecified"
 

@@ -28,6 +28,7 @@ TASK_ROUTES = {
     "orders.book_shipment": {"queue": "logistics"},
     "orders.sweep_stuck_orders": {"queue": "maintenance"},
     "orders.expire_reservations": {"queue": "maintenance"},
+    "payments.sweep_refunds": {"queue": "maintenance"},
     "notifications.webhook_sweep": {"queue": "maintenance"},
     "notifications.notification_sweep": {"queue": "maintenance"},
     "orders.*": {"queue": "pipeline"},
@@ -94,6 +95,11 @@ def _configure() -> None:
             },
             "expire-reservations": {
                 "task": "orders.expire_reservations",
+                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
+                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
+            },
+            "sweep-unsent-refunds": {
+                "task": "payments.sweep_refunds",
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             },

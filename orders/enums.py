@@ -8,6 +8,8 @@ class OrderStatus(models.TextChoices):
     CONFIRMED = "confirmed", "Confirmed"
     SHIPPED = "shipped", "Shipped"
     DELIVERED = "delivered", "Delivered"
+    # Every shipment came back to the centre (return to origin).
+    RETURNED = "returned", "Returned"
     REJECTED = "rejected", "Rejected"
     PAYMENT_FAILED = "payment_failed", "Payment failed"
     CANCELLED = "cancelled", "Cancelled"
@@ -18,7 +20,7 @@ _S = OrderStatus
 # nothing and must hold nothing (compensation and the sweeper see to it).
 ENDED = frozenset({_S.REJECTED, _S.PAYMENT_FAILED, _S.CANCELLED})
 # Where nothing happens any more: counted once in `cot_orders_total`.
-TERMINAL = ENDED | {_S.DELIVERED}
+TERMINAL = ENDED | {_S.DELIVERED, _S.RETURNED}
 # What the pipeline may still end (a business "no", a step out of retries).
 ENDABLE = frozenset({_S.RECEIVED, _S.PROCESSING, _S.ON_HOLD})
 # A client or ops may cancel until the order ships.
@@ -71,6 +73,16 @@ class EventType(models.TextChoices):
     SHIPMENT_DELIVERY_FAILED = "shipment.delivery_failed"
     SHIPMENT_RETURNING = "shipment.returning"
     SHIPMENT_RETURNED = "shipment.returned"
+    # Units that came back: on the shelf again, or written off.
+    INVENTORY_RESTOCKED = "inventory.restocked"
+    INVENTORY_WRITTEN_OFF = "inventory.written_off"
+    ORDER_RETURNED = "order.returned"
+    ORDER_LINES_CANCELLED = "order.lines_cancelled"
+    RETURN_REQUESTED = "return.requested"
+    RETURN_APPROVED = "return.approved"
+    RETURN_REJECTED = "return.rejected"
+    RETURN_RECEIVED = "return.received"
+    RETURN_REFUNDED = "return.refunded"
     ORDER_CONFIRMED = "order.confirmed"
     ORDER_SHIPPED = "order.shipped"
     ORDER_DELIVERED = "order.delivered"

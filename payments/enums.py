@@ -17,6 +17,7 @@ class PaymentStatus(models.TextChoices):
     DECLINED = "declined", "Declined"
     FAILED = "failed", "Failed"
     VOIDED = "voided", "Voided"
+    PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
     REFUNDED = "refunded", "Refunded"
 
 
@@ -31,6 +32,8 @@ class AttemptStatus(models.TextChoices):
     ERROR = "error", "Error (outcome unknown)"
     FAILED = "failed", "Failed (gateway notice)"
     REFUNDED = "refunded", "Refunded"
+    # The gateway refused the refund (4xx): no money moved; ops decide what next.
+    REFUSED = "refused", "Refused by the gateway"
     ABANDONED = "abandoned", "Abandoned before sending"
 
 

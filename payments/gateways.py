@@ -76,3 +76,18 @@ def refund(*, gateway: str, charge_id: str, amount: Decimal, idempotency_key: st
         },
     )
     return str(body.get("id", ""))
+
+
+def payout(*, gateway: str, vpa: str, amount: Decimal, idempotency_key: str) -> str:
+    """Pay money out to a customer's UPI id (refunds of cash collected on delivery)."""
+    body = post_json(
+        target(gateway),
+        _url(gateway, "payouts"),
+        {
+            "vpa": vpa,
+            "amount": str(amount),
+            "idempotency_key": idempotency_key,
+            "reference": idempotency_key,
+        },
+    )
+    return str(body.get("id", ""))

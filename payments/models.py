@@ -19,6 +19,8 @@ class Payment(TimeStampedModel):
     reference = models.CharField(max_length=100, blank=True, db_index=True)
     decline_code = models.CharField(max_length=50, blank=True)
     refund_reference = models.CharField(max_length=100, blank=True)
+    # The sum of the refunds the gateway has made; never above `amount` (what was captured).
+    refunded_amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
 
     class Meta:
         permissions = [("refund_payment", "Can refund a captured payment")]
@@ -37,3 +39,25 @@ class PaymentAttempt(OutboundAttempt):
     status = models.CharField(
         max_length=12, choices=AttemptStatus.choices, default=AttemptStatus.STARTED
     )
+    # Refunds only: how much, why, and what asked for it. `cause` names the thing being
+    # refunded (`rto:<shipment>`, `return:<id>`, `ops:<uuid>`...), once per payment, so a
+    # redelivered request finds its refund instead of making a second one.
+    amount = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    cause = models.CharField(max_length=100, blank=True)
+    reason = models.CharField(max_length=200, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    # Cash on delivery is refunded as a payout to the customer's UPI id.
+    vpa = models.CharField(max_length=100, blank=True)
+
+    class Meta(OutboundAttempt.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["payment", "cause"],
+                condition=models.Q(kind="refund") & ~models.Q(cause=""),
+                name="paymentattempt_unique_refund_cause",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(amount__isnull=True) | models.Q(amount__gt=0),
+                name="paymentattempt_amount_gt_0",
+            ),
+        ]

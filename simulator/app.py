@@ -25,6 +25,7 @@ import hmac
 import json
 import os
 import random
+import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -44,13 +45,24 @@ PARTNERS = ("swift", "roadie")
 TARGETS = tuple(
     [f"gateways/{gw}" for gw in GATEWAYS] + [f"logistics/{p}" for p in PARTNERS] + ["notify"]
 )
-KINDS = ("intents", "charges", "refunds", "shipments", "cancellations", "notify")
+KINDS = (
+    "intents",
+    "charges",
+    "refunds",
+    "payouts",
+    "shipments",
+    "cancellations",
+    "returns",
+    "notify",
+)
 LEDGER_SECTIONS = (
     "charges",
     "refunds",
+    "payouts",
     "intents",
     "shipments",
     "cancellations",
+    "returns",
     "messages",
     "tracking",
 )
@@ -66,6 +78,8 @@ WEBHOOK_SECRET_ENV = "LOGISTICS_WEBHOOK_SECRET"  # noqa: S105 (a variable's name
 DEFAULT_WEBHOOK_SECRET = "dev-only-logistics-secret"  # noqa: S105
 WEBHOOK_PATH = "/api/v1/webhooks/logistics/"
 CENT = Decimal("0.01")
+# A UPI id as payers type it, `name@bank`: the bank handle is letters (and digits) only.
+VPA_PATTERN = re.compile(r"[A-Za-z0-9._-]{2,256}@[A-Za-z][A-Za-z0-9]{1,63}")
 
 # token -> (status, decline_code)
 TOKENS: dict[str, tuple[str, str | None]] = {
@@ -262,6 +276,38 @@ def _require_amount(body: Json, name: str = "amount") -> Decimal:
     return amount.quantize(CENT)
 
 
+def _optional_bool(body: Json, name: str) -> bool:
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise ApiError(400, "invalid_request", f"{name}: true or false")
+    return value
+
+
+def _require_pincode(body: Json) -> str:
+    pincode = body.get("pincode")
+    if isinstance(pincode, int) and not isinstance(pincode, bool):
+        pincode = str(pincode)
+    if not isinstance(pincode, str) or not pincode.strip():
+        raise ApiError(400, "invalid_request", "pincode: a non-empty string is required")
+    return pincode
+
+
+def _require_return_items(body: Json) -> list[Json]:
+    """What the courier collects: at least one `{"sku", "quantity"}`, quantity a whole
+    number above zero (a reverse pickup of nothing would send a courier for nothing)."""
+    items = body.get("items")
+    if not isinstance(items, list) or not items:
+        raise ApiError(400, "invalid_request", "items: a non-empty list is required")
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or set(item) != {"sku", "quantity"}:
+            raise ApiError(400, "invalid_request", f'items[{n}]: {{"sku", "quantity"}}')
+        _require_str(item, "sku", max_len=64)
+        quantity = item["quantity"]
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+            raise ApiError(400, "invalid_request", f"items[{n}].quantity: an integer >= 1")
+    return [{"sku": item["sku"], "quantity": item["quantity"]} for item in items]
+
+
 def _money(amount: Decimal) -> str:
     return str(amount.quantize(CENT))
 
@@ -308,6 +354,7 @@ class World:
         self.intents: dict[tuple[str, str], Json] = {}  # (target, id) -> intent
         self.charges: dict[tuple[str, str], Json] = {}  # (target, id) -> charge
         self.shipments: dict[tuple[str, str], Json] = {}  # (target, awb) -> shipment
+        self.returns: dict[tuple[str, str], Json] = {}  # (target, awb) -> reverse pickup
         # Requests that reached each target, answered or not (500s and 503s too): the
         # chaos tests bound a breaker's probes with it.
         self.requests: dict[str, int] = dict.fromkeys(TARGETS, 0)
@@ -448,19 +495,43 @@ class World:
 
         return self.once(target, "refunds", key, act)
 
+    def payout(self, target: str, body: Json) -> Outcome:
+        """Send money to a customer's UPI id: how a cash-on-delivery order, which has no
+        charge to refund, is paid back."""
+        vpa = _require_str(body, "vpa")
+        if not VPA_PATTERN.fullmatch(vpa):
+            raise ApiError(400, "invalid_request", "vpa: a UPI id, name@bank")
+        amount = _require_amount(body)
+        key = _require_str(body, "idempotency_key")
+        reference = _optional_str(body, "reference")
+
+        def act() -> Outcome:
+            answer = {
+                "id": _new_id("po"),
+                "status": "paid",
+                "vpa": vpa,
+                "amount": _money(amount),
+            }
+            self.record(
+                "payouts",
+                target,
+                {"idempotency_key": key, "reference": reference, **answer},
+            )
+            return 200, answer
+
+        return self.once(target, "payouts", key, act)
+
     # -- logistics partners
 
     def book_shipment(self, target: str, body: Json) -> Outcome:
         reference = _require_str(body, "reference")
-        pincode = body.get("pincode")
-        if isinstance(pincode, int) and not isinstance(pincode, bool):
-            pincode = str(pincode)
-        if not isinstance(pincode, str) or not pincode.strip():
-            raise ApiError(400, "invalid_request", "pincode: a non-empty string is required")
+        pincode = _require_pincode(body)
         items = body.get("items")
         if not isinstance(items, list):
             raise ApiError(400, "invalid_request", "items: a list is required")
         key = _require_str(body, "idempotency_key")
+        # Proof of delivery: the courier hands over only against the customer's OTP.
+        otp_required = _optional_bool(body, "otp_required")
         partner = target.split("/", 1)[1]
 
         def act() -> Outcome:
@@ -468,7 +539,11 @@ class World:
                 raise ApiError(422, "unserviceable", f"{partner} does not serve {pincode}")
             awb = self._new_awb(target, partner)
             eta = (datetime.now(UTC).date() + timedelta(days=2)).isoformat()
-            self.shipments[(target, awb)] = {"reference": reference, "status": "booked"}
+            self.shipments[(target, awb)] = {
+                "reference": reference,
+                "status": "booked",
+                "otp_required": otp_required,
+            }
             self.start_courier(target, awb)
             self.record(
                 "shipments",
@@ -481,16 +556,53 @@ class World:
                     "reference": reference,
                     "pincode": pincode,
                     "items": items,
+                    "otp_required": otp_required,
                 },
             )
             return 200, {"awb": awb, "eta": eta}
 
         return self.once(target, "shipments", key, act)
 
-    def _new_awb(self, target: str, partner: str) -> str:
+    def book_return(self, target: str, body: Json) -> Outcome:
+        """Book a reverse pickup: the courier collects `items` from the customer at `pincode`.
+
+        Not driven by the courier loop: COT's tracking webhook knows forward shipments only.
+        """
+        reference = _require_str(body, "reference")
+        pincode = _require_pincode(body)
+        items = _require_return_items(body)
+        key = _require_str(body, "idempotency_key")
+        partner = target.split("/", 1)[1]
+
+        def act() -> Outcome:
+            if any(pincode.startswith(p) for p in self.controls[target].unserviceable_prefixes):
+                raise ApiError(422, "unserviceable", f"{partner} does not serve {pincode}")
+            awb = self._new_awb(target, partner, prefix="R")
+            pickup_date = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+            self.returns[(target, awb)] = {"reference": reference, "status": "booked"}
+            answer = {"awb": awb, "status": "booked", "pickup_date": pickup_date}
+            self.record(
+                "returns",
+                target,
+                {
+                    "idempotency_key": key,
+                    "id": awb,
+                    **answer,
+                    "reference": reference,
+                    "pincode": pincode,
+                    "items": items,
+                },
+            )
+            return 200, answer
+
+        return self.once(target, "returns", key, act)
+
+    def _new_awb(self, target: str, partner: str, *, prefix: str = "") -> str:
+        """An AWB unused by the partner's shipments and reverse pickups alike; `prefix`
+        ("R" for a reverse pickup) goes before the digits."""
         while True:
-            awb = f"{partner.upper()}-{secrets.randbelow(10**10):010d}"
-            if (target, awb) not in self.shipments:
+            awb = f"{partner.upper()}-{prefix}{secrets.randbelow(10**10):010d}"
+            if (target, awb) not in self.shipments and (target, awb) not in self.returns:
                 return awb
 
     def cancel_shipment(self, target: str, awb: str, body: Json) -> Outcome:
@@ -602,6 +714,9 @@ class World:
             body["attempt"] = attempt
         if reason is not None:
             body["reason"] = reason
+        if status == "delivered" and shipment["otp_required"]:
+            # The courier handed the parcel over only against the customer's OTP.
+            body["otp_verified"] = True
         raw = json.dumps(body).encode()
         config = self.courier_config
         digest = hmac.new(config.secret.encode(), raw, hashlib.sha256).hexdigest()
@@ -611,6 +726,8 @@ class World:
         url = base.rstrip("/") + WEBHOOK_PATH
         entry = {"awb": awb, "partner": target.split("/", 1)[1], "reference": shipment["reference"]}
         entry.update({"status": status, "attempt": attempt, "reason": reason})
+        if "otp_verified" in body:
+            entry["otp_verified"] = body["otp_verified"]
         for n in range(config.tries):
             if n:
                 await asyncio.sleep(config.backoff_s * 2 ** (n - 1))
@@ -834,7 +951,7 @@ def create_app(
         except ApiError as exc:
             return JSONResponse(exc.body, exc.status)
         awb = request.path_params["awb"]
-        shipment = world.shipments.get((target, awb))
+        shipment = world.shipments.get((target, awb)) or world.returns.get((target, awb))
         if shipment is None:
             return JSONResponse({"error": "unknown_shipment", "detail": awb}, 404)
         partner = target.split("/", 1)[1]
@@ -866,6 +983,11 @@ def create_app(
             methods=post,
         ),
         Route(
+            "/gateways/{gw}/payouts",
+            operation("payouts", lambda t, r, b: world.payout(t, b)),
+            methods=post,
+        ),
+        Route(
             "/logistics/{partner}/shipments",
             operation("shipments", lambda t, r, b: world.book_shipment(t, b)),
             methods=post,
@@ -876,6 +998,11 @@ def create_app(
                 "cancellations",
                 lambda t, r, b: world.cancel_shipment(t, r.path_params["awb"], b),
             ),
+            methods=post,
+        ),
+        Route(
+            "/logistics/{partner}/returns",
+            operation("returns", lambda t, r, b: world.book_return(t, b)),
             methods=post,
         ),
         Route(

@@ -18,7 +18,7 @@ def order_payment_changed(*, order_id: uuid.UUID, status: str, data: dict[str, A
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
         return False
-    if status == PaymentStatus.REFUNDED:
+    if status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
         order_event_record(order_id=order.pk, type=EventType.PAYMENT_REFUNDED, data=data)
     elif status == PaymentStatus.CAPTURED and order.status in ENDED:
         # Money taken for an order that already ended (its charge's answer was lost):

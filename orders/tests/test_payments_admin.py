@@ -28,22 +28,43 @@ def test_payment_page_shows_attempts_with_gateway_key_and_status(captured):
     assert b"alpha" in page.content and b"captured" in page.content
 
 
-def test_refund_action_asks_first_then_refunds_once(captured, simulator):
+def test_refund_action_asks_first_then_refunds_part_then_the_rest(captured, simulator):
     client = login("ops")
     form = {"action": "refund_payments", "_selected_action": [str(captured.pk)]}
     confirm = client.post("/admin/payments/payment/", form)
-    assert confirm.status_code == 200 and b"Yes, refund" in confirm.content
+    assert confirm.status_code == 200 and b'name="reason"' in confirm.content
     assert Payment.objects.get(pk=captured.pk).status == "captured"
 
-    done = client.post("/admin/payments/payment/", {**form, "confirm": "yes"}, follow=True)
+    # No reason: asked again, nothing refunded.
+    unexplained = client.post("/admin/payments/payment/", {**form, "confirm": "yes"})
+    assert b"Say why" in unexplained.content
+    assert simulator.ledger()["refunds"] == []
+
+    part = {**form, "confirm": "yes", "reason": "strip damaged", f"amount_{captured.pk}": "5.00"}
+    done = client.post("/admin/payments/payment/", part, follow=True)
     assert b"Refunded: 1" in done.content
-    assert Payment.objects.get(pk=captured.pk).status == "refunded"
-    again = client.post("/admin/payments/payment/", {**form, "confirm": "yes"}, follow=True)
+    payment = Payment.objects.get(pk=captured.pk)
+    assert (payment.status, str(payment.refunded_amount)) == ("partially_refunded", "5.00")
+
+    too_much = {**part, f"amount_{captured.pk}": str(payment.amount)}
+    refused = client.post("/admin/payments/payment/", too_much, follow=True)
+    assert b"Not refunded" in refused.content and b"left to refund" in refused.content
+
+    rest = {**form, "confirm": "yes", "reason": "goodwill"}
+    client.post("/admin/payments/payment/", rest, follow=True)
+    payment.refresh_from_db()
+    assert (payment.status, payment.refunded_amount) == ("refunded", payment.amount)
+    again = client.post("/admin/payments/payment/", rest, follow=True)
     assert b"Refunded: 0" in again.content
-    assert len(simulator.ledger()["refunds"]) == 1
+    refunds = simulator.ledger()["refunds"]
+    assert [r["idempotency_key"] for r in refunds] == [
+        f"order:{captured.order_id}:refund:1",
+        f"order:{captured.order_id}:refund:2",
+    ]
     order = Order.objects.get(pk=captured.order_id)
-    refunded = order.events.get(type="payment.refunded")
-    assert refunded.data["by"] == "ops:u-ops"
+    events = list(order.events.filter(type="payment.refunded").order_by("pk"))
+    assert [e.data["amount"] for e in events] == ["5.00", str(payment.amount - 5)]
+    assert events[0].data["by"] == "ops:u-ops" and events[0].data["reason"] == "strip damaged"
 
 
 def test_only_roles_with_the_refund_permission_get_the_action(captured):

@@ -9,9 +9,12 @@ from payments.services.charge import (
 from payments.services.notices import payment_notice_apply
 from payments.services.refunds import (
     NotRefundable,
+    RefundExceedsCapture,
     payment_cancel,
     payment_collect,
     payment_refund,
+    refund_left,
+    refund_request,
 )
 
 __all__ = [
@@ -20,10 +23,13 @@ __all__ = [
     "ChargeInProgress",
     "ChargeOutcome",
     "NotRefundable",
+    "RefundExceedsCapture",
     "payment_cancel",
     "payment_charge",
     "payment_collect",
     "payment_notice_apply",
     "payment_prepare",
     "payment_refund",
+    "refund_left",
+    "refund_request",
 ]
