@@ -1,16 +1,20 @@
 """What the inventory team works with: stock per product and centre, batches near expiry,
-low stock, and a CSV import of stock under `load_catalog`'s rules."""
+low stock, a CSV import of stock under `load_catalog`'s rules, and the record of units
+that came back (restocked or written off), read-only, with a CSV export."""
 
 from __future__ import annotations
 
+import csv
 import datetime
+from collections.abc import Iterator
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -22,6 +26,8 @@ from inventory.models import (
     ReservationItem,
     StockBatch,
     StockLevel,
+    StockReturn,
+    StockWriteOff,
 )
 from inventory.services import CatalogError, catalog_load_stock_csv
 from inventory.services.catalog import STOCK_CSV_COLUMNS
@@ -82,8 +88,8 @@ class StockCsvForm(forms.Form):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("sku", "name", "price", "schedule", "active")
-    list_filter = ("schedule", "active")
+    list_display = ("sku", "name", "price", "schedule", "cold_chain", "active")
+    list_filter = ("schedule", "cold_chain", "active")
     search_fields = ("sku", "name")
 
 
@@ -190,3 +196,136 @@ class ReservationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+STOCK_RETURN_CSV_COLUMNS = (
+    "batch",
+    "sku",
+    "centre",
+    "quantity",
+    "outcome",
+    "reason",
+    "order",
+    "reference",
+    "by",
+    "at",
+    "note",
+)
+
+
+class _Echo:
+    """csv.writer's file: hands each line back instead of buffering the whole export."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_cell(value: object) -> object:
+    # A note or reference starting with = + - @ would run as a formula in a spreadsheet.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
+        return f"'{value}"
+    return value
+
+
+@admin.register(StockReturn)
+class StockReturnAdmin(admin.ModelAdmin):
+    """Every unit taken back. Read-only for everyone, superusers too: the rows are the
+    evidence of where stock went."""
+
+    list_display = (
+        "created_at",
+        "sku",
+        "center",
+        "batch_code",
+        "quantity",
+        "outcome",
+        "reason",
+        "order_id",
+        "reference",
+        "by",
+    )
+    list_filter = ("outcome", "reason", "batch__center", "created_at")
+    search_fields = ("batch__product__sku", "batch__batch", "order_id", "reference")
+    list_select_related = ("batch__product", "batch__center")
+    date_hierarchy = "created_at"
+    change_list_template = "admin/inventory/stockreturn/change_list.html"
+    readonly_fields = [f.name for f in StockReturn._meta.fields]
+    export_filename = "stock-returns.csv"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="SKU", ordering="batch__product__sku")
+    def sku(self, record: StockReturn) -> str:
+        return record.batch.product.sku
+
+    @admin.display(description="centre", ordering="batch__center__code")
+    def center(self, record: StockReturn) -> str:
+        return record.batch.center.code
+
+    @admin.display(description="batch", ordering="batch__batch")
+    def batch_code(self, record: StockReturn) -> str:
+        return record.batch.batch
+
+    def _export_url_name(self) -> str:
+        return f"{self.opts.app_label}_{self.opts.model_name}_export"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.export_csv_view)
+        return [path("export-csv/", view, name=self._export_url_name()), *super().get_urls()]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        export_url = reverse(f"admin:{self._export_url_name()}")
+        return super().changelist_view(request, {**(extra_context or {}), "export_url": export_url})
+
+    def export_csv_view(self, request: HttpRequest) -> HttpResponse:
+        """The rows the list shows under the same filters, search and order, all pages."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            rows = self.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters:
+            changelist = f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist"
+            return HttpResponseRedirect(reverse(changelist))
+        response = StreamingHttpResponse(self._csv_lines(rows), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{self.export_filename}"'
+        return response
+
+    def _csv_lines(self, rows: QuerySet[StockReturn]) -> Iterator[str]:
+        writer = csv.writer(_Echo())
+        yield writer.writerow(STOCK_RETURN_CSV_COLUMNS)
+        for record in rows.select_related("batch__product", "batch__center").iterator(2000):
+            yield writer.writerow(
+                [
+                    _csv_cell(value)
+                    for value in (
+                        record.batch.batch,
+                        record.batch.product.sku,
+                        record.batch.center.code,
+                        record.quantity,
+                        record.outcome,
+                        record.reason,
+                        str(record.order_id),
+                        record.reference,
+                        record.by,
+                        record.created_at.isoformat(),
+                        record.note,
+                    )
+                ]
+            )
+
+
+@admin.register(StockWriteOff)
+class StockWriteOffAdmin(StockReturnAdmin):
+    """The write-offs alone: what came back and could not be sold again."""
+
+    list_filter = ("reason", "batch__center", "created_at")
+    export_filename = "stock-write-offs.csv"

@@ -1,10 +1,18 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import models
 from django.db.models import F, Q
 
 from core.models import TimeStampedModel
-from inventory.enums import PRESCRIPTION_SCHEDULES, ReservationStatus, Schedule
+from inventory.enums import (
+    PRESCRIPTION_SCHEDULES,
+    ReservationStatus,
+    Schedule,
+    StockReturnOutcome,
+    WriteOffReason,
+)
 
 
 class Product(TimeStampedModel):
@@ -13,6 +21,10 @@ class Product(TimeStampedModel):
     price = models.DecimalField(max_digits=10, decimal_places=2)
     schedule = models.CharField(max_length=4, choices=Schedule.choices, default=Schedule.OTC)
     active = models.BooleanField(default=True)
+    cold_chain = models.BooleanField(
+        default=False,
+        help_text="Kept at 2-8 °C: a unit that comes back is written off, never restocked.",
+    )
 
     class Meta:
         ordering = ["sku"]
@@ -125,3 +137,82 @@ class StockLevel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.product_id}@{self.center_id}"
+
+
+class StockRecordError(Exception):
+    """Stock returns are evidence of where units went: never deleted."""
+
+
+class NeverDeletedQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise StockRecordError(f"{self.model.__name__} rows are never deleted")
+
+
+class NeverDeleted(models.Model):
+    objects = NeverDeletedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise StockRecordError(f"{type(self).__name__} rows are never deleted")
+
+
+class StockReturn(NeverDeleted):
+    """Units of one batch that came back (returned to origin, or by the customer) and were
+    either put back on the shelf or written off. One row per cause and batch: `reference`
+    names the cause (`rto:<shipment id>`, `return:<return id>`), so taking back twice is
+    recording once."""
+
+    batch = models.ForeignKey(StockBatch, on_delete=models.PROTECT, related_name="returns")
+    quantity = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=12, choices=StockReturnOutcome.choices)
+    reason = models.CharField(
+        max_length=16,
+        choices=WriteOffReason.choices,
+        blank=True,
+        help_text="Why the units were written off; blank when restocked.",
+    )
+    order_id = models.UUIDField(db_index=True)
+    reference = models.CharField(max_length=100)
+    note = models.TextField(blank=True)
+    by = models.CharField(
+        max_length=150, blank=True, help_text="Staff username; blank when taken back automatically."
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reference", "batch"], name="stockreturn_unique_reference_batch"
+            ),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="stockreturn_qty_gt_0"),
+            # A write-off always says why; a restock never does.
+            models.CheckConstraint(
+                condition=(
+                    Q(outcome=StockReturnOutcome.RESTOCKED, reason="")
+                    | (Q(outcome=StockReturnOutcome.WRITTEN_OFF) & ~Q(reason=""))
+                ),
+                name="stockreturn_reason_iff_written_off",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.batch} {self.outcome} ({self.reference})"
+
+
+class WrittenOffManager(models.Manager.from_queryset(NeverDeletedQuerySet)):  # type: ignore[misc]
+    def get_queryset(self) -> NeverDeletedQuerySet:
+        return super().get_queryset().filter(outcome=StockReturnOutcome.WRITTEN_OFF)
+
+
+class StockWriteOff(StockReturn):
+    """The written-off returns alone: the inventory and ops teams' write-off list."""
+
+    objects = WrittenOffManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "stock write-off"
+        verbose_name_plural = "stock write-offs"

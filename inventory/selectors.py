@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from inventory.enums import ReservationStatus
-from inventory.models import FulfillmentCenter, Product, Reservation, StockBatch
+from inventory.models import FulfillmentCenter, Product, Reservation, StockBatch, StockReturn
 
 
 def shelf_life_floor(*, today: datetime.date | None = None) -> datetime.date:
@@ -79,3 +80,41 @@ def reservation_held_order_ids(
         .order_by("pk")
         .values_list("pk", "order_id")[:limit]
     )
+
+
+@dataclass(frozen=True)
+class ReturnedStock:
+    """Units of one batch that came back from an order, and what became of them."""
+
+    center: str
+    sku: str
+    batch: str
+    quantity: int
+    outcome: str
+    reason: str
+    reference: str
+    by: str
+    at: datetime.datetime
+
+
+def stock_returns_of(*, order_id: uuid.UUID) -> list[ReturnedStock]:
+    """Everything taken back from this order, oldest first: for its timeline."""
+    returns = (
+        StockReturn.objects.filter(order_id=order_id)
+        .select_related("batch__product", "batch__center")
+        .order_by("created_at", "pk")
+    )
+    return [
+        ReturnedStock(
+            center=r.batch.center.code,
+            sku=r.batch.product.sku,
+            batch=r.batch.batch,
+            quantity=r.quantity,
+            outcome=r.outcome,
+            reason=r.reason,
+            reference=r.reference,
+            by=r.by,
+            at=r.created_at,
+        )
+        for r in returns
+    ]

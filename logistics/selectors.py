@@ -3,21 +3,42 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 
 from logistics.enums import ShipmentStatus
-from logistics.models import Shipment
+from logistics.models import Shipment, ShipmentItem
 
 
-def shipment_all_delivered(*, order_id: uuid.UUID) -> bool:
-    """Every (not cancelled) shipment of the order is delivered, and there is one."""
-    statuses = set(
+def shipment_statuses(*, order_id: uuid.UUID) -> set[str]:
+    """The statuses of the order's shipments (cancelled ones aside)."""
+    return set(
         Shipment.objects.filter(order_id=order_id)
         .exclude(status=ShipmentStatus.CANCELLED)
         .values_list("status", flat=True)
     )
-    return statuses == {ShipmentStatus.DELIVERED}
+
+
+@dataclass(frozen=True)
+class ShippedUnits:
+    shipment_id: int
+    center: str
+    sku: str
+    batch: str
+    quantity: int
+
+
+def shipment_units(*, awb: str) -> list[ShippedUnits]:
+    """What the parcel with this AWB holds, batch by batch."""
+    return [
+        ShippedUnits(shipment_id, center, sku, batch, quantity)
+        for shipment_id, center, sku, batch, quantity in ShipmentItem.objects.filter(
+            shipment__awb=awb
+        )
+        .order_by("pk")
+        .values_list("shipment_id", "shipment__center", "sku", "batch", "quantity")
+    ]
 
 
 def shipment_tracking_url(shipment: Shipment) -> str | None:

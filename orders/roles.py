@@ -37,6 +37,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "fulfillmentcenter"): ("view",),
         ("inventory", "reservation"): ("view",),
         ("inventory", "stocklevel"): ("view",),
+        ("inventory", "stockreturn"): ("view",),
+        ("inventory", "stockwriteoff"): ("view",),
         ("prescriptions", "prescription"): ("view",),
         ("prescriptions", "h1registerentry"): ("view",),
     },
@@ -46,6 +48,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "stockbatch"): ("view", "add", "change"),
         ("inventory", "stocklevel"): ("view",),
         ("inventory", "reservation"): ("view",),
+        ("inventory", "stockreturn"): ("view",),
+        ("inventory", "stockwriteoff"): ("view",),
     },
 }
 ROLES = tuple(ROLE_PERMISSIONS)

@@ -114,6 +114,8 @@ class OrderOut(serializers.BaseSerializer):
                 "gateway": (payment.gateway or None) if payment else None,
                 "amount": _money(order.total_amount),
                 "reference": (payment.reference or None) if payment else None,
+                # The sum of the refunds made so far (returns, cancelled lines, ops).
+                "refunded_amount": _money(payment.refunded_amount if payment else 0),
             },
             "shipments": [
                 {

@@ -34,6 +34,14 @@ class PrescriptionItemInline(admin.TabularInline):
         return False
 
 
+def _returned_note(dispensation: Dispensation) -> str:
+    if dispensation.returned:
+        return " (returned)"
+    if dispensation.returned_quantity:
+        return f" ({dispensation.returned_quantity} returned)"
+    return ""
+
+
 class NoteForm(forms.Form):
     note = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}), required=False, max_length=2000
@@ -149,7 +157,7 @@ class PrescriptionAdmin(admin.ModelAdmin):
                     str(d.order_id)[:8],
                     d.item.sku,
                     d.quantity,
-                    " (returned)" if d.returned else "",
+                    _returned_note(d),
                 )
                 for d in dispensations
             ),
@@ -259,10 +267,19 @@ class H1RegisterAdmin(admin.ModelAdmin):
         "drug_name",
         "batch",
         "quantity",
+        "entry_type",
+        "reference",
     )
-    list_filter = ("recorded_at",)
+    list_filter = ("entry_type", "recorded_at")
     date_hierarchy = "recorded_at"
-    search_fields = ("order_number", "patient_name", "doctor_registration_no", "sku", "batch")
+    search_fields = (
+        "order_number",
+        "patient_name",
+        "doctor_registration_no",
+        "sku",
+        "batch",
+        "reference",
+    )
     actions = ["export_csv"]
     readonly_fields = [f.name for f in H1RegisterEntry._meta.fields]
 
@@ -291,6 +308,8 @@ class H1RegisterAdmin(admin.ModelAdmin):
                 "sku",
                 "batch",
                 "quantity",
+                "entry",
+                "reference",
             ]
         )
         for entry in queryset.order_by("recorded_at", "pk"):
@@ -305,6 +324,8 @@ class H1RegisterAdmin(admin.ModelAdmin):
                     entry.sku,
                     entry.batch,
                     entry.quantity,
+                    entry.entry_type,
+                    entry.reference,
                 ]
             )
         return response

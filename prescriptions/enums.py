@@ -18,3 +18,8 @@ class CheckResult(models.TextChoices):
     PRESCRIPTION_REJECTED = "prescription_rejected", "Prescription rejected"
     PRESCRIPTION_QUANTITY_EXCEEDED = "prescription_quantity_exceeded", "Quantity exceeded"
     NOT_SELLABLE_ONLINE = "not_sellable_online", "Not sellable online"
+
+
+class H1EntryType(models.TextChoices):
+    DISPENSED = "dispensed", "Dispensed"
+    RETURNED = "returned", "Returned"

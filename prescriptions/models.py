@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from core.models import ApiClient, TimeStampedModel
-from prescriptions.enums import PrescriptionStatus
+from prescriptions.enums import H1EntryType, PrescriptionStatus
 
 
 class RegulatoryRecordError(Exception):
@@ -79,24 +79,58 @@ class PrescriptionItem(NeverDeleted):
 
 
 class Dispensation(NeverDeleted, TimeStampedModel):
-    """Quantity of one prescription item claimed by one order; returned if it fails."""
+    """Quantity of one prescription item claimed by one order. Units that come back are
+    given back to the prescription: `quantity` stays what was claimed, `returned_quantity`
+    grows, and `returned` turns true once nothing is claimed any more."""
 
     order_id = models.UUIDField(db_index=True)
     item = models.ForeignKey(
         PrescriptionItem, on_delete=models.PROTECT, related_name="dispensations"
     )
     quantity = models.PositiveIntegerField()
+    returned_quantity = models.PositiveIntegerField(default=0)
     returned = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["order_id", "item"], name="dispensation_unique_item")
+            models.UniqueConstraint(fields=["order_id", "item"], name="dispensation_unique_item"),
+            models.CheckConstraint(
+                condition=Q(returned_quantity__lte=F("quantity")),
+                name="dispensation_returned_lte_qty",
+            ),
         ]
+
+    @property
+    def claimed(self) -> int:
+        """Units of the prescription this order still holds."""
+        return self.quantity - self.returned_quantity
+
+
+class DispensationGiveBack(NeverDeleted, TimeStampedModel):
+    """Units of one dispensation given back for one return event (`rto:<shipment id>`, a
+    customer return...); its uniqueness is what makes replaying that event a no-op."""
+
+    reference = models.CharField(max_length=100)
+    dispensation = models.ForeignKey(
+        Dispensation, on_delete=models.PROTECT, related_name="give_backs"
+    )
+    quantity = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["reference", "dispensation"], name="giveback_unique_reference"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.quantity} back to dispensation {self.dispensation_id}"
 
 
 class H1RegisterEntry(NeverDeleted):
     """Schedule H1 register: one row per confirmed H1 line and batch (Drugs and Cosmetics
-    Rules, rule 65(3)(b)); written when the order is confirmed, never changed."""
+    Rules, rule 65(3)(b)); written when the order is confirmed, never changed. Units that
+    come back are recorded as a `returned` row beside it, one per return event."""
 
     recorded_at = models.DateTimeField(auto_now_add=True, db_index=True)
     order_id = models.UUIDField(db_index=True)
@@ -109,6 +143,11 @@ class H1RegisterEntry(NeverDeleted):
     drug_name = models.CharField(max_length=200)
     batch = models.CharField(max_length=64)
     quantity = models.PositiveIntegerField()
+    entry_type = models.CharField(
+        max_length=16, choices=H1EntryType.choices, default=H1EntryType.DISPENSED
+    )
+    # The return event a `returned` row records; blank on `dispensed` rows.
+    reference = models.CharField(max_length=100, blank=True)
 
     class Meta:
         verbose_name = "Schedule H1 register entry"
@@ -116,9 +155,13 @@ class H1RegisterEntry(NeverDeleted):
         ordering = ["-recorded_at", "pk"]
         constraints = [
             models.UniqueConstraint(
-                fields=["order_id", "sku", "batch"], name="h1_register_unique_line_batch"
+                fields=["order_id", "sku", "batch", "entry_type", "reference"],
+                name="h1_register_unique_line_batch_entry",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.order_number} {self.sku} {self.batch} ×{self.quantity}"
+        label = f"{self.order_number} {self.sku} {self.batch} ×{self.quantity}"
+        if self.entry_type == H1EntryType.RETURNED:
+            return f"{label} returned ({self.reference})"
+        return label

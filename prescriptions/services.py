@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 
 import filetype
@@ -12,13 +13,19 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from core.models import ApiClient
 from inventory.enums import PRESCRIPTION_SCHEDULES, Schedule
-from prescriptions.enums import CheckResult, PrescriptionStatus
-from prescriptions.models import Dispensation, H1RegisterEntry, Prescription, PrescriptionItem
+from prescriptions.enums import CheckResult, H1EntryType, PrescriptionStatus
+from prescriptions.models import (
+    Dispensation,
+    DispensationGiveBack,
+    H1RegisterEntry,
+    Prescription,
+    PrescriptionItem,
+)
 from prescriptions.signals import prescription_reviewed
 
 
@@ -174,7 +181,9 @@ def prescription_dispense(
 
 
 def prescription_return(*, order_id: uuid.UUID) -> int:
-    """Give an order's claimed quantities back (cancelled or failed). Idempotent."""
+    """Give back whatever an order still claims (cancelled or failed): units already given
+    back by `prescription_units_returned` are not given back twice. Idempotent. Returns
+    the number of dispensations given back."""
     returned = 0
     with transaction.atomic():
         for dispensation in (
@@ -183,11 +192,123 @@ def prescription_return(*, order_id: uuid.UUID) -> int:
             .order_by("item_id")
         ):
             PrescriptionItem.objects.filter(pk=dispensation.item_id).update(
-                dispensed_quantity=F("dispensed_quantity") - dispensation.quantity
+                dispensed_quantity=F("dispensed_quantity") - dispensation.claimed
             )
-            Dispensation.objects.filter(pk=dispensation.pk).update(returned=True)
+            dispensation.returned_quantity = dispensation.quantity
+            dispensation.returned = True
+            dispensation.save(update_fields=["returned_quantity", "returned", "updated_at"])
             returned += 1
     return returned
+
+
+@dataclass(frozen=True)
+class ReturnedUnit:
+    """Units of one sku and batch that came back from a confirmed or delivered order."""
+
+    sku: str
+    batch: str
+    quantity: int
+
+    def __post_init__(self) -> None:
+        # A non-positive quantity would claim units instead of giving them back.
+        if self.quantity <= 0:
+            raise ValueError(f"returned quantity must be positive: {self.quantity}")
+
+
+def prescription_units_returned(
+    *, order_id: uuid.UUID, order_number: str, reference: str, lines: list[ReturnedUnit]
+) -> int:
+    """Give units that came back (`reference` names the event, e.g. `rto:<shipment id>`)
+    back to the order's prescription, and write the Schedule H1 register's `returned` rows
+    beside the original ones, in one transaction.
+
+    A dispensation gives back at most what it still claims, so the prescription item never
+    goes below zero; skus the order did not dispense against a prescription (OTC) are
+    skipped. Idempotent per reference: a replay changes nothing. Returns the units given
+    back to the prescription."""
+    per_sku: dict[str, int] = defaultdict(int)
+    per_batch: dict[tuple[str, str], int] = defaultdict(int)
+    for line in lines:
+        per_sku[line.sku] += line.quantity
+        per_batch[(line.sku, line.batch)] += line.quantity
+    given_back = 0
+    with transaction.atomic():
+        # Locks the dispensations and their items in the order prescription_return does.
+        dispensations = list(
+            Dispensation.objects.select_for_update()
+            .select_related("item")
+            .filter(order_id=order_id, item__sku__in=per_sku, returned=False)
+            .order_by("item_id")
+        )
+        # Read under the locks, so a concurrent replay of the same event finds our rows.
+        replayed = set(
+            DispensationGiveBack.objects.filter(
+                reference=reference, dispensation__in=dispensations
+            ).values_list("dispensation_id", flat=True)
+        )
+        for dispensation in dispensations:
+            if dispensation.pk in replayed:
+                continue
+            item = dispensation.item
+            quantity = min(per_sku[item.sku], dispensation.claimed, item.dispensed_quantity)
+            if quantity <= 0:
+                continue
+            per_sku[item.sku] -= quantity
+            PrescriptionItem.objects.filter(pk=item.pk).update(
+                dispensed_quantity=F("dispensed_quantity") - quantity
+            )
+            dispensation.returned_quantity += quantity
+            dispensation.returned = dispensation.claimed == 0
+            dispensation.save(update_fields=["returned_quantity", "returned", "updated_at"])
+            DispensationGiveBack.objects.create(
+                reference=reference, dispensation=dispensation, quantity=quantity
+            )
+            given_back += quantity
+        for (sku, batch), quantity in sorted(per_batch.items()):
+            _h1_register_record_return(
+                order_id=order_id,
+                order_number=order_number,
+                reference=reference,
+                sku=sku,
+                batch=batch,
+                quantity=quantity,
+            )
+    return given_back
+
+
+def _h1_register_record_return(
+    *, order_id: uuid.UUID, order_number: str, reference: str, sku: str, batch: str, quantity: int
+) -> None:
+    """Write the `returned` row beside the order's H1 row for this batch, if it has one; the
+    register is append-only, so the original row is never edited."""
+    line = H1RegisterEntry.objects.filter(order_id=order_id, sku=sku, batch=batch)
+    # Locking the original row serialises return events for the same batch.
+    original = (
+        line.select_for_update().filter(entry_type=H1EntryType.DISPENSED).order_by("pk").first()
+    )
+    if original is None:
+        return
+    returns = line.filter(entry_type=H1EntryType.RETURNED)
+    if returns.filter(reference=reference).exists():
+        return
+    already_returned = returns.aggregate(total=Sum("quantity"))["total"] or 0
+    quantity = min(quantity, original.quantity - already_returned)
+    if quantity <= 0:
+        return
+    H1RegisterEntry.objects.create(
+        order_id=order_id,
+        order_number=order_number,
+        prescription_id=original.prescription_id,
+        patient_name=original.patient_name,
+        doctor_name=original.doctor_name,
+        doctor_registration_no=original.doctor_registration_no,
+        sku=sku,
+        drug_name=original.drug_name,
+        batch=batch,
+        quantity=quantity,
+        entry_type=H1EntryType.RETURNED,
+        reference=reference,
+    )
 
 
 @dataclass(frozen=True)

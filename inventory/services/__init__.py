@@ -1,4 +1,5 @@
 from inventory.services.catalog import CatalogError, catalog_load, catalog_load_stock_csv
+from inventory.services.returns import UnknownBatchError, stock_take_back
 from inventory.services.stock import (
     Allocation,
     LineRequest,
@@ -14,10 +15,12 @@ __all__ = [
     "CatalogError",
     "LineRequest",
     "ReserveOutcome",
+    "UnknownBatchError",
     "catalog_load",
     "catalog_load_stock_csv",
     "stock_commit",
     "stock_release",
     "stock_reserve",
     "stock_restock",
+    "stock_take_back",
 ]

@@ -88,12 +88,16 @@ def _validate_product(entry: dict, where: str) -> Product:
     active = entry.get("active", True)
     if not isinstance(active, bool):
         raise CatalogError(f"{where}.active", "must be true or false")
+    cold_chain = entry.get("cold_chain", False)
+    if not isinstance(cold_chain, bool):
+        raise CatalogError(f"{where}.cold_chain", "must be true or false")
     return Product(
         sku=_text(entry, "sku", where, pattern=_SKU, max_length=64),
         name=_text(entry, "name", where),
         price=price,
         schedule=schedule,
         active=active,
+        cold_chain=cold_chain,
     )
 
 
@@ -158,7 +162,7 @@ def catalog_load(data: Any) -> CatalogCounts:
                 batch_size=_BULK,
                 update_conflicts=True,
                 unique_fields=["sku"],
-                update_fields=["name", "price", "schedule", "active"],
+                update_fields=["name", "price", "schedule", "active", "cold_chain"],
             )
         if centers:
             FulfillmentCenter.objects.bulk_create(

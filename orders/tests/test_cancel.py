@@ -63,7 +63,7 @@ def test_a_confirmed_order_is_cancelled_refunded_unbooked_and_restocked(
     assert Payment.objects.get(order_id=order.pk).status == "refunded"
     assert Shipment.objects.get(order_id=order.pk).status == "cancelled"
     ledger = simulator.ledger()
-    assert [r["idempotency_key"] for r in ledger["refunds"]] == [f"order:{order.pk}:refund"]
+    assert [r["idempotency_key"] for r in ledger["refunds"]] == [f"order:{order.pk}:refund:1"]
     assert [c["awb"] for c in ledger["cancellations"]] == [
         Shipment.objects.get(order_id=order.pk).awb
     ]

@@ -2,6 +2,7 @@
 order's status and timeline, and cash on delivery (inline pipeline, real simulator)."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -12,6 +13,8 @@ from rest_framework.test import APIClient
 from core.tests.factories import ApiClientFactory, api_key_for
 from core.webhooks import SIGNATURE_HEADER, webhook_signature
 from inventory.tests.factories import CenterFactory, ProductFactory, StockBatchFactory
+from inventory.models import StockBatch, StockReturn
+from inventory.selectors import shelf_life_floor
 from logistics.models import Shipment
 from orders.enums import OrderStatus
 from orders.models import Order
@@ -279,27 +282,89 @@ def test_out_of_order_and_replayed_attempts_never_move_backwards(confirmed):
     assert state(order) == OrderStatus.SHIPPED
 
 
-def test_failed_to_the_end_then_returned_to_origin(confirmed, settings):
-    attempts = getattr(settings, "COT_DELIVERY_ATTEMPTS", 3)
-    order = confirmed()
-    awb = Shipment.objects.get(order_id=order.pk).awb
+def return_to_origin(awb, attempts):
     assert update(awb, "picked_up", "2026-01-05T08:00:00Z") == "applied"
     for n in range(1, attempts + 1):
         assert update(awb, "out_for_delivery", f"2026-01-0{5 + n}T08:00:00Z") == "applied"
         assert update(awb, "failed", f"2026-01-0{5 + n}T11:00:00Z", reason="refused") == "applied"
     assert update(awb, "returning", "2026-01-09T08:00:00Z") == "applied"
     assert update(awb, "returned", "2026-01-10T08:00:00Z") == "applied"
-    # Returned is final: late or replayed news changes nothing.
-    assert update(awb, "returning", "2026-01-09T08:00:00Z") == "stale"
-    assert update(awb, "returned", "2026-01-10T08:00:00Z") == "already_applied"
-    assert update(awb, "delivered", "2026-01-10T09:00:00Z") == "stale"
+
+
+def test_failed_to_the_end_then_returned_to_origin_restocked_and_refunded_once(
+    confirmed, settings, simulator, django_capture_on_commit_callbacks
+):
+    attempts = getattr(settings, "COT_DELIVERY_ATTEMPTS", 3)
+    order = confirmed()
     shipment = Shipment.objects.get(order_id=order.pk)
+    [item] = shipment.items.all()
+    batch = StockBatch.objects.get(product__sku=item.sku, batch=item.batch)
+    on_hand = batch.on_hand
+    with django_capture_on_commit_callbacks(execute=True):
+        return_to_origin(shipment.awb, attempts)
+    # Returned is final: late or replayed news changes nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert update(shipment.awb, "returning", "2026-01-09T08:00:00Z") == "stale"
+        assert update(shipment.awb, "returned", "2026-01-10T08:00:00Z") == "already_applied"
+        assert update(shipment.awb, "delivered", "2026-01-10T09:00:00Z") == "stale"
+    shipment.refresh_from_db()
     assert (shipment.status, shipment.delivery_attempts) == ("returned", attempts)
-    # Return to origin moves no order status yet: the timeline shows it.
-    assert state(order) == OrderStatus.SHIPPED
+    assert state(order) == OrderStatus.RETURNED
     assert shipment_events(order)[-2:] == ["shipment.returning", "shipment.returned"]
     assert shipment_events(order).count("shipment.delivery_failed") == attempts
-    assert shown(order)["shipments"][0]["status"] == "returned"
+    business = [e for e in events(order) if not e.startswith("notification.")]
+    assert business[-3:] == ["inventory.restocked", "order.returned", "payment.refunded"]
+    # Back on the shelf, in the batch it left.
+    batch.refresh_from_db()
+    assert batch.on_hand == on_hand + item.quantity
+    # Refunded exactly once, all of it.
+    refunds = [r for r in simulator.ledger()["refunds"] if str(order.pk) in r["idempotency_key"]]
+    assert [r["amount"] for r in refunds] == [f"{order.total_amount:.2f}"]
+    shown_order = shown(order)
+    assert shown_order["status"] == "returned"
+    assert shown_order["shipments"][0]["status"] == "returned"
+    assert shown_order["payment"]["status"] == "refunded"
+    assert shown_order["payment"]["refunded_amount"] == f"{order.total_amount:.2f}"
+
+
+def test_a_returned_unit_whose_batch_is_now_too_close_to_expiry_is_written_off(
+    confirmed, settings, simulator, django_capture_on_commit_callbacks
+):
+    order = confirmed()
+    shipment = Shipment.objects.get(order_id=order.pk)
+    [item] = shipment.items.all()
+    batch = StockBatch.objects.get(product__sku=item.sku, batch=item.batch)
+    # Time passed while the parcel travelled: the batch is inside the shelf-life floor now.
+    StockBatch.objects.filter(pk=batch.pk).update(expires_on=shelf_life_floor() - timedelta(days=1))
+    on_hand = StockBatch.objects.get(pk=batch.pk).on_hand
+    with django_capture_on_commit_callbacks(execute=True):
+        return_to_origin(shipment.awb, 1)
+    assert StockBatch.objects.get(pk=batch.pk).on_hand == on_hand
+    [written_off] = StockReturn.objects.filter(order_id=order.pk)
+    assert (written_off.outcome, written_off.reason, written_off.quantity) == (
+        "written_off",
+        "short_expiry",
+        item.quantity,
+    )
+    event = Order.objects.get(pk=order.pk).events.get(type="inventory.written_off")
+    assert event.data["reason"] == "short_expiry" and event.data["batch"] == item.batch
+    assert state(order) == OrderStatus.RETURNED
+    assert (
+        len([r for r in simulator.ledger()["refunds"] if str(order.pk) in r["idempotency_key"]])
+        == 1
+    )
+
+
+def test_a_cash_on_delivery_parcel_that_comes_back_owes_and_refunds_nothing(
+    confirmed, simulator, django_capture_on_commit_callbacks
+):
+    order = confirmed(payment_method="cod")
+    shipment = Shipment.objects.get(order_id=order.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        return_to_origin(shipment.awb, 1)
+    assert state(order) == OrderStatus.RETURNED
+    assert Payment.objects.get(order_id=order.pk).status == "voided"
+    assert simulator.ledger()["refunds"] == [] and simulator.ledger()["payouts"] == []
 
 
 def test_updates_are_counted_by_partner_and_status_once_committed(

@@ -73,7 +73,7 @@ def test_a_parcel_nobody_receives_comes_back_and_the_timeline_says_so(stack):
         order = stack.wait_for(
             client,
             order_id,
-            until=lambda o: bool(o["shipments"]) and o["shipments"][0]["status"] == "returned",
+            until=lambda o: o["status"] == "returned" and o["payment"]["status"] == "refunded",
         )
     [shipment] = order["shipments"]
     statuses = [e["status"] for e in shipment["events"]]
@@ -87,4 +87,9 @@ def test_a_parcel_nobody_receives_comes_back_and_the_timeline_says_so(stack):
     failed = [e for e in order["events"] if e["type"] == "shipment.delivery_failed"]
     assert [e["data"]["attempt"] for e in failed] == [1, 2, 3]
     assert {e["data"]["reason"] for e in failed} == {"address_not_found"}
-    assert order["status"] == "shipped"  # what a return to origin does next is ops' part
+    # Back at the centre: the units on the shelf again, the money back, exactly once.
+    assert order["payment"]["refunded_amount"] == order["total_amount"]
+    types = [e["type"] for e in order["events"]]
+    assert types.count("inventory.restocked") == 1 and types.count("order.returned") == 1
+    refunds = [r for r in stack.simulator.ledger()["refunds"] if order_id in r["idempotency_key"]]
+    assert [r["amount"] for r in refunds] == [order["total_amount"]]

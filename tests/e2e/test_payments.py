@@ -132,7 +132,7 @@ def test_fulfilment_impossible_after_capture_refunds_through_the_capturing_gatew
     [refund] = entries(stack, "refunds", order_id)
     assert charge["target"] == refund["target"] == "gateways/beta"
     assert refund["charge_id"] == charge["id"] == order["payment"]["reference"]
-    assert refund["idempotency_key"] == f"order:{order_id}:refund"
+    assert refund["idempotency_key"] == f"order:{order_id}:refund:1"
 
 
 def test_a_charge_slower_than_the_timeout_is_captured_exactly_once(stack):
