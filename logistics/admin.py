@@ -37,6 +37,19 @@ class HandMoveForm(forms.Form):
     note = forms.CharField(
         max_length=500, help_text="Why, in a few words: kept on the order's timeline."
     )
+    otp_checked = forms.BooleanField(
+        required=False,
+        label="Delivery OTP checked",
+        help_text="For delivered: I checked the customer's delivery OTP (proof of delivery "
+        "for prescription parcels); the timeline's note says so.",
+    )
+
+    def __init__(self, *args: object, otp_needed: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        # Asked only when a selected shipment is delivered against the customer's OTP.
+        self.otp_needed = otp_needed
+        if not otp_needed:
+            del self.fields["otp_checked"]
 
     def clean(self) -> dict:
         data = super().clean()
@@ -45,6 +58,14 @@ class HandMoveForm(forms.Form):
             self.add_error("failure_reason", "Say why the delivery failed.")
         if not failed:
             data["failure_reason"] = ""
+        delivered = data.get("status") == S.DELIVERED
+        if delivered and self.otp_needed and not data.get("otp_checked"):
+            self.add_error(
+                "otp_checked",
+                "A selected shipment is delivered only against the customer's OTP: check it "
+                "with the courier or the customer first.",
+            )
+        data["otp_checked"] = delivered and bool(data.get("otp_checked"))
         return data
 
 
@@ -121,6 +142,7 @@ class ShipmentAdmin(admin.ModelAdmin):
         "status_at",
         "delivery_attempts",
         "last_failure_reason",
+        "delivery_otp",
         "idempotency_key",
     )
     inlines = [ShipmentItemInline, ShipmentUpdateInline, ShipmentAttemptInline]
@@ -134,9 +156,14 @@ class ShipmentAdmin(admin.ModelAdmin):
         self, request: HttpRequest, queryset: QuerySet[Shipment]
     ) -> HttpResponse | None:
         """As if the courier had said it (picked up, delivered, failed, returned), with a
-        reason; the order follows as it would, and its timeline names the staff user."""
+        reason; the order follows as it would, and its timeline names the staff user. A
+        shipment delivered against the customer's OTP is moved to delivered only when the
+        staff user says they checked it (the note then says so)."""
         shipments = list(queryset.exclude(awb="").order_by("created_at"))
-        form = HandMoveForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        form = HandMoveForm(
+            request.POST if request.POST.get("confirm") == "yes" else None,
+            otp_needed=any(s.delivery_otp for s in shipments),
+        )
         if not form.is_valid():
             return TemplateResponse(
                 request,
@@ -153,13 +180,16 @@ class ShipmentAdmin(admin.ModelAdmin):
         data = form.cleaned_data
         results: dict[str, list[str]] = {}
         for shipment in shipments:
+            attested = data["otp_checked"] and bool(shipment.delivery_otp)
+            note = f"{data['note']} (delivery OTP checked by staff)" if attested else data["note"]
             result = shipment_tracking_apply(
                 awb=shipment.awb,
                 status=data["status"],
                 at=timezone.now(),
                 reason=data["failure_reason"] or None,
+                otp_verified=attested,
                 by=f"ops:{request.user.get_username()}",
-                note=data["note"],
+                note=note,
             )
             results.setdefault(result, []).append(shipment.awb)
         moved = results.pop(APPLIED, [])

@@ -11,6 +11,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.errors import Conflict
 from core.serializers import StrictSerializer
 from core.webhooks import SignedWebhookApi
 from logistics.enums import (
@@ -20,6 +21,7 @@ from logistics.enums import (
     ShipmentStatus,
 )
 from logistics.services import shipment_tracking_apply
+from logistics.services.tracking import OTP_REQUIRED
 
 
 class TrackingUpdateIn(StrictSerializer):
@@ -32,6 +34,8 @@ class TrackingUpdateIn(StrictSerializer):
     reason = serializers.ChoiceField(
         choices=DeliveryFailureReason.choices, required=False, allow_null=True
     )
+    # On `delivered`: the courier checked the customer's delivery OTP (proof of delivery).
+    otp_verified = serializers.BooleanField(required=False, default=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         status = STATUS_ALIASES.get(attrs["status"], attrs["status"])
@@ -48,13 +52,21 @@ class LogisticsWebhookApi(SignedWebhookApi):
 
     @extend_schema(
         request=TrackingUpdateIn,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
         summary="Logistics partner tracking update (signed with X-COT-Signature)",
     )
     def post(self, request: Request) -> Response:
         update = TrackingUpdateIn(data=self.verified_json(request))
         update.is_valid(raise_exception=True)
         # 200 whatever we made of it (applied, a replay, stale, an unknown AWB): a partner
-        # retries anything else forever, and none of those would change on a retry.
+        # retries anything else forever, and none of those would change on a retry. A
+        # delivery without the customer's OTP is the exception: the partner must hear it
+        # was not accepted (the parcel may be in the wrong hands).
         result = shipment_tracking_apply(**update.validated_data)
+        if result == OTP_REQUIRED:
+            raise Conflict(
+                "This shipment is delivered only against the customer's OTP: "
+                "send otp_verified: true once the courier has checked it.",
+                code="otp_required",
+            )
         return Response({"result": result})

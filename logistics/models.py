@@ -25,6 +25,10 @@ class Shipment(TimeStampedModel):
     last_failure_reason = models.CharField(
         max_length=30, choices=DeliveryFailureReason.choices, blank=True
     )
+    # Proof of delivery for prescription (schedule H/H1) parcels: the customer gives this
+    # code to the courier, who hands the parcel over only against it. Blank when the
+    # parcel needs none.
+    delivery_otp = models.CharField(max_length=6, blank=True)
 
     class Meta:
         constraints = [

@@ -22,18 +22,25 @@ class Booking:
 
 
 def book(
-    *, partner: str, reference: str, pincode: str, items: list[dict[str, Any]], idempotency_key: str
+    *,
+    partner: str,
+    reference: str,
+    pincode: str,
+    items: list[dict[str, Any]],
+    idempotency_key: str,
+    otp_required: bool = False,
 ) -> Booking:
-    body = post_json(
-        target(partner),
-        f"{settings.LOGISTICS_BASE_URL}/{partner}/shipments",
-        {
-            "reference": reference,
-            "pincode": pincode,
-            "items": items,
-            "idempotency_key": idempotency_key,
-        },
-    )
+    request: dict[str, Any] = {
+        "reference": reference,
+        "pincode": pincode,
+        "items": items,
+        "idempotency_key": idempotency_key,
+    }
+    if otp_required:
+        # Proof of delivery: the courier hands the parcel over only against the OTP the
+        # customer was given.
+        request["otp_required"] = True
+    body = post_json(target(partner), f"{settings.LOGISTICS_BASE_URL}/{partner}/shipments", request)
     eta = body.get("eta")
     try:
         eta_date = datetime.date.fromisoformat(str(eta)[:10]) if eta else None
@@ -46,3 +53,37 @@ def cancel(*, partner: str, awb: str) -> None:
     post_json(
         target(partner), f"{settings.LOGISTICS_BASE_URL}/{partner}/shipments/{awb}/cancel", {}
     )
+
+
+@dataclass(frozen=True)
+class ReturnBooking:
+    awb: str
+    pickup_date: datetime.date | None
+
+
+def book_return(
+    *,
+    partner: str,
+    reference: str,
+    pincode: str,
+    items: list[dict[str, Any]],
+    idempotency_key: str,
+) -> ReturnBooking:
+    """Book a reverse pickup: the courier collects `items` (`{"sku", "quantity"}`) from
+    the customer. The partner books once per key, so a retry gets the first answer."""
+    body = post_json(
+        target(partner),
+        f"{settings.LOGISTICS_BASE_URL}/{partner}/returns",
+        {
+            "reference": reference,
+            "pincode": pincode,
+            "items": items,
+            "idempotency_key": idempotency_key,
+        },
+    )
+    pickup = body.get("pickup_date")
+    try:
+        pickup_date = datetime.date.fromisoformat(str(pickup)[:10]) if pickup else None
+    except ValueError:
+        pickup_date = None
+    return ReturnBooking(awb=str(body["awb"]), pickup_date=pickup_date)

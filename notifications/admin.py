@@ -5,6 +5,7 @@ resend action."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
@@ -16,16 +17,48 @@ from notifications.models import (
     WebhookAttempt,
     WebhookDelivery,
 )
+from notifications.services.messages import notification_resend
 from notifications.services.webhooks import webhook_deliveries_resend
-from notifications.tasks import webhook_pump
+from notifications.tasks import notify_customer, webhook_pump
 
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ("order_id", "event_type", "channel", "to", "status", "attempts", "created_at")
+    list_display = (
+        "order_id",
+        "event_type",
+        "channel",
+        "to",
+        "status",
+        "attempts",
+        "resends",
+        "created_at",
+    )
     list_filter = ("status", "channel", "event_type")
     search_fields = ("order_id", "to")
     readonly_fields = [f.name for f in Notification._meta.fields]
+    actions = ["resend_messages"]
+
+    def has_resend_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("notifications.resend_notification")
+
+    @admin.action(description="Send selected messages again", permissions=["resend"])
+    def resend_messages(self, request: HttpRequest, queryset: QuerySet[Notification]) -> None:
+        by = f"ops:{request.user.get_username()}"
+        resent = 0
+        for notification in queryset:
+            if notification_resend(notification_id=notification.pk, by=by):
+                resent += 1
+                transaction.on_commit(
+                    lambda n=notification: notify_customer.delay(
+                        str(n.order_id), n.event_type, n.event_id
+                    )
+                )
+        self.message_user(
+            request,
+            f"Sending again: {resent}. Messages still being sent were left alone.",
+            messages.SUCCESS,
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -37,6 +37,7 @@ NOTIFIED_EVENTS: frozenset[str] = frozenset(
         EventType.SHIPMENT_DELIVERED,
         EventType.SHIPMENT_DELIVERY_FAILED,
         EventType.SHIPMENT_RETURNED,
+        EventType.PAYMENT_REFUNDED,
     }
 )
 
@@ -50,6 +51,7 @@ PER_EVENT: frozenset[str] = frozenset(
         EventType.SHIPMENT_DELIVERED,
         EventType.SHIPMENT_DELIVERY_FAILED,
         EventType.SHIPMENT_RETURNED,
+        EventType.PAYMENT_REFUNDED,
     }
 )
 

@@ -5,9 +5,9 @@ Template source is written by staff in admin, never taken from a request. The co
 holds plain values only (strings, numbers, lists of dicts), so a template cannot reach
 models or methods; the engine has no loaders and no tag libraries, so `include` and
 `load` fail, and a template that fails for any reason falls back to the default.
-Nothing here reads the database but an order's lines and, for a tracking link, its
-shipment's partner (each only when a template uses it): the active templates come from
-`notifications.selectors`.
+Nothing here reads the database but an order's lines and, for a tracking link or a
+delivery OTP, its shipment (each only when a template uses it): the active templates come
+from `notifications.selectors`.
 """
 
 from __future__ import annotations
@@ -82,7 +82,8 @@ DEFAULTS: dict[tuple[str, str], Message] = {
         "you paid is refunded." + _EMAIL_FOOTER,
     ),
     # A parcel's way to the customer: the context also has the event's `awb`,
-    # `tracking_url`, and on a failed attempt `attempt`, `reason` and `retry`.
+    # `tracking_url`, `delivery_otp` (blank unless the parcel needs proof of delivery), and
+    # on a failed attempt `attempt`, `reason` and `retry`.
     (EventType.SHIPMENT_PICKED_UP, SMS): Message(
         "", "Your order {{ number }} is on its way. Track it: {{ tracking_url }}"
     ),
@@ -92,12 +93,17 @@ DEFAULTS: dict[tuple[str, str], Message] = {
         "(tracking number {{ awb }}). Track it: {{ tracking_url }}" + _EMAIL_FOOTER,
     ),
     (EventType.SHIPMENT_OUT_FOR_DELIVERY, SMS): Message(
-        "", "Your order {{ number }} is out for delivery and will reach you today."
+        "",
+        "Your order {{ number }} is out for delivery and will reach you today."
+        "{% if delivery_otp %} Give the courier this OTP to receive it: "
+        "{{ delivery_otp }}{% endif %}",
     ),
     (EventType.SHIPMENT_OUT_FOR_DELIVERY, EMAIL): Message(
         "Your order {{ number }} is out for delivery",
         "Hello {{ name }},\n\nyour order {{ number }} is out for delivery and will reach "
-        "you today. Track it: {{ tracking_url }}" + _EMAIL_FOOTER,
+        "you today. Track it: {{ tracking_url }}{% if delivery_otp %}\n\nThe courier hands "
+        "it over only against this OTP: {{ delivery_otp }}. Give it to nobody else."
+        "{% endif %}" + _EMAIL_FOOTER,
     ),
     (EventType.SHIPMENT_DELIVERED, SMS): Message(
         "", "Your order {{ number }} was delivered. Get well soon!"
@@ -131,6 +137,19 @@ DEFAULTS: dict[tuple[str, str], Message] = {
         "the parcel has come back to us. We will tell you about your refund shortly."
         + _EMAIL_FOOTER,
     ),
+    # Each refund (a parcel back, cancelled lines, a return, ops): `amount` is this one,
+    # `payout_to` the UPI id when cash on delivery is paid back.
+    (EventType.PAYMENT_REFUNDED, SMS): Message(
+        "",
+        "We have refunded INR {{ amount }} for your order {{ number }}"
+        "{% if payout_to %} to {{ payout_to }}{% endif %}. It reaches you in 5-7 working days.",
+    ),
+    (EventType.PAYMENT_REFUNDED, EMAIL): Message(
+        "Refund of INR {{ amount }} for your order {{ number }}",
+        "Hello {{ name }},\n\nwe have refunded INR {{ amount }} for your order {{ number }}"
+        "{% if payout_to %}, paid to your UPI id {{ payout_to }}{% else %} to the way you "
+        "paid{% endif %}. It reaches you in 5-7 working days." + _EMAIL_FOOTER,
+    ),
 }
 
 # A failed attempt's reason as the customer reads it; any other code is shown in words.
@@ -152,6 +171,19 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "tracking_url": "http://127.0.0.1:8099/logistics/bluedart/track/AWB0000001",
     "attempt": 1,
     "retry": True,
+    "delivery_otp": "123456",
+    "amount": "30.00",
+    "payout_to": "",
+}
+
+# Said after an edited out-for-delivery template that does not use `delivery_otp`: the
+# customer cannot receive a prescription parcel without it, whatever staff wrote.
+_OTP_SENTENCE = (
+    "Delivery OTP: {{ delivery_otp }}. The courier hands the parcel over only against it."
+)
+_DELIVERY_OTP_LINE: dict[str, str] = {
+    SMS: "{% if delivery_otp %} " + _OTP_SENTENCE + "{% endif %}",
+    EMAIL: "{% if delivery_otp %}\n\n" + _OTP_SENTENCE + "{% endif %}",
 }
 
 
@@ -183,8 +215,12 @@ def message_context(order: Order, event: dict[str, Any] | None = None) -> dict[s
         "items": items,
         "total": f"{order.currency} {order.total_amount:.2f}",
     }
-    if event is not None:
+    if event is not None and "awb" in event:
         context.update(_shipment_context(order, event))
+    if event is not None and "amount" in event:
+        # A refund's message: this refund's amount, and where a payout went.
+        context["amount"] = str(event["amount"])
+        context["payout_to"] = str(event.get("payout_to") or "")
     return context
 
 
@@ -192,15 +228,24 @@ def _shipment_context(order: Order, event: dict[str, Any]) -> dict[str, Any]:
     awb = str(event.get("awb") or "")
 
     @functools.cache
+    def shipment() -> Shipment | None:
+        # The event need not carry the partner or the OTP: the shipment (this order's, by
+        # its AWB) does. The OTP stays off the timeline and the client's webhooks.
+        return Shipment.objects.filter(order_id=order.pk, awb=awb).first()
+
     def tracking_url() -> str:
-        # The same link the order API shows (logistics builds it): the event need not
-        # carry the partner, the shipment (this order's, by its AWB) does.
-        shipment = Shipment.objects.filter(order_id=order.pk, awb=awb).first()
-        return (shipment_tracking_url(shipment) or "") if shipment else ""
+        # The same link the order API shows (logistics builds it).
+        found = shipment()
+        return (shipment_tracking_url(found) or "") if found else ""
+
+    def delivery_otp() -> str:
+        found = shipment()
+        return found.delivery_otp if found else ""
 
     context: dict[str, Any] = {
         "awb": awb,
         "tracking_url": tracking_url if awb else "",
+        "delivery_otp": delivery_otp if awb else "",
         "retry": True,
     }
     if "reason" in event:
@@ -243,6 +288,12 @@ def message_render(
     default = DEFAULTS.get((event_type, channel))
     if default is None:
         return None
+    if (
+        template is not None
+        and event_type == EventType.SHIPMENT_OUT_FOR_DELIVERY
+        and "delivery_otp" not in template.body
+    ):
+        template = Message(template.subject, template.body + _DELIVERY_OTP_LINE[channel])
     if template is not None:
         try:
             message = _render_message(template.subject, template.body, context)

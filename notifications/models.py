@@ -32,8 +32,13 @@ class Notification(TimeStampedModel):
     )
     provider_id = models.CharField(max_length=100, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Ops sent it again (the customer lost it, or it had failed): each resend goes out with
+    # a key of its own, so the provider sends it rather than answering from its memory.
+    resends = models.PositiveIntegerField(default=0)
+    resent_by = models.CharField(max_length=150, blank=True)
 
     class Meta:
+        permissions = [("resend_notification", "Can send a customer message again")]
         constraints = [
             models.UniqueConstraint(
                 fields=["order_id", "event_type", "channel", "event_id"],

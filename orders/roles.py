@@ -28,7 +28,7 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("logistics", "shipment"): ("view", "move"),
         ("logistics", "shipmentitem"): ("view",),
         ("logistics", "shipmentattempt"): ("view",),
-        ("notifications", "notification"): ("view",),
+        ("notifications", "notification"): ("view", "resend"),
         ("notifications", "notificationtemplate"): ("view", "change"),
         ("notifications", "webhookdelivery"): ("view", "resend"),
         ("notifications", "webhookattempt"): ("view",),

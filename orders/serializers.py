@@ -126,6 +126,9 @@ class OrderOut(serializers.BaseSerializer):
                     "eta": s.eta.isoformat() if s.eta else None,
                     "tracking_url": shipment_tracking_url(s),
                     "delivery_attempts": s.delivery_attempts,
+                    # The customer gives it to the courier (proof of delivery); null when
+                    # the parcel needs none.
+                    "delivery_otp": s.delivery_otp or None,
                     "items": [
                         {"sku": i.sku, "batch": i.batch, "quantity": i.quantity}
                         for i in s.items.all()

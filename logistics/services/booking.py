@@ -13,6 +13,7 @@ however long it takes, because it may have booked. Attempts follow `core.attempt
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,9 @@ class ParcelItem:
     sku: str
     batch: str
     quantity: int
+    # The caller says which items are handed over only against the customer's OTP
+    # (prescription drugs, schedule H and H1): one such item makes the whole parcel so.
+    otp_required: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,18 +65,27 @@ BOOKINGS: Attempts[Shipment, ShipmentAttempt] = Attempts(
 )
 
 
+def _delivery_otp() -> str:
+    """Six random digits (from `secrets`: nobody may guess the next one)."""
+    return f"{secrets.randbelow(10**6):06d}"
+
+
 def _shipment_for(
     order_id: uuid.UUID, center: str, items: list[ParcelItem], request: dict[str, Any]
 ) -> tuple[Shipment, ShipmentAttempt | None]:
-    """The order's shipment from `center`. The call that creates it also writes its items
-    and its first booking attempt, claimed for sending by this process, all or nothing:
-    nobody else sees the shipment without them, so this needs no lock and no look at
-    earlier attempts. Returns the attempt only then."""
+    """The order's shipment from `center`. The call that creates it also writes its items,
+    its delivery OTP when it needs one, and its first booking attempt, claimed for sending
+    by this process, all or nothing: nobody else sees the shipment without them, so this
+    needs no lock and no look at earlier attempts. Returns the attempt only then."""
     key = f"order:{order_id}:shipment:{center}"
     try:
         with transaction.atomic():
             shipment = Shipment.objects.create(
-                order_id=order_id, center=center, partner="", idempotency_key=key
+                order_id=order_id,
+                center=center,
+                partner="",
+                idempotency_key=key,
+                delivery_otp=_delivery_otp() if request.get("otp_required") else "",
             )
             ShipmentItem.objects.bulk_create(
                 [
@@ -97,7 +110,9 @@ def shipment_book(
     *, order_id: uuid.UUID, reference: str, pincode: str, parcels: dict[str, list[ParcelItem]]
 ) -> BookOutcome:
     """Book one shipment per centre with the first partner (in `COT_LOGISTICS_PARTNERS`
-    order) that serves the pincode.
+    order) that serves the pincode. A parcel holding an item that needs proof of delivery
+    (`ParcelItem.otp_required`) gets a `delivery_otp`, and its booking asks the partner to
+    hand it over only against it (`otp_required`).
 
     Returns a failed outcome when every partner refused (none serves the pincode); raises
     an `ExternalError` when a partner is down or a booking's outcome is unknown (the
@@ -109,6 +124,8 @@ def shipment_book(
             "pincode": pincode,
             "items": [{"sku": i.sku, "batch": i.batch, "quantity": i.quantity} for i in items],
         }
+        if any(i.otp_required for i in items):
+            request["otp_required"] = True
         shipment, claimed = _shipment_for(order_id, center, items, request)
         if not shipment.awb and not _book_one(shipment, request, claimed):
             return BookOutcome(ok=False, reason=FULFILMENT_UNAVAILABLE)

@@ -7,10 +7,15 @@ when to return the parcel, we only follow). Each update may say which attempt it
 one that does not is about the current attempt: the next one (failed so far + 1), except
 that a failure reported while the shipment stands failed is that same failure again (a
 replay: without an attempt number, a replay and a second failure look alike, and counting
-a replay as a failure would be worse than missing one the next update reveals anyway)."""
+a replay as a failure would be worse than missing one the next update reveals anyway).
+
+Proof of delivery: a shipment with a `delivery_otp` is delivered only on the courier's word
+that it checked the customer's OTP (`otp_verified`); without it the update is refused
+(OTP_REQUIRED) and nothing changes. Ops moving it by hand attest the check themselves."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from django.db import transaction
@@ -33,6 +38,10 @@ ALREADY_APPLIED = "already_applied"  # a replay: the shipment is there already
 STALE = "stale"  # older than what we know (out of order): nothing moves backwards
 IGNORED = "ignored"  # the shipment was cancelled: the partner's news no longer matters
 UNKNOWN_REFERENCE = "unknown_reference"
+# Delivered, says the courier, but not that the customer's OTP was checked: refused.
+OTP_REQUIRED = "otp_required"
+
+logger = logging.getLogger(__name__)
 
 S = ShipmentStatus
 
@@ -75,13 +84,17 @@ def shipment_tracking_apply(
     at: datetime,
     attempt: int | None = None,
     reason: str | None = None,
+    otp_verified: bool = False,
     by: str = "",
     note: str = "",
 ) -> str:
     """Apply one tracking update; returns one of APPLIED, ALREADY_APPLIED, STALE, IGNORED,
-    UNKNOWN_REFERENCE. An applied update is kept (`ShipmentUpdate`) and goes out through
-    `shipment_changed` in the same transaction. `by` and `note` say who moved it by hand
-    and why (ops in admin), as if the courier had said it."""
+    UNKNOWN_REFERENCE, OTP_REQUIRED. An applied update is kept (`ShipmentUpdate`) and goes
+    out through `shipment_changed` in the same transaction. `otp_verified` is the courier's
+    word (or ops') that the customer's delivery OTP was checked: a `delivered` for a
+    shipment that has one is refused without it (a replay of the delivery is still
+    ALREADY_APPLIED). `by` and `note` say who moved it by hand and why (ops in admin), as
+    if the courier had said it."""
     status = STATUS_ALIASES.get(status, status)
     with transaction.atomic():
         shipment = (
@@ -95,6 +108,11 @@ def shipment_tracking_apply(
         refused = _news(shipment, status, number or 0)
         if refused is not None:
             return refused
+        if status == S.DELIVERED and shipment.delivery_otp and not otp_verified:
+            logger.warning(
+                "delivery of %s refused: the courier did not confirm the customer's OTP", awb
+            )
+            return OTP_REQUIRED
         changes: dict[str, object] = {"status": status, "status_at": at}
         if status == S.DELIVERY_FAILED:
             # A failure of attempt n means n failed so far (any we missed failed too).

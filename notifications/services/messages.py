@@ -138,6 +138,8 @@ def _send(
     idempotency_key = f"order:{order_id}:notify:{event_type}:{channel}"
     if key:
         idempotency_key += f":{key}"
+    if notification.resends:
+        idempotency_key += f":resend:{notification.resends}"
     payload = {
         "to": notification.to,
         "text": notification.text,
@@ -170,10 +172,11 @@ def _mark_sent(
         if _pending(notification).update(
             status=NotificationStatus.SENT, provider_id=provider_id, updated_at=timezone.now()
         ):
+            data = _told(channel=channel, event_type=event_type, key=key)
+            if notification.resends:
+                data["resent_by"] = notification.resent_by
             order_event_record(
-                order_id=notification.order_id,
-                type=EventType.NOTIFICATION_SENT,
-                data=_told(channel=channel, event_type=event_type, key=key),
+                order_id=notification.order_id, type=EventType.NOTIFICATION_SENT, data=data
             )
 
 
@@ -231,6 +234,23 @@ def _notification_make(
         )
         return winner, False
     return notification, True
+
+
+def notification_resend(*, notification_id: int, by: str) -> bool:
+    """Send a message again, with the text it had (ops, when a customer lost it or it
+    failed). It goes back to pending with a new key; the caller enqueues its send after
+    commit. False when it is still pending (its first send is under way)."""
+    return bool(
+        Notification.objects.filter(pk=notification_id)
+        .exclude(status=NotificationStatus.PENDING)
+        .update(
+            status=NotificationStatus.PENDING,
+            attempts=0,
+            resends=F("resends") + 1,
+            resent_by=by[:150],
+            updated_at=timezone.now(),
+        )
+    )
 
 
 def notification_mark_failed(

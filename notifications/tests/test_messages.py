@@ -300,3 +300,34 @@ def test_the_notification_sweep_runs_on_beat_in_the_maintenance_queue():
     assert app.amqp.router.route({}, "notifications.notification_sweep")["queue"].name == (
         "maintenance"
     )
+
+
+@pytest.mark.django_db
+def test_ops_send_a_message_again_with_a_new_key_and_its_old_text(
+    simulator, order, client, django_capture_on_commit_callbacks
+):
+    from django.contrib.auth.models import Group, User
+
+    from orders.roles import roles_sync
+
+    notify_customer.apply(args=(str(order.pk), "order.confirmed"))
+    sms = Notification.objects.get(order_id=order.pk, event_type="order.confirmed", channel="sms")
+    roles_sync()
+    for role, allowed in (("pharmacist", False), ("ops", True)):
+        user = User.objects.create_user(f"u-{role}", password="x", is_staff=True)
+        user.groups.add(Group.objects.get(name=role))
+        client.force_login(user)
+        form = {"action": "resend_messages", "_selected_action": [sms.pk]}
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post("/admin/notifications/notification/", form)
+        assert response.status_code == (302 if allowed else 403)
+    sent = [m for m in messages_for(simulator, order, "order.confirmed") if m["channel"] == "sms"]
+    assert [m["idempotency_key"].rsplit(":", 2)[-2:] for m in sent] == [
+        ["order.confirmed", "sms"],
+        ["resend", "1"],
+    ]
+    assert sent[0]["text"] == sent[1]["text"]
+    sms.refresh_from_db()
+    assert (sms.status, sms.resends, sms.resent_by) == ("sent", 1, "ops:u-ops")
+    resent = order.events.filter(type="notification.sent", data__resent_by="ops:u-ops")
+    assert resent.count() == 1

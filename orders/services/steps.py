@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from core import metrics
+from inventory.enums import Schedule
 from inventory.services import LineRequest, stock_commit, stock_reserve
 from logistics.services import ParcelItem, shipment_book
 from orders.enums import EventType, FailureReason, OrderStatus, Step
@@ -171,11 +172,18 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
     row = step_begin(order, Step.SHIPMENT)
     if row.ok is not None:
         return row.result
+    # Prescription drugs are handed over only against the customer's delivery OTP.
+    otp_skus = set(
+        order.lines.filter(schedule__in=(Schedule.H, Schedule.H1)).values_list("sku", flat=True)
+    )
     parcels: dict[str, list[ParcelItem]] = defaultdict(list)
     for allocation in steps[Step.STOCK].data["allocations"]:
         parcels[allocation["center"]].append(
             ParcelItem(
-                sku=allocation["sku"], batch=allocation["batch"], quantity=allocation["quantity"]
+                sku=allocation["sku"],
+                batch=allocation["batch"],
+                quantity=allocation["quantity"],
+                otp_required=allocation["sku"] in otp_skus,
             )
         )
     outcome = shipment_book(

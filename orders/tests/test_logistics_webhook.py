@@ -325,6 +325,11 @@ def test_failed_to_the_end_then_returned_to_origin_restocked_and_refunded_once(
     assert shown_order["shipments"][0]["status"] == "returned"
     assert shown_order["payment"]["status"] == "refunded"
     assert shown_order["payment"]["refunded_amount"] == f"{order.total_amount:.2f}"
+    # The customer is told of the refund, with its amount.
+    texts = [m["text"] for m in simulator.ledger()["messages"] if m["channel"] == "sms"]
+    assert f"We have refunded INR {order.total_amount:.2f} for your order {order.number}" in (
+        " ".join(texts)
+    )
 
 
 def test_a_returned_unit_whose_batch_is_now_too_close_to_expiry_is_written_off(
