@@ -366,3 +366,85 @@ def test_gateways_answering_500_open_breakers_then_orders_complete(chaos, sim):
         f"FIGURES fault=gateways_500 orders={n} outage_s={outage} requests_during_outage="
         f"{ {g: during[f'gateways/{g}'] for g in ('alpha', 'beta')} } bound={bound} {figures}"
     )
+
+
+def test_sigkill_workers_mid_refund_then_each_refund_is_made_once(chaos, sim):
+    """Parcels come back to their centre (return to origin): each order's refund is
+    written with its key and sent by a task. Workers killed while refunds are in flight,
+    then the whole worker: every order is refunded exactly once, in full."""
+    import json
+
+    import httpx
+    from django.conf import settings
+
+    from core.webhooks import SIGNATURE_HEADER, webhook_signature
+    from logistics.models import Shipment
+    from payments.models import Payment, PaymentAttempt
+
+    for partner in ("swift", "roadie"):
+        sim.control(f"logistics/{partner}", courier=None)  # the test is the courier
+    n = 12
+    ids = place(chaos, n)
+    wait_all(chaos, ids, timeout=120)
+    sim.control("gateways/alpha", kind_latency_ms={"refunds": 1500})
+    awbs = db(
+        chaos,
+        lambda: list(Shipment.objects.filter(order_id__in=ids).values_list("awb", flat=True)),
+    )
+    for awb in awbs:
+        raw = json.dumps({"awb": awb, "status": "returned", "at": "2026-01-10T08:00:00Z"}).encode()
+        signature = webhook_signature(settings.LOGISTICS_WEBHOOK_SECRET, raw)
+        answer = httpx.post(
+            f"{chaos.api_url}/api/v1/webhooks/logistics/",
+            content=raw,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
+        assert answer.status_code == 200, answer.text
+
+    def refunds_in_flight() -> int:
+        return db(
+            chaos,
+            lambda: PaymentAttempt.objects.filter(
+                payment__order_id__in=ids, kind="refund", status="started", sends__gte=1
+            ).count(),
+        )
+
+    kills = 0
+    for _ in range(2):
+        wait_until(lambda: refunds_in_flight() >= 1, timeout=60, what="refunds in flight")
+        for pid in worker_children(chaos)[:2]:
+            os.kill(pid, signal.SIGKILL)
+            kills += 1
+        time.sleep(1.0)
+    victims = [chaos.processes["worker"].pid, *worker_children(chaos)]
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    chaos.processes["worker"].wait()
+    kills += len(victims)
+    chaos.start("worker")
+
+    def refunded() -> int:
+        return db(
+            chaos,
+            lambda: Payment.objects.filter(order_id__in=ids, status="refunded").count(),
+        )
+
+    wait_until(lambda: refunded() == n, timeout=180, what=f"{n} payments refunded")
+    wait_all(chaos, ids, status="returned", timeout=30)
+    ledger = sim.ledger()
+    refunds = Counter(r["idempotency_key"].split(":")[1] for r in ledger["refunds"])
+    assert {i: refunds[i] for i in ids} == dict.fromkeys(ids, 1)
+    totals = db(
+        chaos,
+        lambda: {
+            str(p.order_id): f"{p.amount:.2f}" for p in Payment.objects.filter(order_id__in=ids)
+        },
+    )
+    assert {r["idempotency_key"].split(":")[1]: r["amount"] for r in ledger["refunds"]} == totals
+    resent = db(
+        chaos,
+        lambda: PaymentAttempt.objects.filter(
+            payment__order_id__in=ids, kind="refund", sends__gt=1
+        ).count(),
+    )
+    print(f"FIGURES fault=sigkill-refunds orders={n} processes_killed={kills} resent={resent}")
