@@ -220,6 +220,8 @@ COT_TRACKING_URL_TEMPLATE = env.str(
 COT_SWEEP_INTERVAL_SECONDS = env.int("COT_SWEEP_INTERVAL_SECONDS", default=30)
 COT_SHELF_LIFE_FLOOR_DAYS = env.int("COT_SHELF_LIFE_FLOOR_DAYS", default=30)
 COT_PRESCRIPTION_VALIDITY_DAYS = env.int("COT_PRESCRIPTION_VALIDITY_DAYS", default=180)
+# Days after delivery a customer may ask to return delivered units.
+COT_RETURN_WINDOW_DAYS = env.int("COT_RETURN_WINDOW_DAYS", default=7)
 COT_PAYMENT_GATEWAYS = env.list("COT_PAYMENT_GATEWAYS", default=["alpha", "beta"])
 COT_LOGISTICS_PARTNERS = env.list("COT_LOGISTICS_PARTNERS", default=["swift", "roadie"])
 # Attempts a pipeline step gets (Celery retries with exponential backoff) before the task

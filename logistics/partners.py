@@ -55,6 +55,17 @@ def cancel(*, partner: str, awb: str) -> None:
     )
 
 
+def amend(*, partner: str, awb: str, items: list[dict[str, Any]], idempotency_key: str) -> None:
+    """Tell the partner what a booked parcel holds now (`items`: `{"sku", "quantity"}`, the
+    whole new content, not a change), before pickup. Once per key: a retry gets the first
+    answer."""
+    post_json(
+        target(partner),
+        f"{settings.LOGISTICS_BASE_URL}/{partner}/amendments",
+        {"awb": awb, "items": items, "idempotency_key": idempotency_key},
+    )
+
+
 @dataclass(frozen=True)
 class ReturnBooking:
     awb: str

@@ -15,7 +15,11 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from logistics.models import Shipment
-from orders import pipeline, selectors
+from orders import (
+    admin_returns,  # noqa: F401  (registers the Return admin)
+    pipeline,
+    selectors,
+)
 from orders.enums import CANCELLABLE, REDRIVABLE, OrderStatus
 from orders.models import Order, OrderEvent, OrderLine, OrderStep
 from orders.services.cancellation import OPS, order_cancel

@@ -25,9 +25,25 @@ from core.permissions import IsApiClient
 from orders import selectors
 from orders.filters import OrderFilter
 from orders.models import Order
-from orders.serializers import OrderCancelIn, OrderOut, OrderPlaceIn
-from orders.services.cancellation import CLIENT, order_cancel
+from orders.serializers import OrderCancelIn, OrderOut, OrderPlaceIn, ReturnOut, ReturnRequestIn
+from orders.services.cancellation import (
+    CLIENT,
+    AlreadyShipped,
+    LineCancel,
+    QuantityExceeded,
+    UnknownLine,
+    order_cancel,
+    order_lines_cancel,
+)
 from orders.services.placement import IdempotencyKeyReused, ItemRequest, UnknownSku, order_place
+from orders.services.returns import (
+    RefundVpaRequired,
+    ReturnLineRequest,
+    ReturnRefused,
+    UnknownReturnSku,
+    return_list_for_order,
+    return_request,
+)
 from orders.services.transitions import InvalidTransition
 
 logger = logging.getLogger(__name__)
@@ -173,10 +189,12 @@ class OrderCancelApi(APIView):
     @extend_schema(
         request=OrderCancelIn,
         responses={200: OpenApiTypes.OBJECT},
-        summary="Cancel an order that has not shipped",
+        summary="Cancel an order that has not shipped, or some of its units",
         description="Releases stock, voids or refunds the payment and cancels the "
         "shipment booking (the last two right after the answer). 409 `invalid_transition` "
-        "once the order has shipped or ended, including a second cancel.",
+        "once the order has shipped or ended, including a second cancel. With `lines`, "
+        "only those units of a confirmed order, while their parcels are still booked: "
+        "409 `quantity_exceeded` or `already_shipped` otherwise.",
         operation_id="orders_cancel",
     )
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
@@ -189,6 +207,10 @@ class OrderCancelApi(APIView):
         payload = OrderCancelIn(data=request.data)
         payload.is_valid(raise_exception=True)
         log_context_bind(order_id=order.pk)
+        if "lines" in payload.validated_data:
+            _lines_cancel(client, order, payload.validated_data)
+            order = selectors.order_get_for_client(client=client, order_id=order.pk)
+            return Response(_render([order])[0])
         try:
             order_cancel(
                 order=order,
@@ -203,3 +225,123 @@ class OrderCancelApi(APIView):
         logger.info("order %s cancelled by the client", order.number)
         order = selectors.order_get_for_client(client=client, order_id=order.pk)
         return Response(_render([order])[0])
+
+
+def _lines_cancel(client: ApiClient, order: Order, data: dict[str, Any]) -> None:
+    """Cancel the units `data["lines"]` names, in the API's error shape."""
+    lines = [LineCancel(sku=line["sku"], quantity=line["quantity"]) for line in data["lines"]]
+    try:
+        done = order_lines_cancel(
+            order=order,
+            lines=lines,
+            by=CLIENT,
+            actor=f"client:{client.name}",
+            note=data["reason"],
+        )
+    except UnknownLine as exc:
+        raise serializers.ValidationError(
+            {"lines": {exc.index: {"sku": [serializers.ErrorDetail(str(exc), code="unknown_sku")]}}}
+        ) from None
+    except InvalidTransition as exc:
+        raise Conflict(
+            f"Units of an order that is {exc.current} cannot be cancelled.",
+            code="invalid_transition",
+        ) from None
+    except QuantityExceeded as exc:
+        raise Conflict(str(exc), code="quantity_exceeded") from None
+    except AlreadyShipped:
+        raise Conflict(
+            "A parcel holding these units was picked up already.", code="already_shipped"
+        ) from None
+    if done.whole:
+        logger.info("order %s cancelled by the client (every unit left)", order.number)
+    else:
+        logger.info("order %s: units cancelled by the client (lines:%s)", order.number, done.number)
+
+
+class OrderReturnsApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+
+    @extend_schema(
+        request=ReturnRequestIn,
+        responses={201: OpenApiTypes.OBJECT},
+        parameters=[IDEMPOTENCY_HEADER],
+        summary="Ask to return delivered units",
+        description="409 `not_delivered`, `return_window_closed`, `not_returnable` or "
+        "`quantity_exceeded` when the units cannot be returned; nothing is written then.",
+        operation_id="orders_returns_request",
+    )
+    def post(self, request: Request, order_id: uuid.UUID) -> Response:
+        client: ApiClient = request.user
+        key = _idempotency_key(request)
+        order = selectors.order_get_for_client(client=client, order_id=order_id)
+        if order is None:
+            raise exceptions.NotFound("No such order.")
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        payload = ReturnRequestIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        log_context_bind(order_id=order.pk)
+        try:
+            requested = return_request(
+                order=order,
+                reason=data["reason"],
+                note=data["note"],
+                lines=[
+                    ReturnLineRequest(sku=i["sku"], quantity=i["quantity"]) for i in data["lines"]
+                ],
+                refund_vpa=data["refund_vpa"],
+                by=f"client:{client.name}",
+                idempotency_key=key,
+                fingerprint=_fingerprint(request.data),
+            )
+        except IdempotencyKeyReused:
+            raise Conflict(
+                "This Idempotency-Key was used with a different request body.",
+                code="idempotency_key_reused",
+            ) from None
+        except UnknownReturnSku as exc:
+            raise serializers.ValidationError(
+                {
+                    "lines": {
+                        exc.index: {"sku": [serializers.ErrorDetail(str(exc), code="unknown_sku")]}
+                    }
+                }
+            ) from None
+        except RefundVpaRequired:
+            raise serializers.ValidationError(
+                {
+                    "refund_vpa": [
+                        serializers.ErrorDetail(
+                            "Required for a cash-on-delivery order: the refund is paid out "
+                            "to this UPI id.",
+                            code="required",
+                        )
+                    ]
+                }
+            ) from None
+        except ReturnRefused as exc:
+            raise Conflict(exc.detail, code=exc.code) from None
+        ret = requested.ret
+        logger.info(
+            "return %s of order %s %s",
+            ret.pk,
+            order.number,
+            "replayed" if requested.replayed else "requested",
+        )
+        [ret] = return_list_for_order(order_id=order.pk).filter(pk=ret.pk)
+        headers = {"Idempotent-Replayed": "true"} if requested.replayed else {}
+        return Response(ReturnOut(ret).data, status=status.HTTP_201_CREATED, headers=headers)
+
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT},
+        summary="List the order's returns, oldest first",
+        operation_id="orders_returns_list",
+    )
+    def get(self, request: Request, order_id: uuid.UUID) -> Response:
+        order = selectors.order_get_for_client(client=request.user, order_id=order_id)
+        if order is None:
+            raise exceptions.NotFound("No such order.")
+        returns = return_list_for_order(order_id=order.pk)
+        return Response({"results": ReturnOut(returns, many=True).data})

@@ -71,7 +71,10 @@ class OrderLine(models.Model):
     sku = models.CharField(max_length=64)
     name = models.CharField(max_length=200)
     schedule = models.CharField(max_length=4)
+    # What is still ordered: units cancelled before pickup move to `cancelled_quantity`
+    # (and out of `line_total`).
     quantity = models.PositiveIntegerField()
+    cancelled_quantity = models.PositiveIntegerField(default=0)
     unit_price = models.DecimalField(max_digits=10, decimal_places=2)
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
     requires_prescription = models.BooleanField(default=False)
@@ -125,3 +128,80 @@ class OrderStep(TimeStampedModel):
         constraints = [
             models.UniqueConstraint(fields=["order", "step"], name="orderstep_unique_step")
         ]
+
+
+class ReturnStatus(models.TextChoices):
+    REQUESTED = "requested", "Requested"
+    APPROVED = "approved", "Approved (pickup booked)"
+    REJECTED = "rejected", "Rejected"
+    RECEIVED = "received", "Received (inspected, refund asked)"
+    REFUNDED = "refunded", "Refunded"
+
+
+class ReturnReason(models.TextChoices):
+    DAMAGED = "damaged", "Damaged"
+    WRONG_ITEM = "wrong_item", "Wrong item"
+    EXPIRED = "expired", "Expired"
+    NOT_NEEDED = "not_needed", "Not needed"
+    OTHER = "other", "Other"
+
+
+class Return(TimeStampedModel):
+    """A customer's request to send back delivered units of an order, and what became of
+    it: approved (a reverse pickup booked) or rejected by ops, received and inspected
+    (units restocked or written off, the refund asked for), refunded."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="returns")
+    status = models.CharField(
+        max_length=12, choices=ReturnStatus.choices, default=ReturnStatus.REQUESTED
+    )
+    reason = models.CharField(max_length=12, choices=ReturnReason.choices)
+    note = models.CharField(max_length=500, blank=True)
+    refund_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    # Cash on delivery: the customer's UPI id, where the refund is paid out.
+    refund_vpa = models.CharField(max_length=100, blank=True)
+    pickup_partner = models.CharField(max_length=20, blank=True)
+    pickup_awb = models.CharField(max_length=64, blank=True, db_index=True)
+    pickup_date = models.DateField(null=True, blank=True)
+    # Who approved, rejected or received it last, and what they said (also on the timeline).
+    decided_by = models.CharField(max_length=150, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+    # null when absent, so the unique (order, key) constraint ignores keyless requests.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="return_unique_idempotency_key",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"return {str(self.pk)[:8]} of {self.order_id}"
+
+
+class ReturnLine(models.Model):
+    """Units of one sku in a return. `batches` says where they came from, decided when
+    the return was requested: `[{"shipment_item", "center", "batch", "partner",
+    "quantity"}]`, in shipment item order; once received each entry also has the
+    stock's `outcome` and `reason`."""
+
+    return_request = models.ForeignKey(Return, on_delete=models.CASCADE, related_name="lines")
+    sku = models.CharField(max_length=64)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    # Blank until received: restocked, written_off, or partly_restocked (its units came
+    # from several batches and only some could go back on the shelf).
+    outcome = models.CharField(max_length=20, blank=True)
+    write_off_reason = models.CharField(max_length=16, blank=True)
+    batches = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["pk"]

@@ -23,6 +23,9 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("orders", "orderline"): ("view",),
         ("orders", "orderevent"): ("view",),
         ("orders", "orderstep"): ("view",),
+        # Returns: approve, reject and receive are changes (admin actions).
+        ("orders", "return"): ("view", "change"),
+        ("orders", "returnline"): ("view",),
         ("payments", "payment"): ("view", "refund"),
         ("payments", "paymentattempt"): ("view",),
         ("logistics", "shipment"): ("view", "move"),

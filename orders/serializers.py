@@ -10,11 +10,23 @@ from rest_framework import serializers
 from core.enums import Channel
 from core.serializers import StrictSerializer
 from logistics.selectors import shipment_tracking_url
-from orders.models import Order
+from orders.models import Order, Return, ReturnReason
 from payments.enums import PaymentMethod
 
 PINCODE = RegexValidator(r"^[1-9][0-9]{5}$", "A pincode is six digits, the first not 0.", "invalid")
 E164 = RegexValidator(r"^\+[1-9][0-9]{7,14}$", "A phone number in E.164 form (+919800000001).")
+
+
+def distinct_skus(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each SKU once per list: a second line of one SKU is a 400 on that line."""
+    seen: set[str] = set()
+    for index, line in enumerate(lines):
+        if line["sku"] in seen:
+            raise serializers.ValidationError(
+                {index: {"sku": [serializers.ErrorDetail("Duplicate SKU.", code="duplicate")]}}
+            )
+        seen.add(line["sku"])
+    return lines
 
 
 class AddressIn(StrictSerializer):
@@ -46,14 +58,7 @@ class OrderPlaceIn(StrictSerializer):
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
 
     def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        seen: set[str] = set()
-        for index, item in enumerate(items):
-            if item["sku"] in seen:
-                raise serializers.ValidationError(
-                    {index: {"sku": [serializers.ErrorDetail("Duplicate SKU.", code="duplicate")]}}
-                )
-            seen.add(item["sku"])
-        return items
+        return distinct_skus(items)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         client = self.context["client"]
@@ -72,8 +77,19 @@ def _money(value: Any) -> str:
     return f"{value:.2f}"
 
 
+class CancelLineIn(StrictSerializer):
+    sku = serializers.CharField(max_length=64)
+    # No upper bound here: more than the line has left is a 409 (quantity_exceeded).
+    quantity = serializers.IntegerField(min_value=1)
+
+
 class OrderCancelIn(StrictSerializer):
     reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    # Given: only these units are cancelled (the order stays confirmed); absent: all of it.
+    lines = serializers.ListField(child=CancelLineIn(), min_length=1, max_length=50, required=False)
+
+    def validate_lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return distinct_skus(lines)
 
 
 class OrderOut(serializers.BaseSerializer):
@@ -98,6 +114,7 @@ class OrderOut(serializers.BaseSerializer):
                     "sku": line.sku,
                     "name": line.name,
                     "quantity": line.quantity,
+                    "cancelled_quantity": line.cancelled_quantity,
                     "unit_price": _money(line.unit_price),
                     "line_total": _money(line.line_total),
                     "requires_prescription": line.requires_prescription,
@@ -112,7 +129,9 @@ class OrderOut(serializers.BaseSerializer):
                 "method": order.payment_method,
                 "status": payment.status if payment else "pending",
                 "gateway": (payment.gateway or None) if payment else None,
-                "amount": _money(order.total_amount),
+                # What the payment is for: the capture (refunds aside), or for cash on
+                # delivery what is due; the order's total until a payment exists.
+                "amount": _money(payment.amount if payment else order.total_amount),
                 "reference": (payment.reference or None) if payment else None,
                 # The sum of the refunds made so far (returns, cancelled lines, ops).
                 "refunded_amount": _money(payment.refunded_amount if payment else 0),
@@ -157,3 +176,56 @@ class OrderOut(serializers.BaseSerializer):
 
 def _iso(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+UPI_ID = RegexValidator(
+    r"^[A-Za-z0-9._-]{2,}@[A-Za-z][A-Za-z0-9]{1,63}$", "A UPI id, name@bank.", "invalid"
+)
+
+
+class ReturnLineIn(StrictSerializer):
+    sku = serializers.CharField(max_length=64)
+    quantity = serializers.IntegerField(min_value=1, max_value=100)
+
+
+class ReturnRequestIn(StrictSerializer):
+    reason = serializers.ChoiceField(choices=ReturnReason.choices)
+    note = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    lines = serializers.ListField(child=ReturnLineIn(), min_length=1, max_length=50)
+    # Cash on delivery only: where the refund is paid out.
+    refund_vpa = serializers.CharField(
+        max_length=100, required=False, allow_blank=True, default="", validators=[UPI_ID]
+    )
+
+    def validate_lines(self, lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return distinct_skus(lines)
+
+
+class ReturnOut(serializers.BaseSerializer):
+    """A return as clients see it (its lines prefetched)."""
+
+    def to_representation(self, ret: Return) -> dict[str, Any]:
+        return {
+            "id": str(ret.pk),
+            "status": ret.status,
+            "reason": ret.reason,
+            "note": ret.note,
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unit_price": _money(line.unit_price),
+                    "amount": _money(line.amount),
+                    # null until the return is received and inspected.
+                    "outcome": line.outcome or None,
+                    "write_off_reason": line.write_off_reason or None,
+                }
+                for line in ret.lines.all()
+            ],
+            "refund_amount": _money(ret.refund_amount),
+            "pickup": (
+                {"partner": ret.pickup_partner, "awb": ret.pickup_awb} if ret.pickup_awb else None
+            ),
+            "created_at": _iso(ret.created_at),
+            "updated_at": _iso(ret.updated_at),
+        }

@@ -52,6 +52,7 @@ KINDS = (
     "payouts",
     "shipments",
     "cancellations",
+    "amendments",
     "returns",
     "notify",
 )
@@ -62,6 +63,7 @@ LEDGER_SECTIONS = (
     "intents",
     "shipments",
     "cancellations",
+    "amendments",
     "returns",
     "messages",
     "tracking",
@@ -628,6 +630,30 @@ class World:
             )
         return 200, {"awb": awb, "status": "cancelled"}
 
+    def amend_shipment(self, target: str, body: Json) -> Outcome:
+        """Change what a booked parcel holds before the courier picks it up: `items` is
+        its whole new content. A parcel picked up (or cancelled) can no longer change."""
+        awb = _require_str(body, "awb")
+        items = _require_return_items(body)
+        key = _require_str(body, "idempotency_key")
+
+        def act() -> Outcome:
+            shipment = self.shipments.get((target, awb))
+            if shipment is None:
+                raise ApiError(404, "unknown_shipment", f"no shipment {awb} on {target}")
+            if shipment["status"] != "booked":
+                raise ApiError(409, "not_amendable", f"shipment {awb} is {shipment['status']}")
+            shipment["items"] = items
+            answer = {"awb": awb, "status": "amended", "items": items}
+            self.record(
+                "amendments",
+                target,
+                {"idempotency_key": key, "id": awb, **answer, "reference": shipment["reference"]},
+            )
+            return 200, answer
+
+        return self.once(target, "amendments", key, act)
+
     # -- couriers
 
     def start_courier(self, target: str, awb: str) -> None:
@@ -998,6 +1024,11 @@ def create_app(
                 "cancellations",
                 lambda t, r, b: world.cancel_shipment(t, r.path_params["awb"], b),
             ),
+            methods=post,
+        ),
+        Route(
+            "/logistics/{partner}/amendments",
+            operation("amendments", lambda t, r, b: world.amend_shipment(t, b)),
             methods=post,
         ),
         Route(

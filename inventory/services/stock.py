@@ -271,3 +271,59 @@ def stock_restock(*, order_id: uuid.UUID) -> bool:
         to=ReservationStatus.RELEASED,
         batch_change=lambda quantity: {"on_hand": F("on_hand") + quantity},
     )
+
+
+class UnitsNotCommitted(Exception):
+    """The order's committed stock holds fewer units of the sku than asked to give back."""
+
+
+def stock_release_units(*, order_id: uuid.UUID, sku: str, quantity: int) -> list[Allocation]:
+    """Put `quantity` committed units of `sku` of the order back on the shelf (lines
+    cancelled before pickup): `on_hand` grows in the batches they came from, the
+    latest-expiring batch first (the customer keeps the units that must go soonest), and
+    the reservation keeps only what still leaves with the order, so a later whole-order
+    restock gives back the rest and nothing twice. Returns which batches got how many.
+
+    Raises `UnitsNotCommitted` (changing nothing) when the order's committed reservation
+    holds fewer units of the sku."""
+    if quantity <= 0:
+        raise ValueError(f"units to release must be positive: {quantity}")
+    with transaction.atomic():
+        # The reservation row first, as `_settle` takes it: a concurrent restock of the
+        # whole order waits for this one and then reads the items as this one left them.
+        reservation = (
+            Reservation.objects.select_for_update()
+            .filter(order_id=order_id, status=ReservationStatus.COMMITTED)
+            .first()
+        )
+        if reservation is None:
+            raise UnitsNotCommitted(f"order {order_id} has no committed stock")
+        items = list(
+            reservation.items.select_related("batch__center", "batch__product")
+            .filter(batch__product__sku=sku)
+            .order_by("-batch__expires_on", "-batch_id")
+        )
+        held = sum(item.quantity for item in items)
+        if held < quantity:
+            raise UnitsNotCommitted(
+                f"order {order_id} holds {held} committed units of {sku}, not {quantity}"
+            )
+        taken: list[tuple[ReservationItem, int]] = []
+        needed = quantity
+        for item in items:
+            if needed == 0:
+                break
+            take = min(needed, item.quantity)
+            taken.append((item, take))
+            needed -= take
+        # One UPDATE per batch in primary-key order, like every other stock write.
+        for item, take in sorted(taken, key=lambda pair: pair[0].batch_id):
+            StockBatch.objects.filter(pk=item.batch_id).update(on_hand=F("on_hand") + take)
+            if take == item.quantity:
+                item.delete()  # a reservation item of 0 units would break its CHECK
+            else:
+                ReservationItem.objects.filter(pk=item.pk).update(quantity=F("quantity") - take)
+    return [
+        Allocation(center=item.batch.center.code, sku=sku, batch=item.batch.batch, quantity=take)
+        for item, take in taken
+    ]

@@ -1,3 +1,11 @@
+from logistics.services.amend import (
+    ParcelUnits,
+    ShipmentNotBooked,
+    UnitsCancelled,
+    UnitsNotInShipment,
+    shipment_amendment_send,
+    shipment_units_cancel,
+)
 from logistics.services.booking import (
     FULFILMENT_UNAVAILABLE,
     BookingInProgress,
@@ -13,7 +21,13 @@ __all__ = [
     "BookOutcome",
     "BookingInProgress",
     "ParcelItem",
+    "ParcelUnits",
+    "ShipmentNotBooked",
+    "UnitsCancelled",
+    "UnitsNotInShipment",
+    "shipment_amendment_send",
     "shipment_book",
     "shipment_cancel",
     "shipment_tracking_apply",
+    "shipment_units_cancel",
 ]

@@ -204,11 +204,13 @@ def shipment_cancel(*, order_id: uuid.UUID) -> int:
     never left behind. Raises on outside trouble; the caller retries."""
     changed = 0
     for shipment in Shipment.objects.filter(order_id=order_id, status=ShipmentStatus.BOOKED):
-        changed += _cancel_one(shipment)
+        changed += shipment_cancel_one(shipment)
     return changed
 
 
-def _cancel_one(shipment: Shipment) -> int:
+def shipment_cancel_one(shipment: Shipment) -> int:
+    """Cancel one booked shipment at its partner (see `shipment_cancel`); 1 when it moved
+    to cancelled, else 0. Raises on outside trouble; the caller retries."""
     with transaction.atomic():
         shipment = Shipment.objects.select_for_update().get(pk=shipment.pk)
         if shipment.status != ShipmentStatus.BOOKED:

@@ -8,6 +8,7 @@ from typing import Any
 
 from orders.enums import ENDED, EventType
 from orders.models import Order
+from orders.services.returns import return_refunded
 from orders.services.transitions import order_event_record
 from payments.enums import PaymentStatus
 
@@ -20,6 +21,8 @@ def order_payment_changed(*, order_id: uuid.UUID, status: str, data: dict[str, A
         return False
     if status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
         order_event_record(order_id=order.pk, type=EventType.PAYMENT_REFUNDED, data=data)
+        # A return's refund (cause `return:<id>`) also moves that return to refunded.
+        return_refunded(order_id=order.pk, data=data)
     elif status == PaymentStatus.CAPTURED and order.status in ENDED:
         # Money taken for an order that already ended (its charge's answer was lost):
         # record it, and compensation gives it back.

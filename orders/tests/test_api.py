@@ -61,6 +61,7 @@ def test_place_order_answers_202_with_the_order(key):
         "sku": "PARA-500",
         "name": "Paracetamol 500 mg, 15 tablets",
         "quantity": 2,
+        "cancelled_quantity": 0,
         "unit_price": "30.00",
         "line_total": "60.00",
         "requires_prescription": False,

@@ -12,9 +12,9 @@ from rest_framework.test import APIClient
 
 from core.tests.factories import ApiClientFactory, api_key_for
 from core.webhooks import SIGNATURE_HEADER, webhook_signature
-from inventory.tests.factories import CenterFactory, ProductFactory, StockBatchFactory
 from inventory.models import StockBatch, StockReturn
 from inventory.selectors import shelf_life_floor
+from inventory.tests.factories import CenterFactory, ProductFactory, StockBatchFactory
 from logistics.models import Shipment
 from orders.enums import OrderStatus
 from orders.models import Order

@@ -55,6 +55,13 @@ def browser(chromium_paths: tuple[str, str]) -> Iterator[Any]:
         chrome.quit()
 
 
+def wait_for_title(browser: Any, text: str, timeout: float = 10) -> None:
+    """After a click that loads a page: wait until that page is the one shown."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, timeout).until(lambda b: text in b.title)
+
+
 @pytest.fixture
 def staff_login(live_server: Any, browser: Any) -> Callable[[str], Any]:
     """Log a staff user with `role` in through the admin's login form."""

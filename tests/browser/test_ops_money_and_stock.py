@@ -17,6 +17,7 @@ from inventory.services import stock_take_back
 from orders.tests.factories import place_order
 from payments.models import Payment
 from payments.services import payment_charge, payment_prepare
+from tests.browser.conftest import wait_for_title
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,6 +37,7 @@ def test_ops_refund_part_of_a_payment_with_a_reason(
         "Refund selected payments (all or part)"
     )
     browser.find_element(By.NAME, "index").click()
+    wait_for_title(browser, "Refund payments")
 
     # The confirmation page: what was captured and what is left, an amount and a reason.
     assert "Refund payments" in browser.page_source
@@ -43,6 +45,7 @@ def test_ops_refund_part_of_a_payment_with_a_reason(
     browser.find_element(By.NAME, f"amount_{payment.pk}").send_keys("12.50")
     browser.find_element(By.ID, "refund-reason").send_keys("one strip damaged in transit")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit][value=Refund]").click()
+    wait_for_title(browser, "Select payment")
 
     assert "Refunded: 1" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
     row = browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr").text
@@ -71,6 +74,7 @@ def test_the_inventory_team_reads_write_offs_and_finds_the_export(
     browser = staff_login("inventory")
     browser.get(f"{live_server.url}/admin/")
     browser.find_element(By.LINK_TEXT, "Stock write-offs").click()
+    wait_for_title(browser, "write-off")
     table = browser.find_element(By.ID, "result_list").text
     assert batch.batch in table and batch.product.sku in table
     assert "short" in table.lower()  # the reason, as the list shows it

@@ -11,6 +11,7 @@ from core.tests.factories import ApiClientFactory
 from logistics.models import Shipment
 from orders.models import Order
 from orders.tests.factories import place_order
+from tests.browser.conftest import wait_for_title
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,11 +32,13 @@ def test_ops_move_a_parcel_back_to_its_centre_and_the_order_is_returned_and_refu
         "Move selected shipments by hand"
     )
     browser.find_element(By.NAME, "index").click()
+    wait_for_title(browser, "Move shipments by hand")
 
     assert shipment.awb in browser.page_source
     Select(browser.find_element(By.NAME, "status")).select_by_value("returned")
     browser.find_element(By.NAME, "note").send_keys("parcel found at the BLR-1 dock")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit][value=Move]").click()
+    wait_for_title(browser, "Select shipment")
     assert "Moved: 1" in browser.find_element(By.CSS_SELECTOR, "ul.messagelist").text
 
     # The order's page shows what followed: returned, back in stock, refunded.
