@@ -29,6 +29,7 @@ TASK_ROUTES = {
     "orders.sweep_stuck_orders": {"queue": "maintenance"},
     "orders.expire_reservations": {"queue": "maintenance"},
     "payments.sweep_refunds": {"queue": "maintenance"},
+    "logistics.sweep_amendments": {"queue": "maintenance"},
     "notifications.webhook_sweep": {"queue": "maintenance"},
     "notifications.notification_sweep": {"queue": "maintenance"},
     "orders.*": {"queue": "pipeline"},
@@ -100,6 +101,11 @@ def _configure() -> None:
             },
             "sweep-unsent-refunds": {
                 "task": "payments.sweep_refunds",
+                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
+                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
+            },
+            "sweep-owed-amendments": {
+                "task": "logistics.sweep_amendments",
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             },

@@ -25,6 +25,10 @@ class Shipment(TimeStampedModel):
     last_failure_reason = models.CharField(
         max_length=30, choices=DeliveryFailureReason.choices, blank=True
     )
+    # The key of an amendment the partner has yet to hear (lines were cancelled out of the
+    # parcel): written with the change, cleared once the partner heard; the sweeper sends
+    # again what a lost task never did.
+    amendment_owed = models.CharField(max_length=200, blank=True)
     # Proof of delivery for prescription (schedule H/H1) parcels: the customer gives this
     # code to the courier, who hands the parcel over only against it. Blank when the
     # parcel needs none.

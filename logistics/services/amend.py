@@ -17,9 +17,11 @@ import logging
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from core.http import ExternalRejected
 from logistics import partners
@@ -127,10 +129,13 @@ def shipment_units_cancel(
                 "shipment_id", flat=True
             )
         )
-    for shipment in shipments.values():
-        if shipment.pk in touched:
-            key = amendment_key(order_id, number, shipment.center)
-            transaction.on_commit(lambda pk=shipment.pk, key=key: _enqueue(pk, key))
+        for shipment in shipments.values():
+            if shipment.pk in touched:
+                key = amendment_key(order_id, number, shipment.center)
+                Shipment.objects.filter(pk=shipment.pk).update(
+                    amendment_owed=key, updated_at=timezone.now()
+                )
+                transaction.on_commit(lambda pk=shipment.pk, key=key: _enqueue(pk, key))
     return UnitsCancelled(
         amended=tuple(sorted(touched & left)), emptied=tuple(sorted(touched - left))
     )
@@ -142,19 +147,20 @@ def _enqueue(shipment_id: int, key: str) -> None:
 
     try:
         amend_shipment.delay(shipment_id, key)
-        return
     except Exception:
-        # The units are out of our records already (committed): if the broker cannot take
-        # the task, tell the partner from here rather than not at all.
-        logger.warning("could not queue amendment %s; sending it now", key, exc_info=True)
-    try:
-        shipment_amendment_send(shipment_id=shipment_id, key=key)
-    except Exception:
-        logger.error(
-            "amendment %s was neither queued nor sent: the partner still books cancelled units",
-            key,
-            exc_info=True,
-        )
+        # Committed as owed: the sweeper sends it once the broker is back.
+        logger.warning("could not queue amendment %s; the sweeper will", key, exc_info=True)
+
+
+def shipment_amendments_owed(*, older_than_seconds: int) -> list[tuple[int, str]]:
+    """(shipment id, key) of the amendments owed for longer than this: their task was
+    lost (or is still retrying; sending again is the same request)."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    return list(
+        Shipment.objects.exclude(amendment_owed="")
+        .filter(updated_at__lt=cutoff)
+        .values_list("pk", "amendment_owed")[:500]
+    )
 
 
 def _content(shipment: Shipment) -> list[dict[str, object]]:
@@ -172,7 +178,13 @@ def shipment_amendment_send(*, shipment_id: int, key: str) -> str:
 
     Idempotent; raises an `ExternalError` when the partner's answer is unknown or it is
     unreachable (ask again later with the same key)."""
-    shipment = Shipment.objects.get(pk=shipment_id)
+    outcome = _amendment_send(Shipment.objects.get(pk=shipment_id), key)
+    # Heard (or moot): no longer owed, unless a later change owes a newer one.
+    Shipment.objects.filter(pk=shipment_id, amendment_owed=key).update(amendment_owed="")
+    return outcome
+
+
+def _amendment_send(shipment: Shipment, key: str) -> str:
     if shipment.status == ShipmentStatus.CANCELLED:
         return GONE
     if shipment.status != ShipmentStatus.BOOKED or not shipment.awb:

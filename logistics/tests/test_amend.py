@@ -4,9 +4,11 @@ a parcel already on its way refused, or found too late and logged."""
 
 import logging
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from core.http import ExternalUnavailable
 from logistics import partners
@@ -183,7 +185,7 @@ def test_an_amendment_too_late_is_logged_not_retried(
     assert simulator.requests()["logistics/swift"] == 4
 
 
-def test_a_broker_that_cannot_take_the_task_does_not_lose_the_amendment(
+def test_an_amendment_whose_task_was_lost_is_owed_and_sent_by_the_sweeper(
     order_id, simulator, django_capture_on_commit_callbacks, monkeypatch
 ):
     from logistics import tasks
@@ -191,9 +193,23 @@ def test_a_broker_that_cannot_take_the_task_does_not_lose_the_amendment(
     def unreachable(*args, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(tasks.amend_shipment, "delay", unreachable)
-    take_out(order_id, [("BLR-1", "ORS-ORG", "O1", 1)], capture=django_capture_on_commit_callbacks)
-    assert len(simulator.ledger()["amendments"]) == 1
+    # The broker cannot take the task: nothing is sent, but the amendment is owed.
+    with monkeypatch.context() as patched:
+        patched.setattr(tasks.amend_shipment, "delay", unreachable)
+        take_out(
+            order_id, [("BLR-1", "ORS-ORG", "O1", 1)], capture=django_capture_on_commit_callbacks
+        )
+    assert simulator.ledger()["amendments"] == []
+    key = f"order:{order_id}:amend:1:BLR-1"
+    assert parcel(order_id).amendment_owed == key
+    assert tasks.sweep_amendments.apply().get() == 0  # not owed for long yet
+    Shipment.objects.filter(order_id=order_id).update(
+        updated_at=timezone.now() - timedelta(seconds=tasks.SWEEP_AFTER_SECONDS + 1)
+    )
+    assert tasks.sweep_amendments.apply().get() == 1
+    assert [a["idempotency_key"] for a in simulator.ledger()["amendments"]] == [key]
+    assert parcel(order_id).amendment_owed == ""
+    assert tasks.sweep_amendments.apply().get() == 0
 
 
 def test_emptied_is_cancelled_even_when_sent_as_an_amendment(order_id, simulator):
