@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 from django.utils import timezone
+from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
 from core.tests.factories import ApiClientFactory, api_key_for
@@ -148,11 +149,16 @@ def events(order, prefix=""):
 # --- the API ------------------------------------------------------------------------------
 
 
-def test_a_return_is_requested_and_listed_oldest_first(delivered, catalog):
+def test_a_return_is_requested_and_listed_oldest_first(
+    delivered, catalog, django_capture_on_commit_callbacks
+):
     order = delivered()
     client = api(catalog[1])
-    response = post(client, order, body(lines=[("RET-OTC", 3)]))
+    counted = REGISTRY.get_sample_value("cot_returns_total", {"reason": "not_needed"}) or 0.0
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post(client, order, body(lines=[("RET-OTC", 3)]))
     assert response.status_code == 201, response.content
+    assert REGISTRY.get_sample_value("cot_returns_total", {"reason": "not_needed"}) == counted + 1
     ret = response.json()
     assert ret["status"] == "requested"
     assert (ret["reason"], ret["note"], ret["pickup"]) == ("not_needed", "ordered too many", None)

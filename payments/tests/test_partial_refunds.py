@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
+from prometheus_client import REGISTRY
 
 from core.http import ExternalUnavailable
 from payments.enums import PaymentStatus
@@ -41,6 +42,7 @@ def test_partial_refunds_each_with_its_own_key_until_nothing_is_left(
     simulator, django_capture_on_commit_callbacks
 ):
     order_id = captured()
+    refunded_before = REGISTRY.get_sample_value("cot_refunded_total") or 0.0
     with django_capture_on_commit_callbacks(execute=True):
         refund_request(order_id=order_id, amount=Decimal("30.00"), cause="return:a")
     payment = Payment.objects.get(order_id=order_id)
@@ -58,6 +60,8 @@ def test_partial_refunds_each_with_its_own_key_until_nothing_is_left(
         (f"order:{order_id}:refund:1", "30.00"),
         (f"order:{order_id}:refund:2", "70.00"),
     ]
+    # Counted once each, in INR.
+    assert REGISTRY.get_sample_value("cot_refunded_total") - refunded_before == 100.0
     # Compensation after everything went back: nothing more to send.
     assert payment_cancel(order_id=order_id) is None
     assert len(refunds_of(simulator, order_id)) == 2
