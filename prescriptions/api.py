@@ -24,12 +24,15 @@ from core.parsers import TextJSONParser, json_text_check
 from core.permissions import IsApiClient
 from core.serializers import StrictSerializer
 from inventory.selectors import product_skus_known
-from prescriptions.enums import PrescriptionStatus
-from prescriptions.models import Prescription
+from prescriptions.enums import LineDecision, LineRejection, PrescriptionStatus
+from prescriptions.models import Prescription, PrescriptionItem
 from prescriptions.selectors import prescription_get_for_client
 from prescriptions.services import (
+    PARTIAL,
     AlreadyReviewed,
+    LineReview,
     RxItemRequest,
+    UnknownLine,
     prescription_create,
     prescription_review,
 )
@@ -94,17 +97,62 @@ class PrescriptionCreateIn(StrictSerializer):
         return image
 
 
+class ReviewLineIn(StrictSerializer):
+    sku = serializers.CharField(max_length=64)
+    decision = serializers.ChoiceField(choices=[LineDecision.APPROVED, LineDecision.REJECTED])
+    reason = serializers.ChoiceField(
+        choices=LineRejection.choices, required=False, allow_blank=True, default=""
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["decision"] == LineDecision.REJECTED and not attrs["reason"]:
+            raise serializers.ValidationError({"reason": ["Say why the line is rejected."]})
+        return attrs
+
+
 class ReviewIn(StrictSerializer):
     decision = serializers.ChoiceField(
-        choices=[PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED]
+        choices=[PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED, PARTIAL]
     )
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    # Per line; required for `partial` (unlisted lines are approved).
+    lines = serializers.ListField(
+        child=ReviewLineIn(), required=False, max_length=100, default=list
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        lines = attrs["lines"]
+        if attrs["decision"] == PARTIAL and not lines:
+            raise serializers.ValidationError({"lines": ["A partial review decides lines."]})
+        if len({line["sku"] for line in lines}) != len(lines):
+            raise serializers.ValidationError({"lines": ["Each SKU once."]})
+        wrong = [
+            line["sku"]
+            for line in lines
+            if attrs["decision"] != PARTIAL and line["decision"] != attrs["decision"]
+        ]
+        if wrong:
+            raise serializers.ValidationError(
+                {"lines": [f"A {attrs['decision']} review cannot decide {wrong[0]} otherwise."]}
+            )
+        return attrs
 
 
 class RxItemOut(serializers.Serializer):
     sku = serializers.CharField()
     quantity = serializers.IntegerField()
     dispensed_quantity = serializers.IntegerField()
+    # The pharmacist's word on the line: null until reviewed.
+    decision = serializers.SerializerMethodField()
+    rejection_reason = serializers.SerializerMethodField()
+
+    @extend_schema_field(serializers.ChoiceField(choices=["approved", "rejected"], allow_null=True))
+    def get_decision(self, item: PrescriptionItem) -> str | None:
+        return item.decision or None
+
+    @extend_schema_field(serializers.ChoiceField(choices=LineRejection.choices, allow_null=True))
+    def get_rejection_reason(self, item: PrescriptionItem) -> str | None:
+        return item.rejection_reason or None
 
 
 class ReviewOut(serializers.Serializer):
@@ -236,9 +284,17 @@ class PrescriptionReviewApi(APIView):
                 reviewer=request.user,
                 decision=payload.validated_data["decision"],
                 note=payload.validated_data["note"],
+                lines=[
+                    LineReview(sku=line["sku"], decision=line["decision"], reason=line["reason"])
+                    for line in payload.validated_data["lines"]
+                ],
             )
         except Prescription.DoesNotExist:
             raise exceptions.NotFound("No such prescription.") from None
+        except UnknownLine as exc:
+            raise serializers.ValidationError(
+                {"lines": [serializers.ErrorDetail(str(exc), code="unknown_line")]}
+            ) from None
         except AlreadyReviewed:
             raise Conflict(
                 "This prescription was already reviewed.", code="already_reviewed"

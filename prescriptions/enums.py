@@ -7,6 +7,25 @@ class PrescriptionStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+class LineDecision(models.TextChoices):
+    """A pharmacist's decision on one line of a prescription."""
+
+    PENDING = "", "Not reviewed yet"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class LineRejection(models.TextChoices):
+    """Why a pharmacist rejected a line."""
+
+    NOT_ON_PRESCRIPTION = "not_on_prescription", "Not on the prescription"
+    ILLEGIBLE = "illegible", "Illegible"
+    DOSE_UNCLEAR = "dose_unclear", "Dose unclear"
+    INTERACTION = "interaction", "Interaction"
+    PATIENT_MISMATCH = "patient_mismatch", "Patient mismatch"
+    OTHER = "other", "Other"
+
+
 class CheckResult(models.TextChoices):
     """What the pipeline's prescription check concluded for one order."""
 

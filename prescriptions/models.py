@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from core.models import ApiClient, TimeStampedModel
-from prescriptions.enums import H1EntryType, PrescriptionStatus
+from prescriptions.enums import H1EntryType, LineDecision, LineRejection, PrescriptionStatus
 
 
 class RegulatoryRecordError(Exception):
@@ -46,6 +46,13 @@ class Prescription(NeverDeleted, TimeStampedModel):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
+    # How many orders may draw on it (null: as many as its quantities cover).
+    max_dispenses = models.PositiveIntegerField(null=True, blank=True)
+    # The pharmacist reviewing it now (the review queue), so that two never review one.
+    claimed_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["status", "created_at"])]
@@ -60,6 +67,12 @@ class PrescriptionItem(NeverDeleted):
     sku = models.CharField(max_length=64)
     quantity = models.PositiveIntegerField()
     dispensed_quantity = models.PositiveIntegerField(default=0)
+    # The pharmacist's word on this line: a rejected line is as if the prescription did not
+    # name it.
+    decision = models.CharField(
+        max_length=10, choices=LineDecision.choices, default=LineDecision.PENDING, blank=True
+    )
+    rejection_reason = models.CharField(max_length=30, choices=LineRejection.choices, blank=True)
 
     class Meta:
         constraints = [

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import filetype
@@ -18,7 +19,13 @@ from django.utils import timezone
 
 from core.models import ApiClient
 from inventory.enums import PRESCRIPTION_SCHEDULES, Schedule
-from prescriptions.enums import CheckResult, H1EntryType, PrescriptionStatus
+from prescriptions.enums import (
+    CheckResult,
+    H1EntryType,
+    LineDecision,
+    LineRejection,
+    PrescriptionStatus,
+)
 from prescriptions.models import (
     Dispensation,
     DispensationGiveBack,
@@ -62,11 +69,18 @@ def prescription_check(
     if prescription.issued_on < ordered_on - validity:
         return CheckResult.PRESCRIPTION_EXPIRED
     items = PrescriptionItem.objects.filter(prescription_id=prescription_id)
-    remaining = {
-        sku: quantity - dispensed
-        for sku, quantity, dispensed in items.values_list("sku", "quantity", "dispensed_quantity")
-    }
+    remaining, rejected = {}, set()
+    for sku, quantity, dispensed, decision in items.values_list(
+        "sku", "quantity", "dispensed_quantity", "decision"
+    ):
+        remaining[sku] = quantity - dispensed
+        if decision == LineDecision.REJECTED:
+            rejected.add(sku)
     for line in rx_lines:
+        if line.sku in rejected:
+            # The pharmacist struck this line out: as if the prescription did not name it,
+            # for the pharmacist's reason.
+            return CheckResult.PRESCRIPTION_REJECTED
         if line.sku not in remaining:
             return CheckResult.PRESCRIPTION_INVALID
         if remaining[line.sku] < line.quantity:
@@ -120,29 +134,103 @@ def prescription_create(
     return prescription
 
 
+class UnknownLine(Exception):
+    """A review names a SKU the prescription does not have."""
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"the prescription has no line {sku}")
+        self.sku = sku
+
+
+# What a prescription-wide decision means for its lines; "partial" takes them one by one.
+PARTIAL = "partial"
+DECISIONS = (PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED, PARTIAL)
+
+
+@dataclass(frozen=True)
+class LineReview:
+    sku: str
+    decision: str  # LineDecision.APPROVED or REJECTED
+    reason: str = ""  # a LineRejection, required when rejected
+
+
+def _line_decisions(
+    items: dict[str, PrescriptionItem], decision: str, lines: Sequence[LineReview]
+) -> dict[str, tuple[str, str]]:
+    """sku -> (decision, reason) for every line of the prescription. Raises UnknownLine or
+    ValueError for a review that does not fit it."""
+    given: dict[str, LineReview] = {}
+    for line in lines:
+        if line.sku not in items:
+            raise UnknownLine(line.sku)
+        if line.sku in given:
+            raise ValueError(f"line {line.sku} is decided twice")
+        if line.decision not in (LineDecision.APPROVED, LineDecision.REJECTED):
+            raise ValueError(f"not a line decision: {line.decision}")
+        if line.decision == LineDecision.REJECTED and line.reason not in LineRejection.values:
+            raise ValueError(f"line {line.sku}: say why it is rejected")
+        given[line.sku] = line
+    if decision == PARTIAL:
+        # Unlisted lines are approved: the pharmacist names what is wrong.
+        return {
+            sku: (given[sku].decision, given[sku].reason)
+            if sku in given
+            else (LineDecision.APPROVED, "")
+            for sku in items
+        }
+    if given and any(line.decision != decision for line in given.values()):
+        raise ValueError(f"a {decision} prescription cannot have lines decided otherwise")
+    reason = LineRejection.OTHER if decision == PrescriptionStatus.REJECTED else ""
+    return {
+        sku: (decision, given[sku].reason or reason if sku in given else reason) for sku in items
+    }
+
+
 def prescription_review(
-    *, prescription_id: uuid.UUID, reviewer: User, decision: str, note: str = ""
+    *,
+    prescription_id: uuid.UUID,
+    reviewer: User,
+    decision: str,
+    note: str = "",
+    lines: Sequence[LineReview] = (),
 ) -> Prescription:
     """Record a pharmacist's decision once; every order waiting on it then resumes.
-    Raises AlreadyReviewed when it was decided before, Prescription.DoesNotExist."""
-    if decision not in (PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED):
+
+    `decision` is `approved` or `rejected` (every line so), or `partial`: each line in
+    `lines` approved or rejected with a reason, the others approved. A rejected line is as
+    if the prescription did not name it; a partial review with every line rejected is a
+    rejection. Raises AlreadyReviewed when it was decided before (two pharmacists at once:
+    one decides, the other is told), UnknownLine, ValueError, Prescription.DoesNotExist;
+    nothing is written then."""
+    if decision not in DECISIONS:
         raise ValueError(f"not a decision: {decision}")
     with transaction.atomic():
-        decided = Prescription.objects.filter(
-            pk=prescription_id, status=PrescriptionStatus.PENDING_REVIEW
-        ).update(
-            status=decision,
-            reviewed_by=reviewer,
-            reviewed_at=timezone.now(),
-            review_note=note,
-            updated_at=timezone.now(),
-        )
-        prescription = Prescription.objects.get(pk=prescription_id)
-        if not decided:
+        # The row lock orders two reviews of one prescription: the second finds it decided.
+        prescription = Prescription.objects.select_for_update().get(pk=prescription_id)
+        if prescription.status != PrescriptionStatus.PENDING_REVIEW:
             raise AlreadyReviewed(str(prescription_id))
+        items = {item.sku: item for item in prescription.items.order_by("pk")}
+        per_line = _line_decisions(items, decision, lines)
+        approved = any(d == LineDecision.APPROVED for d, _ in per_line.values())
+        status = PrescriptionStatus.APPROVED if approved else PrescriptionStatus.REJECTED
+        now = timezone.now()
+        for sku, (line_decision, reason) in per_line.items():
+            PrescriptionItem.objects.filter(pk=items[sku].pk).update(
+                decision=line_decision, rejection_reason=reason
+            )
+        Prescription.objects.filter(pk=prescription.pk).update(
+            status=status,
+            reviewed_by=reviewer,
+            reviewed_at=now,
+            review_note=note,
+            claimed_by=None,
+            claimed_at=None,
+            updated_at=now,
+        )
+        prescription.refresh_from_db()
         transaction.on_commit(
             lambda: prescription_reviewed.send(
-                sender=Prescription, prescription_id=prescription.pk, status=decision
+                sender=Prescription, prescription_id=prescription.pk, status=status
             )
         )
     return prescription

@@ -57,7 +57,15 @@ def test_create_json_answers_201_pending_review(key):
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "pending_review" and body["review"] is None
-    assert body["items"] == [{"sku": "AMOX-500", "quantity": 10, "dispensed_quantity": 0}]
+    assert body["items"] == [
+        {
+            "sku": "AMOX-500",
+            "quantity": 10,
+            "dispensed_quantity": 0,
+            "decision": None,
+            "rejection_reason": None,
+        }
+    ]
     assert api(key).get(f"{URL}{body['id']}/").json() == body
 
 
