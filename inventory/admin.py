@@ -88,9 +88,18 @@ class StockCsvForm(forms.Form):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("sku", "name", "price", "schedule", "cold_chain", "active")
+    list_display = (
+        "sku",
+        "name",
+        "composition",
+        "manufacturer",
+        "price",
+        "schedule",
+        "cold_chain",
+        "active",
+    )
     list_filter = ("schedule", "cold_chain", "active")
-    search_fields = ("sku", "name")
+    search_fields = ("sku", "name", "composition", "manufacturer")
 
 
 @admin.register(FulfillmentCenter)

@@ -37,6 +37,9 @@ class ProductOut(serializers.Serializer):
     currency = serializers.SerializerMethodField()
     schedule = serializers.ChoiceField(choices=Schedule.choices)
     requires_prescription = serializers.BooleanField()
+    # Products of one composition may substitute for each other (with consent).
+    composition = serializers.CharField()
+    manufacturer = serializers.CharField()
     available_quantity = serializers.SerializerMethodField()
 
     def get_currency(self, product: Product) -> str:

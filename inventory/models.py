@@ -20,6 +20,10 @@ class Product(TimeStampedModel):
     name = models.CharField(max_length=200)
     price = models.DecimalField(max_digits=10, decimal_places=2)
     schedule = models.CharField(max_length=4, choices=Schedule.choices, default=Schedule.OTC)
+    # What is in it, e.g. "amoxicillin 500 mg capsule": products of one composition may
+    # stand in for each other (a pharmacist's substitution, with the customer's consent).
+    composition = models.CharField(max_length=200, blank=True, db_index=True)
+    manufacturer = models.CharField(max_length=100, blank=True)
     active = models.BooleanField(default=True)
     cold_chain = models.BooleanField(
         default=False,

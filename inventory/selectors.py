@@ -6,6 +6,7 @@ import datetime
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import F, Q, QuerySet, Sum
@@ -65,6 +66,37 @@ def product_available(
     )
     available.update({row["product_id"]: row["units"] for row in rows})
     return available
+
+
+@dataclass(frozen=True)
+class Substitute:
+    sku: str
+    name: str
+    manufacturer: str
+    price: Decimal
+    available: int
+
+
+def product_substitutes(*, sku: str, pincode: str, quantity: int = 1) -> list[Substitute]:
+    """Products that may stand in for `sku` in an order to `pincode`: active, of the same
+    (non-empty) composition and schedule class, with at least `quantity` units an order
+    there could get now (`product_available`). Cheapest first."""
+    product = Product.objects.filter(sku=sku).first()
+    if product is None or not product.composition:
+        return []
+    candidates = list(
+        Product.objects.filter(
+            composition=product.composition, schedule=product.schedule, active=True
+        )
+        .exclude(pk=product.pk)
+        .order_by("price", "sku")
+    )
+    available = product_available(product_ids=[p.pk for p in candidates], pincode=pincode)
+    return [
+        Substitute(p.sku, p.name, p.manufacturer, p.price, available[p.pk])
+        for p in candidates
+        if available[p.pk] >= quantity
+    ]
 
 
 def reservation_held_order_ids(

@@ -63,6 +63,13 @@ def _text(
     return value
 
 
+def _optional_text(entry: dict, field: str, where: str, *, max_length: int) -> str:
+    value = entry.get(field, "")
+    if not isinstance(value, str) or len(value) > max_length or "\x00" in value:
+        raise CatalogError(f"{where}.{field}", f"must be a string of at most {max_length}")
+    return value.strip()
+
+
 def _int(entry: dict, field: str, where: str, *, minimum: int, maximum: int = 10**9) -> int:
     value = entry.get(field)
     if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
@@ -91,6 +98,7 @@ def _validate_product(entry: dict, where: str) -> Product:
     cold_chain = entry.get("cold_chain", False)
     if not isinstance(cold_chain, bool):
         raise CatalogError(f"{where}.cold_chain", "must be true or false")
+    composition = _optional_text(entry, "composition", where, max_length=200)
     return Product(
         sku=_text(entry, "sku", where, pattern=_SKU, max_length=64),
         name=_text(entry, "name", where),
@@ -98,6 +106,9 @@ def _validate_product(entry: dict, where: str) -> Product:
         schedule=schedule,
         active=active,
         cold_chain=cold_chain,
+        # Compared for substitution: one spelling, whatever the file's case and spaces.
+        composition=" ".join(composition.lower().split()),
+        manufacturer=_optional_text(entry, "manufacturer", where, max_length=100),
     )
 
 
@@ -162,7 +173,15 @@ def catalog_load(data: Any) -> CatalogCounts:
                 batch_size=_BULK,
                 update_conflicts=True,
                 unique_fields=["sku"],
-                update_fields=["name", "price", "schedule", "active", "cold_chain"],
+                update_fields=[
+                    "name",
+                    "price",
+                    "schedule",
+                    "active",
+                    "cold_chain",
+                    "composition",
+                    "manufacturer",
+                ],
             )
         if centers:
             FulfillmentCenter.objects.bulk_create(

@@ -49,6 +49,8 @@ def test_price_schedule_prescription_and_available_units_for_the_pincode(api):
             "currency": "INR",
             "schedule": "h",
             "requires_prescription": True,
+            "composition": "",
+            "manufacturer": "",
             "available_quantity": 9,
         },
         {
@@ -58,6 +60,8 @@ def test_price_schedule_prescription_and_available_units_for_the_pincode(api):
             "currency": "INR",
             "schedule": "otc",
             "requires_prescription": False,
+            "composition": "",
+            "manufacturer": "",
             "available_quantity": 0,
         },
     ]
