@@ -144,3 +144,12 @@ CIRCUIT_BREAKER_STATE = Gauge(
     ["target"],
     multiprocess_mode="mostrecent",
 )
+
+# A pharmacist's review: from the first waiting order's hold (or the upload) to the decision;
+# minutes to hours, against COT_REVIEW_SLA_SECONDS (30 minutes by default).
+RX_REVIEW_BUCKETS = (60, 300, 600, 900, 1200, 1800, 2700, 3600, 7200, 14400, 28800, 86400)
+RX_REVIEW_SECONDS = Histogram(
+    "cot_rx_review_seconds",
+    "Time a prescription waited for its pharmacist's decision.",
+    buckets=RX_REVIEW_BUCKETS,
+)

@@ -28,6 +28,7 @@ TASK_ROUTES = {
     "orders.book_shipment": {"queue": "logistics"},
     "orders.sweep_stuck_orders": {"queue": "maintenance"},
     "orders.expire_reservations": {"queue": "maintenance"},
+    "orders.expire_holds": {"queue": "maintenance"},
     "payments.sweep_refunds": {"queue": "maintenance"},
     "logistics.sweep_amendments": {"queue": "maintenance"},
     "notifications.webhook_sweep": {"queue": "maintenance"},
@@ -96,6 +97,11 @@ def _configure() -> None:
             },
             "expire-reservations": {
                 "task": "orders.expire_reservations",
+                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
+                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
+            },
+            "expire-prescription-holds": {
+                "task": "orders.expire_holds",
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             },

@@ -211,6 +211,9 @@ COT_PIPELINE_MODE = env.str("COT_PIPELINE_MODE", default="celery")
 # --- Business rules -----------------------------------------------------------------------
 COT_RESERVATION_TTL_SECONDS = env.int("COT_RESERVATION_TTL_SECONDS", default=900)
 COT_STUCK_ORDER_SECONDS = env.int("COT_STUCK_ORDER_SECONDS", default=120)
+# An order on hold this long for a pharmacist's review (from its latest `order.on_hold`)
+# is cancelled `prescription_review_timeout`, its stock released (orders.expire_holds).
+COT_HOLD_TIMEOUT_SECONDS = env.int("COT_HOLD_TIMEOUT_SECONDS", default=86400)
 # Delivery attempts a courier makes before it returns the parcel to us (return to origin).
 COT_DELIVERY_ATTEMPTS = env.int("COT_DELIVERY_ATTEMPTS", default=3)
 # The customer's tracking link: {simulator} (SIMULATOR_URL), {partner} and {awb} are filled in.
@@ -220,6 +223,11 @@ COT_TRACKING_URL_TEMPLATE = env.str(
 COT_SWEEP_INTERVAL_SECONDS = env.int("COT_SWEEP_INTERVAL_SECONDS", default=30)
 COT_SHELF_LIFE_FLOOR_DAYS = env.int("COT_SHELF_LIFE_FLOOR_DAYS", default=30)
 COT_PRESCRIPTION_VALIDITY_DAYS = env.int("COT_PRESCRIPTION_VALIDITY_DAYS", default=180)
+# Schedule H1 drugs (antibiotics, habit-forming) need a fresher prescription than the rest of H.
+COT_PRESCRIPTION_VALIDITY_DAYS_H1 = env.int("COT_PRESCRIPTION_VALIDITY_DAYS_H1", default=30)
+# A prescription waiting longer than this for a pharmacist is shown "over SLA" in the review
+# queue, and a claim older than this may be taken over by another pharmacist.
+COT_REVIEW_SLA_SECONDS = env.int("COT_REVIEW_SLA_SECONDS", default=1800)
 # Days after delivery a customer may ask to return delivered units.
 COT_RETURN_WINDOW_DAYS = env.int("COT_RETURN_WINDOW_DAYS", default=7)
 COT_PAYMENT_GATEWAYS = env.list("COT_PAYMENT_GATEWAYS", default=["alpha", "beta"])

@@ -20,14 +20,18 @@ class WebhookStatus(models.TextChoices):
     FAILED = "failed", "Failed (attempts used up)"
 
 
-# The order events a customer hears about, on every channel. A message's own events
-# (`notification.sent`, `notification.failed`) are announced like any other but are not
-# among these, so recording one never starts another message. `order.shipped` and
+# The order events a customer hears about, on every channel. A hold is told of when it
+# starts (`order.on_hold`) and when it ends with the prescription approved
+# (`order.resumed`), not through `order.processing`, which every order has. A message's
+# own events (`notification.sent`, `notification.failed`) are announced like any other
+# but are not among these, so recording one never starts another message. `order.shipped` and
 # `order.delivered` are not either: they come with a parcel's `shipment.picked_up` and
 # `shipment.delivered`, whose messages say the same with the tracking link, so the
 # customer would hear it twice.
 NOTIFIED_EVENTS: frozenset[str] = frozenset(
     {
+        EventType.ORDER_ON_HOLD,
+        EventType.ORDER_RESUMED,
         EventType.ORDER_CONFIRMED,
         EventType.ORDER_REJECTED,
         EventType.PAYMENT_FAILED,

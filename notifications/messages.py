@@ -24,7 +24,7 @@ from django.template import Context, Engine, Template
 from logistics.models import Shipment
 from logistics.selectors import shipment_tracking_url
 from notifications.enums import NotificationChannel
-from orders.enums import EventType
+from orders.enums import EventType, FailureReason
 from orders.models import Order
 
 logger = logging.getLogger(__name__)
@@ -49,6 +49,26 @@ _EMAIL_FOOTER = (
 
 # One for every event in NOTIFIED_EVENTS on every channel.
 DEFAULTS: dict[tuple[str, str], Message] = {
+    (EventType.ORDER_ON_HOLD, SMS): Message(
+        "",
+        "Your order {{ number }} is waiting for our pharmacist to check your prescription. "
+        "We will message you as soon as it is checked.",
+    ),
+    (EventType.ORDER_ON_HOLD, EMAIL): Message(
+        "Your order {{ number }} is waiting for a prescription check",
+        "Hello {{ name }},\n\nyour order {{ number }} is waiting for our pharmacist to check "
+        "your prescription. Your items are set aside for you, and we will write again as "
+        "soon as it is checked." + _EMAIL_FOOTER,
+    ),
+    (EventType.ORDER_RESUMED, SMS): Message(
+        "",
+        "Our pharmacist has checked your prescription: your order {{ number }} is going ahead.",
+    ),
+    (EventType.ORDER_RESUMED, EMAIL): Message(
+        "Your prescription is checked: order {{ number }} is going ahead",
+        "Hello {{ name }},\n\nour pharmacist has checked your prescription, and your order "
+        "{{ number }} is going ahead. We will tell you when it is confirmed." + _EMAIL_FOOTER,
+    ),
     (EventType.ORDER_CONFIRMED, SMS): Message(
         "", "Your order {{ number }} ({{ total }}) is confirmed and will be delivered soon."
     ),
@@ -159,6 +179,14 @@ DELIVERY_FAILURES: dict[str, str] = {
     "refused": "the parcel was refused",
 }
 
+# A failure reason as the customer reads it, where its code in words would not do; any
+# other code is shown in words (`out_of_stock`: "out of stock").
+FAILURE_REASONS: dict[str, str] = {
+    FailureReason.PRESCRIPTION_REVIEW_TIMEOUT: (
+        "our pharmacist could not check your prescription in time"
+    ),
+}
+
 SAMPLE_CONTEXT: dict[str, Any] = {
     "number": "COT-00000001",
     "status": "confirmed",
@@ -209,7 +237,7 @@ def message_context(order: Order, event: dict[str, Any] | None = None) -> dict[s
     context: dict[str, Any] = {
         "number": order.number,
         "status": order.status,
-        "reason": (order.failure_reason or "").replace("_", " "),
+        "reason": _reason_in_words(order.failure_reason or ""),
         "reason_code": order.failure_reason or "",
         "name": str(order.delivery_address.get("name", "")),
         "items": items,
@@ -222,6 +250,10 @@ def message_context(order: Order, event: dict[str, Any] | None = None) -> dict[s
         context["amount"] = str(event["amount"])
         context["payout_to"] = str(event.get("payout_to") or "")
     return context
+
+
+def _reason_in_words(code: str) -> str:
+    return FAILURE_REASONS.get(code, code.replace("_", " "))
 
 
 def _shipment_context(order: Order, event: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -26,6 +27,9 @@ from orders.services.cancellation import OPS, order_cancel
 from orders.services.step_runs import order_clear_needs_attention
 from orders.services.transitions import InvalidTransition
 from payments.models import Payment
+from prescriptions.selectors import (
+    prescription_review_queue_summary,
+)
 
 # Green: done well; amber: waiting; red: ended without a sale.
 STATUS_COLOURS = {
@@ -160,7 +164,8 @@ class OrderAdmin(admin.ModelAdmin):
         """The operations dashboard: drawn server-side as SVG, no JavaScript, no CDN."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        data = selectors.order_dashboard(now=timezone.now())
+        now = timezone.now()
+        data = selectors.order_dashboard(now=now)
         context = {
             **self.admin_site.each_context(request),
             "title": "Operations dashboard",
@@ -169,6 +174,9 @@ class OrderAdmin(admin.ModelAdmin):
             "bars": _stacked_bars(data["buckets"]),
             "reason_bars": _reason_bars(data["failure_reasons"]),
             "reason_height": 24 * len(data["failure_reasons"]),
+            "review_queue": prescription_review_queue_summary(now=now),
+            "review_sla_minutes": settings.COT_REVIEW_SLA_SECONDS // 60,
+            "now": now,
         }
         return TemplateResponse(request, "admin/orders/dashboard.html", context)
 

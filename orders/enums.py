@@ -46,6 +46,8 @@ class FailureReason(models.TextChoices):
     FULFILMENT_UNAVAILABLE = "fulfilment_unavailable"
     CANCELLED_BY_CLIENT = "cancelled_by_client"
     CANCELLED_BY_OPS = "cancelled_by_ops"
+    # On hold longer than COT_HOLD_TIMEOUT_SECONDS with no pharmacist's decision.
+    PRESCRIPTION_REVIEW_TIMEOUT = "prescription_review_timeout"
 
 
 class EventType(models.TextChoices):
@@ -54,6 +56,9 @@ class EventType(models.TextChoices):
     PRESCRIPTION_VALIDATED = "prescription.validated"
     PRESCRIPTION_FAILED = "prescription.failed"
     ORDER_ON_HOLD = "order.on_hold"
+    # A hold ended with the prescription approved: recorded with the `order.processing`
+    # that follows, so the customer is told of this resume, not of every order's start.
+    ORDER_RESUMED = "order.resumed"
     INVENTORY_RESERVED = "inventory.reserved"
     INVENTORY_INSUFFICIENT = "inventory.insufficient"
     INVENTORY_RELEASED = "inventory.released"

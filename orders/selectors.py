@@ -5,17 +5,19 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.db.models.functions import TruncMinute
 
 from core.models import ApiClient
 from logistics.models import Shipment, ShipmentUpdate
-from orders.enums import ENDED, REDRIVABLE, OrderStatus
+from orders.enums import ENDED, REDRIVABLE, EventType, OrderStatus
 from orders.models import Order, OrderEvent
 from payments.models import Payment
+from prescriptions.selectors import WaitingOrder
 
 
 def order_list_for_client(*, client: ApiClient) -> QuerySet[Order]:
@@ -112,3 +114,20 @@ def order_dashboard(
         "confirmed_last_hour": len(durations),
         "in_flight": order_count_in_flight(),
     }
+
+
+def orders_waiting_on_prescriptions(
+    *, prescription_ids: Collection[uuid.UUID] | None
+) -> list[WaitingOrder]:
+    """The orders on hold for a prescription's review, each since its latest
+    `order.on_hold` (the pharmacist's review queue, its metrics and the dashboard tile)."""
+    held = Order.objects.filter(status=OrderStatus.ON_HOLD, prescription_id__isnull=False)
+    if prescription_ids is not None:
+        held = held.filter(prescription_id__in=prescription_ids)
+    rows = held.annotate(
+        held_since=Max("events__at", filter=Q(events__type=EventType.ORDER_ON_HOLD))
+    ).values_list("prescription_id", "number", "held_since", "updated_at")
+    return [
+        WaitingOrder(prescription_id=rx, number=number, held_since=since or updated_at)
+        for rx, number, since, updated_at in rows
+    ]

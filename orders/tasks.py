@@ -22,7 +22,7 @@ from core import metrics
 from core.http import ExternalError
 from core.logs import log_context
 from orders.enums import Step
-from orders.services import expiry, steps, sweeper
+from orders.services import expiry, holds, steps, sweeper
 from orders.services.ending import order_compensate
 from orders.services.retry_policy import order_step_exhausted, order_step_gives_up
 from orders.services.step_runs import NeedsAttention, StepIncomplete
@@ -139,3 +139,8 @@ def sweep_stuck_orders() -> int:
 @shared_task(name="orders.expire_reservations", ignore_result=True)
 def expire_reservations() -> int:
     return expiry.order_expire_reservations()
+
+
+@shared_task(name="orders.expire_holds", ignore_result=True)
+def expire_holds() -> int:
+    return holds.order_expire_holds()

@@ -1,5 +1,6 @@
-"""The pharmacist's desk: a review queue, the prescription with its image beside it,
-approve/reject with a note, and the Schedule H1 register."""
+"""The pharmacist's desk: the review queue (longest wait first, against the SLA, with who
+is on each), claims so that two pharmacists never review one prescription, the review page
+(the image beside the lines, a decision per line), and the Schedule H1 register."""
 
 from __future__ import annotations
 
@@ -7,27 +8,55 @@ import csv
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Case, IntegerField, QuerySet, Value, When
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.forms import BoundField
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
-from prescriptions.enums import PrescriptionStatus
+from prescriptions.enums import LineDecision, LineRejection, PrescriptionStatus
 from prescriptions.models import Dispensation, H1RegisterEntry, Prescription, PrescriptionItem
-from prescriptions.services import AlreadyReviewed, prescription_review
+from prescriptions.selectors import (
+    prescription_review_entry,
+    prescription_review_queue,
+)
+from prescriptions.services import (
+    PARTIAL,
+    AlreadyReviewed,
+    LineReview,
+    UnknownLine,
+    prescription_claim,
+    prescription_review,
+    prescription_unclaim,
+)
 
 PENDING = PrescriptionStatus.PENDING_REVIEW
+APPROVED, REJECTED = PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED
+
+
+def _short(prescription_id: Any) -> str:
+    return str(prescription_id)[:8]
 
 
 class PrescriptionItemInline(admin.TabularInline):
     model = PrescriptionItem
     extra = 0
     can_delete = False
-    fields = ("sku", "quantity", "dispensed_quantity")
+    fields = ("sku", "quantity", "dispensed_quantity", "decision", "rejection_reason")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
@@ -48,12 +77,109 @@ class NoteForm(forms.Form):
     )
 
 
+# The review page's buttons: (decision, label, access key). The access keys are the
+# browser's (Alt+key, or Alt+Shift+key in Firefox).
+DECISION_BUTTONS = (
+    (APPROVED, "Approve all", "a"),
+    (REJECTED, "Reject all", "r"),
+    (PARTIAL, "Decide per line", "s"),
+)
+LINE_CHOICES = [(LineDecision.APPROVED, "Approve"), (LineDecision.REJECTED, "Reject")]
+REASON_CHOICES = [("", "— reason —"), *LineRejection.choices]
+
+
 class ReviewForm(NoteForm):
-    decision = forms.ChoiceField(
-        choices=[(PrescriptionStatus.APPROVED, "Approve"), (PrescriptionStatus.REJECTED, "Reject")],
-        widget=forms.RadioSelect,
+    """One prescription's review: the button pressed (`decision`), a note, and a decision
+    and reason per line. "Decide per line" takes the lines as set; "Reject all" keeps the
+    reasons given (a line without one is rejected as `other`); "Approve all" ignores them."""
+
+    decision = forms.ChoiceField(choices=[(value, label) for value, label, _ in DECISION_BUTTONS])
+
+    def __init__(self, *args: Any, items: list[PrescriptionItem], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.items = items
+        for index, item in enumerate(items):
+            decision = forms.ChoiceField(
+                label=f"{item.sku} × {item.quantity}",
+                choices=LINE_CHOICES,
+                required=False,  # absent (a bare "approve" post): approved
+                initial=LineDecision.APPROVED,
+            )
+            if index == 0:
+                # The pharmacist starts on the first line, without reaching for the mouse.
+                decision.widget.attrs["autofocus"] = True
+            self.fields[self._decision_field(item)] = decision
+            self.fields[self._reason_field(item)] = forms.ChoiceField(
+                label=f"Why {item.sku} is rejected", choices=REASON_CHOICES, required=False
+            )
+        if not items:
+            self.fields["note"].widget.attrs["autofocus"] = True
+
+    @staticmethod
+    def _decision_field(item: PrescriptionItem) -> str:
+        return f"line-{item.pk}-decision"
+
+    @staticmethod
+    def _reason_field(item: PrescriptionItem) -> str:
+        return f"line-{item.pk}-reason"
+
+    def _line(self, item: PrescriptionItem) -> tuple[str, str]:
+        decision = self.cleaned_data.get(self._decision_field(item)) or LineDecision.APPROVED
+        return decision, self.cleaned_data.get(self._reason_field(item)) or ""
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("decision") == PARTIAL:
+            for item in self.items:
+                decision, reason = self._line(item)
+                if decision == LineDecision.REJECTED and not reason:
+                    self.add_error(self._reason_field(item), "Say why this line is rejected.")
+        return cleaned
+
+    def line_reviews(self) -> list[LineReview]:
+        """The lines as `prescription_review` takes them, for the button pressed."""
+        decision = self.cleaned_data["decision"]
+        if decision == APPROVED:
+            return []
+        reviews = []
+        for item in self.items:
+            line, reason = self._line(item)
+            if decision == REJECTED:
+                if reason:
+                    reviews.append(LineReview(sku=item.sku, decision=REJECTED, reason=reason))
+            else:
+                kept_reason = reason if line == LineDecision.REJECTED else ""
+                reviews.append(LineReview(sku=item.sku, decision=line, reason=kept_reason))
+        return reviews
+
+    def rows(self) -> list[tuple[PrescriptionItem, BoundField, BoundField]]:
+        return [
+            (item, self[self._decision_field(item)], self[self._reason_field(item)])
+            for item in self.items
+        ]
+
+
+def prescription_image_html(prescription: Prescription) -> SafeString | str:
+    """The image inline (JPEG, PNG) or the PDF embedded, through the permission-checked
+    admin view: never a public media URL."""
+    if not prescription.image:
+        return "no image uploaded"
+    url = reverse("admin:prescriptions_prescription_image", args=[prescription.pk])
+    if prescription.image.name.lower().endswith(".pdf"):
+        return format_html(
+            '<object data="{}" type="application/pdf" class="rx-image" height="800"'
+            ' aria-label="the prescription (PDF)"><a href="{}">Open the PDF</a></object>'
+            '<p><a href="{}" target="_blank">Open the PDF in a new tab</a></p>',
+            url,
+            url,
+            url,
+        )
+    return format_html(
+        '<a href="{}" target="_blank"><img src="{}" class="rx-image"'
+        ' alt="the prescription as uploaded"></a>',
+        url,
+        url,
     )
-    field_order = ["decision", "note"]
 
 
 @admin.register(Prescription)
@@ -66,10 +192,12 @@ class PrescriptionAdmin(admin.ModelAdmin):
         "doctor_name",
         "issued_on",
         "created_at",
+        "claimed_by",
         "review_link",
     )
     list_filter = ("status", "issued_on", "created_at")
     search_fields = ("id", "customer_id", "patient_name", "doctor_name", "doctor_registration_no")
+    list_select_related = ("claimed_by",)
     actions = ["approve_selected", "reject_selected"]
     fields = (
         "status",
@@ -80,6 +208,9 @@ class PrescriptionAdmin(admin.ModelAdmin):
         "doctor_name",
         "doctor_registration_no",
         "issued_on",
+        "max_dispenses",
+        "claimed_by",
+        "claimed_at",
         "reviewed_by",
         "reviewed_at",
         "review_note",
@@ -91,7 +222,7 @@ class PrescriptionAdmin(admin.ModelAdmin):
     inlines = [PrescriptionItemInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Prescription]:
-        # The review queue: pending first, oldest first.
+        # Pending first, oldest upload first (the queue page orders by the orders' wait).
         return (
             super()
             .get_queryset(request)
@@ -116,7 +247,7 @@ class PrescriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="prescription")
     def short_id(self, prescription: Prescription) -> str:
-        return str(prescription.pk)[:8]
+        return _short(prescription.pk)
 
     @admin.display(description="")
     def review_link(self, prescription: Prescription) -> str:
@@ -127,19 +258,7 @@ class PrescriptionAdmin(admin.ModelAdmin):
 
     @admin.display(description="prescription image")
     def image_preview(self, prescription: Prescription) -> str:
-        if not prescription.image:
-            return "no image uploaded"
-        url = reverse("admin:prescriptions_prescription_image", args=[prescription.pk])
-        if prescription.image.name.endswith(".pdf"):
-            return format_html(
-                '<embed src="{}" type="application/pdf" width="700" height="800"><br>'
-                '<a href="{}" target="_blank">open the PDF</a>',
-                url,
-                url,
-            )
-        return format_html(
-            '<a href="{}" target="_blank"><img src="{}" style="max-width:700px"></a>', url, url
-        )
+        return prescription_image_html(prescription)
 
     @admin.display(description="orders and dispensed quantities")
     def orders(self, prescription: Prescription) -> str:
@@ -163,54 +282,218 @@ class PrescriptionAdmin(admin.ModelAdmin):
             ),
         )
 
-    def get_urls(self) -> list:
+    def get_urls(self) -> list[URLPattern]:
+        views = {
+            "queue": ("queue/", self.queue_view),
+            "review": ("<uuid:prescription_id>/review/", self.review_view),
+            "claim": ("<uuid:prescription_id>/claim/", self.claim_view),
+            "unclaim": ("<uuid:prescription_id>/unclaim/", self.unclaim_view),
+            "image": ("<uuid:prescription_id>/image/", self.image_view),
+        }
         urls = [
-            path(
-                "<uuid:prescription_id>/review/",
-                self.admin_site.admin_view(self.review_view),
-                name="prescriptions_prescription_review",
-            ),
-            path(
-                "<uuid:prescription_id>/image/",
-                self.admin_site.admin_view(self.image_view),
-                name="prescriptions_prescription_image",
-            ),
+            path(route, self.admin_site.admin_view(view), name=f"prescriptions_prescription_{name}")
+            for name, (route, view) in views.items()
         ]
         return urls + super().get_urls()
 
+    def _context(self, request: HttpRequest, title: str, **extra: Any) -> dict[str, Any]:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "sla_minutes": settings.COT_REVIEW_SLA_SECONDS // 60,
+            **extra,
+        }
+
+    def queue_view(self, request: HttpRequest) -> HttpResponse:
+        """Pending prescriptions, the longest wait first: what waits on each, for how long
+        against the SLA, and who is on it. Anyone who may view prescriptions sees it;
+        pharmacists claim and review from it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        now = timezone.now()
+        context = self._context(
+            request,
+            "Review queue",
+            entries=prescription_review_queue(now=now),
+            now=now,
+            can_review=self.has_review_permission(request),
+        )
+        return TemplateResponse(request, "admin/prescriptions/queue.html", context)
+
     def image_view(self, request: HttpRequest, prescription_id: Any) -> FileResponse:
         """The image is medical data: served to staff who may view prescriptions, never
-        from a public media URL."""
+        from a public media URL, and never kept in a shared cache."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         prescription = get_object_or_404(Prescription, pk=prescription_id)
         if not prescription.image:
             raise Http404("no image")
-        return FileResponse(prescription.image.open("rb"))
+        response = FileResponse(prescription.image.open("rb"))
+        response["Cache-Control"] = "private, no-store"
+        # The review page embeds a PDF in an <object>: allowed from this site only.
+        response["X-Frame-Options"] = "SAMEORIGIN"
+        return response
+
+    def _queue_url(self) -> str:
+        return reverse("admin:prescriptions_prescription_queue")
+
+    def _refuse(self, request: HttpRequest, prescription_id: Any) -> None:
+        """Say why this pharmacist may not decide the prescription: decided already, or
+        another pharmacist holds it."""
+        current = (
+            Prescription.objects.select_related("reviewed_by", "claimed_by")
+            .filter(pk=prescription_id)
+            .first()
+        )
+        if current is None:
+            raise Http404("no such prescription")
+        label = f"Prescription {_short(current.pk)}"
+        if current.status != PENDING:
+            when = timezone.localtime(current.reviewed_at) if current.reviewed_at else None
+            self.message_user(
+                request,
+                f"{label} was already decided by {current.reviewed_by or 'someone'}"
+                f" ({current.get_status_display().lower()}"
+                + (f", {when:%Y-%m-%d %H:%M}" if when else "")
+                + "): nothing was changed.",
+                messages.WARNING,
+            )
+        else:
+            since = timezone.localtime(current.claimed_at) if current.claimed_at else None
+            minutes = settings.COT_REVIEW_SLA_SECONDS // 60
+            self.message_user(
+                request,
+                f"{label} is being reviewed by {current.claimed_by}"
+                + (f" since {since:%H:%M}" if since else "")
+                + f"; it can be taken over once the claim is {minutes} minutes old."
+                " Nothing was changed.",
+                messages.ERROR,
+            )
+
+    def claim_view(self, request: HttpRequest, prescription_id: Any) -> HttpResponse:
+        """Take the prescription (POST): its review page next, or back to the queue with
+        the reason it is not yours."""
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if prescription_claim(prescription_id=prescription_id, user=request.user):
+            return HttpResponseRedirect(
+                reverse("admin:prescriptions_prescription_review", args=[prescription_id])
+            )
+        self._refuse(request, prescription_id)
+        return HttpResponseRedirect(self._queue_url())
+
+    def unclaim_view(self, request: HttpRequest, prescription_id: Any) -> HttpResponse:
+        """Give the prescription back to the queue (POST), undecided."""
+        if not self.has_review_permission(request):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        if prescription_unclaim(prescription_id=prescription_id, user=request.user):
+            self.message_user(
+                request,
+                f"Prescription {_short(prescription_id)} is back in the queue.",
+                messages.SUCCESS,
+            )
+        else:
+            self.message_user(
+                request,
+                f"You were not reviewing prescription {_short(prescription_id)}.",
+                messages.WARNING,
+            )
+        return HttpResponseRedirect(self._queue_url())
 
     def review_view(self, request: HttpRequest, prescription_id: Any) -> HttpResponse:
         if not self.has_review_permission(request):
             raise PermissionDenied
-        prescription = get_object_or_404(Prescription, pk=prescription_id)
-        form = ReviewForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            self._review(request, [prescription], **form.cleaned_data)
-            return HttpResponseRedirect(reverse("admin:prescriptions_prescription_changelist"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"Review prescription {str(prescription.pk)[:8]}",
-            "prescriptions": [prescription],
-            "form": form,
-            "image_preview": self.image_preview(prescription),
-        }
+        prescription = get_object_or_404(
+            Prescription.objects.select_related("claimed_by", "reviewed_by"), pk=prescription_id
+        )
+        items = list(prescription.items.order_by("pk"))
+        form = ReviewForm(request.POST or None, items=items)
+        if (
+            request.method == "POST"
+            and form.is_valid()
+            and self._decide(request, form, prescription)
+        ):
+            return HttpResponseRedirect(self._queue_url())
+        now = timezone.now()
+        pending = prescription.status == PENDING
+        entry = prescription_review_entry(prescription=prescription, now=now) if pending else None
+        held_by_other = (
+            entry is not None
+            and prescription.claimed_by_id not in (None, request.user.pk)
+            and not entry.claim_stale
+        )
+        context = self._context(
+            request,
+            f"Review prescription {_short(prescription.pk)}",
+            prescription=prescription,
+            entry=entry,
+            now=now,
+            form=form,
+            rows=form.rows(),
+            buttons=DECISION_BUTTONS,
+            image=prescription_image_html(prescription),
+            held_by_other=held_by_other,
+            mine=prescription.claimed_by_id == request.user.pk,
+        )
         return TemplateResponse(request, "admin/prescriptions/review.html", context)
+
+    def _decide(self, request: HttpRequest, form: ReviewForm, prescription: Prescription) -> bool:
+        """Record the decision as this pharmacist's. False: the form is shown again with
+        what is wrong; True: done, or not theirs to decide (a message says which)."""
+        # The claim is the pharmacist's right to decide: taken here if nobody holds it, and
+        # refused when another pharmacist does, so that two never both review one.
+        if not prescription_claim(prescription_id=prescription.pk, user=request.user):
+            self._refuse(request, prescription.pk)
+            return True
+        try:
+            decided = prescription_review(
+                prescription_id=prescription.pk,
+                reviewer=request.user,
+                decision=form.cleaned_data["decision"],
+                note=form.cleaned_data["note"],
+                lines=form.line_reviews(),
+            )
+        except AlreadyReviewed:
+            self._refuse(request, prescription.pk)
+            return True
+        except (UnknownLine, ValueError) as error:
+            form.add_error(None, str(error))
+            return False
+        struck = [
+            f"{sku} ({LineRejection(reason).label.lower()})"
+            for sku, reason in decided.items.filter(decision=LineDecision.REJECTED)
+            .order_by("pk")
+            .values_list("sku", "rejection_reason")
+        ]
+        outcome = decided.get_status_display().lower()
+        if struck and decided.status == APPROVED:
+            outcome += "; struck out: " + ", ".join(struck)
+        self.message_user(
+            request, f"Prescription {_short(decided.pk)}: {outcome}.", messages.SUCCESS
+        )
+        return True
 
     def _review(
         self, request: HttpRequest, prescriptions: list[Prescription], decision: str, note: str
     ) -> None:
-        done, skipped = 0, 0
+        done, skipped, held = 0, 0, 0
         for prescription in prescriptions:
+            if prescription.status != PENDING:
+                skipped += 1
+                continue
+            # A prescription another pharmacist is reviewing is theirs to decide.
+            if not prescription_claim(prescription_id=prescription.pk, user=request.user):
+                current = Prescription.objects.filter(pk=prescription.pk).values("status")
+                if current.get()["status"] == PENDING:
+                    held += 1
+                else:
+                    skipped += 1
+                continue
             try:
                 prescription_review(
                     prescription_id=prescription.pk,
@@ -218,13 +501,15 @@ class PrescriptionAdmin(admin.ModelAdmin):
                     decision=decision,
                     note=note,
                 )
-                done += 1
             except AlreadyReviewed:
                 skipped += 1
-        verb = "Approved" if decision == PrescriptionStatus.APPROVED else "Rejected"
-        self.message_user(
-            request, f"{verb} {done}; already reviewed, left alone: {skipped}.", messages.SUCCESS
-        )
+                continue
+            done += 1
+        verb = "Approved" if decision == APPROVED else "Rejected"
+        text = f"{verb} {done}; already reviewed, left alone: {skipped}."
+        if held:
+            text += f" Being reviewed by another pharmacist, left alone: {held}."
+        self.message_user(request, text, messages.WARNING if held else messages.SUCCESS)
 
     def _review_action(
         self, request: HttpRequest, queryset: QuerySet[Prescription], decision: str
@@ -233,27 +518,25 @@ class PrescriptionAdmin(admin.ModelAdmin):
         if "confirm" in request.POST and form.is_valid():
             self._review(request, list(queryset), decision, form.cleaned_data["note"])
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": f"{'Approve' if decision == PrescriptionStatus.APPROVED else 'Reject'} "
-            f"{queryset.count()} prescription(s)",
-            "prescriptions": list(queryset),
-            "form": form,
-            "action": request.POST.get("action"),
-            "selected": request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
-        }
-        return TemplateResponse(request, "admin/prescriptions/review.html", context)
+        context = self._context(
+            request,
+            f"{'Approve' if decision == APPROVED else 'Reject'} {queryset.count()} prescription(s)",
+            prescriptions=list(queryset),
+            form=form,
+            action=request.POST.get("action"),
+            selected=request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME),
+        )
+        return TemplateResponse(request, "admin/prescriptions/review_selected.html", context)
 
     @admin.action(
         description="Approve selected prescriptions (with a note)", permissions=["review"]
     )
     def approve_selected(self, request: HttpRequest, queryset: QuerySet[Prescription]) -> Any:
-        return self._review_action(request, queryset, PrescriptionStatus.APPROVED)
+        return self._review_action(request, queryset, APPROVED)
 
     @admin.action(description="Reject selected prescriptions (with a note)", permissions=["review"])
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[Prescription]) -> Any:
-        return self._review_action(request, queryset, PrescriptionStatus.REJECTED)
+        return self._review_action(request, queryset, REJECTED)
 
 
 @admin.register(H1RegisterEntry)

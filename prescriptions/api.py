@@ -57,6 +57,10 @@ class PrescriptionCreateIn(StrictSerializer):
     issued_on = serializers.DateField()
     items = serializers.ListField(child=RxItemIn(), min_length=1, max_length=50)
     image = serializers.FileField(required=False, allow_empty_file=False)
+    # How many orders may draw on it; absent or null: as many as its quantities cover.
+    max_dispenses = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, allow_null=True, default=None
+    )
 
     def validate_doctor_registration_no(self, value: str) -> str:
         value = value.upper()
@@ -170,6 +174,7 @@ class PrescriptionOut(serializers.Serializer):
     doctor_registration_no = serializers.CharField()
     issued_on = serializers.DateField()
     items = RxItemOut(many=True)
+    max_dispenses = serializers.IntegerField(allow_null=True)
     has_image = serializers.SerializerMethodField()
     review = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField(default_timezone=datetime.UTC)
@@ -229,6 +234,7 @@ class PrescriptionCreateApi(APIView):
             issued_on=values["issued_on"],
             items=[RxItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in values["items"]],
             image=values.get("image"),
+            max_dispenses=values["max_dispenses"],
         )
         return Response(
             PrescriptionOut(prescription).data,

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files import File
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.utils import timezone
 
 from core.models import ApiClient
@@ -26,6 +26,7 @@ from prescriptions.enums import (
     LineRejection,
     PrescriptionStatus,
 )
+from prescriptions.metrics import rx_review_observed
 from prescriptions.models import (
     Dispensation,
     DispensationGiveBack,
@@ -43,14 +44,37 @@ class RxLine:
     schedule: str
 
 
+def _validity_days(schedule: str) -> int:
+    """Days a prescription is good for a line of this schedule: H1 drugs (antibiotics,
+    habit-forming drugs) are held to a shorter window than the rest of Schedule H."""
+    if schedule == Schedule.H1:
+        return settings.COT_PRESCRIPTION_VALIDITY_DAYS_H1
+    return settings.COT_PRESCRIPTION_VALIDITY_DAYS
+
+
+def _orders_drawing_on(prescription_id: uuid.UUID, *, other_than: uuid.UUID | None = None) -> int:
+    """How many orders hold a dispensation on the prescription that is not fully given
+    back (a cancelled, failed or returned order no longer does)."""
+    live = Dispensation.objects.filter(item__prescription_id=prescription_id, returned=False)
+    if other_than is not None:
+        live = live.exclude(order_id=other_than)
+    return live.values("order_id").distinct().count()
+
+
 def prescription_check(
     *,
+    client_id: int,
     customer_id: str,
     prescription_id: uuid.UUID | None,
     lines: list[RxLine],
     ordered_on: datetime.date,
 ) -> CheckResult:
-    """Decide whether these lines may be sold under this prescription. Pure read."""
+    """Decide whether these lines may be sold under this prescription. Pure read.
+
+    Only the client that uploaded the prescription may draw on it: anyone else's is
+    `prescription_invalid`, as if it did not exist. The validity window is the shortest
+    of the Rx lines' schedules (`COT_PRESCRIPTION_VALIDITY_DAYS`, `..._H1`), and a
+    prescription with `max_dispenses` serves at most that many orders at once."""
     if any(line.schedule == Schedule.X for line in lines):
         return CheckResult.NOT_SELLABLE_ONLINE
     rx_lines = [line for line in lines if line.schedule in PRESCRIPTION_SCHEDULES]
@@ -58,12 +82,14 @@ def prescription_check(
         return CheckResult.OK
     if prescription_id is None:
         return CheckResult.PRESCRIPTION_REQUIRED
-    prescription = Prescription.objects.filter(pk=prescription_id).first()
+    # Filtered by client in the query: another client's prescription looks exactly like
+    # one that does not exist, so its existence never leaks.
+    prescription = Prescription.objects.filter(pk=prescription_id, client_id=client_id).first()
     if prescription is None or prescription.customer_id != customer_id:
         return CheckResult.PRESCRIPTION_INVALID
     if prescription.status == PrescriptionStatus.REJECTED:
         return CheckResult.PRESCRIPTION_REJECTED
-    validity = datetime.timedelta(days=settings.COT_PRESCRIPTION_VALIDITY_DAYS)
+    validity = datetime.timedelta(days=min(_validity_days(line.schedule) for line in rx_lines))
     if prescription.issued_on > ordered_on:
         return CheckResult.PRESCRIPTION_INVALID
     if prescription.issued_on < ordered_on - validity:
@@ -85,6 +111,11 @@ def prescription_check(
             return CheckResult.PRESCRIPTION_INVALID
         if remaining[line.sku] < line.quantity:
             return CheckResult.PRESCRIPTION_QUANTITY_EXCEEDED
+    if (
+        prescription.max_dispenses is not None
+        and _orders_drawing_on(prescription.pk) >= prescription.max_dispenses
+    ):
+        return CheckResult.PRESCRIPTION_QUANTITY_EXCEEDED
     if prescription.status == PrescriptionStatus.PENDING_REVIEW:
         return CheckResult.ON_HOLD
     return CheckResult.OK
@@ -110,6 +141,7 @@ def prescription_create(
     issued_on: datetime.date,
     items: list[RxItemRequest],
     image: File | None = None,
+    max_dispenses: int | None = None,
 ) -> Prescription:
     with transaction.atomic():
         prescription = Prescription(
@@ -119,6 +151,7 @@ def prescription_create(
             doctor_name=doctor_name,
             doctor_registration_no=doctor_registration_no,
             issued_on=issued_on,
+            max_dispenses=max_dispenses,
         )
         if image is not None:
             # Stored under a generated name: the client's file name is never trusted.
@@ -228,6 +261,8 @@ def prescription_review(
             updated_at=now,
         )
         prescription.refresh_from_db()
+        # Before the waiting orders resume: the wait is measured from their hold.
+        rx_review_observed(prescription)
         transaction.on_commit(
             lambda: prescription_reviewed.send(
                 sender=Prescription, prescription_id=prescription.pk, status=status
@@ -242,9 +277,16 @@ def prescription_dispense(
     """Claim the lines' quantities from the prescription for this order, all or nothing.
 
     Idempotent per order. Two orders racing for the last remaining quantity never both get
-    it: each claim is a conditional UPDATE (dispensed + q <= quantity). Returns False, with
-    nothing claimed, when any line is not covered."""
+    it: each claim is a conditional UPDATE (dispensed + q <= quantity). Nor do they both
+    get the last of `max_dispenses`: the prescription row is locked first, so claims on
+    one prescription count the orders drawing on it one at a time. Returns False, with
+    nothing claimed, when any line is not covered or the prescription serves as many
+    orders as it may."""
     with transaction.atomic():
+        # Locked before its items, as prescription_review does, so the two never deadlock.
+        prescription = Prescription.objects.select_for_update().filter(pk=prescription_id).first()
+        if prescription is None:
+            return False
         items = {
             item.sku: item
             for item in PrescriptionItem.objects.select_for_update()
@@ -253,6 +295,12 @@ def prescription_dispense(
         }
         if Dispensation.objects.filter(order_id=order_id, returned=False).exists():
             return True
+        if (
+            prescription.max_dispenses is not None
+            and _orders_drawing_on(prescription_id, other_than=order_id)
+            >= prescription.max_dispenses
+        ):
+            return False
         for line in lines:
             item = items.get(line.sku)
             if item is None:
@@ -428,3 +476,38 @@ def h1_register_record(
         for line in lines
     ]
     return len(H1RegisterEntry.objects.bulk_create(entries, ignore_conflicts=True))
+
+
+def _claim_is_stale_before(now: datetime.datetime) -> datetime.datetime:
+    return now - datetime.timedelta(seconds=settings.COT_REVIEW_SLA_SECONDS)
+
+
+def prescription_claim(*, prescription_id: uuid.UUID, user: User) -> bool:
+    """Mark a pending prescription as being reviewed by `user`, so that two pharmacists do
+    not review it at once. A compare-and-set: it succeeds when nobody holds it, when `user`
+    already does (the claim is renewed), or when the claim is older than
+    COT_REVIEW_SLA_SECONDS (its holder is taken to have walked away). Returns False, with
+    nothing changed, when another pharmacist holds it or it is no longer pending."""
+    now = timezone.now()
+    free = (
+        Q(claimed_by__isnull=True)
+        | Q(claimed_by=user)
+        | Q(claimed_at__lt=_claim_is_stale_before(now))
+    )
+    claimed = (
+        Prescription.objects.filter(pk=prescription_id, status=PrescriptionStatus.PENDING_REVIEW)
+        .filter(free)
+        .update(claimed_by=user, claimed_at=now, updated_at=now)
+    )
+    return claimed == 1
+
+
+def prescription_unclaim(*, prescription_id: uuid.UUID, user: User) -> bool:
+    """Give back `user`'s claim on a prescription. Only its holder releases a claim (another
+    pharmacist takes over a stale one with `prescription_claim`). Returns False when `user`
+    did not hold it."""
+    now = timezone.now()
+    released = Prescription.objects.filter(pk=prescription_id, claimed_by=user).update(
+        claimed_by=None, claimed_at=None, updated_at=now
+    )
+    return released == 1

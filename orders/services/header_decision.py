@@ -29,6 +29,7 @@ def prescription_verdict(
     """The Rx rules' result for this order now, and the timeline events it warrants."""
     lines = [RxLine(sku=l.sku, quantity=l.quantity, schedule=l.schedule) for l in order_lines]
     result = prescription_check(
+        client_id=order.client_id,
         customer_id=order.customer_id,
         prescription_id=order.prescription_id,
         lines=lines,

@@ -110,7 +110,10 @@ def order_resume_after_review(order_id: uuid.UUID) -> str:
     if result != CheckResult.OK:
         order_end(order=order, to=S.REJECTED, reason=result)
         return S.REJECTED
-    if order_transition(order=order, to=S.PROCESSING, expected=S.ON_HOLD):
+    # `order.resumed` tells this resume apart from the order's first `order.processing`
+    # (the customer hears of it).
+    resumed = [(EventType.ORDER_RESUMED, {})]
+    if order_transition(order=order, to=S.PROCESSING, expected=S.ON_HOLD, events=resumed):
         return RESUMED
     return order_status_now(order)
 

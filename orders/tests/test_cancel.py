@@ -101,7 +101,7 @@ def test_an_order_not_yet_processed_is_cancelled_and_the_pipeline_then_does_noth
 def test_cash_on_delivery_is_voided_and_rx_quantities_returned(
     shop, place, django_capture_on_commit_callbacks
 ):
-    prescription = prescription_with([("AMOX-500", 10)])
+    prescription = prescription_with([("AMOX-500", 10)], client=shop[0])
     order = place(
         items=[("AMOX-500", 4)],
         prescription_id=prescription.pk,

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 def test_a_prescription_claim_made_after_the_order_ended_is_returned(
     shop, place, monkeypatch, django_capture_on_commit_callbacks
 ):
-    prescription = prescription_with([("AMOX-500", 10)])
+    prescription = prescription_with([("AMOX-500", 10)], client=shop[0])
     real = header_decision.prescription_dispense
 
     def cancel_then_dispense(**kwargs):

@@ -208,7 +208,7 @@ def test_cash_on_delivery_owes_less_and_nothing_is_refunded(
 def test_prescribed_units_go_back_to_the_prescription_and_the_h1_register(
     shop, place, simulator, django_capture_on_commit_callbacks
 ):
-    prescription = prescription_with([("CEFI-200", 10)])
+    prescription = prescription_with([("CEFI-200", 10)], client=shop[0])
     order = place(items=[("CEFI-200", 4), ("PARA-500", 1)], prescription_id=prescription.pk)
     assert order.status == OrderStatus.CONFIRMED
     rx = PrescriptionItem.objects.get(sku="CEFI-200")

@@ -62,8 +62,8 @@ def reserved(sku):
     return sum(StockBatch.objects.filter(product__sku=sku).values_list("reserved", flat=True))
 
 
-def test_approved_prescription_confirms_and_records_dispensing_and_the_h1_register(run):
-    prescription = prescription_with([("CEFI-200", 4), ("AMOX-500", 10)])
+def test_approved_prescription_confirms_and_records_dispensing_and_the_h1_register(run, client):
+    prescription = prescription_with([("CEFI-200", 4), ("AMOX-500", 10)], client=client)
     order = run([("CEFI-200", 2), ("AMOX-500", 10), ("PARA-500", 1)], prescription)
     assert order.status == OrderStatus.CONFIRMED, events(order)
     assert "prescription.validated" in events(order)
@@ -80,9 +80,11 @@ def test_approved_prescription_confirms_and_records_dispensing_and_the_h1_regist
 
 
 def test_pending_review_holds_the_order_with_stock_then_approval_confirms_it(
-    run, pharmacist, django_capture_on_commit_callbacks, simulator
+    run, client, pharmacist, django_capture_on_commit_callbacks, simulator
 ):
-    prescription = prescription_with([("AMOX-500", 10)], status=PrescriptionStatus.PENDING_REVIEW)
+    prescription = prescription_with(
+        [("AMOX-500", 10)], client=client, status=PrescriptionStatus.PENDING_REVIEW
+    )
     order = run([("AMOX-500", 2)], prescription)
     assert order.status == OrderStatus.ON_HOLD
     assert reserved("AMOX-500") == 2
@@ -97,9 +99,11 @@ def test_pending_review_holds_the_order_with_stock_then_approval_confirms_it(
 
 
 def test_rejection_ends_on_hold_orders_and_compensates(
-    run, pharmacist, django_capture_on_commit_callbacks, simulator
+    run, client, pharmacist, django_capture_on_commit_callbacks, simulator
 ):
-    prescription = prescription_with([("AMOX-500", 10)], status=PrescriptionStatus.PENDING_REVIEW)
+    prescription = prescription_with(
+        [("AMOX-500", 10)], client=client, status=PrescriptionStatus.PENDING_REVIEW
+    )
     first, second = run([("AMOX-500", 2)], prescription), run([("AMOX-500", 3)], prescription)
 
     decide(prescription, "rejected", pharmacist, django_capture_on_commit_callbacks)
@@ -113,8 +117,8 @@ def test_rejection_ends_on_hold_orders_and_compensates(
     assert simulator.ledger()["charges"] == []
 
 
-def test_quantity_is_exhausted_across_two_orders(run):
-    prescription = prescription_with([("AMOX-500", 10)])
+def test_quantity_is_exhausted_across_two_orders(run, client):
+    prescription = prescription_with([("AMOX-500", 10)], client=client)
     first = run([("AMOX-500", 6)], prescription)
     second = run([("AMOX-500", 6)], prescription)
     assert first.status == OrderStatus.CONFIRMED
@@ -122,8 +126,8 @@ def test_quantity_is_exhausted_across_two_orders(run):
     assert PrescriptionItem.objects.get().dispensed_quantity == 6
 
 
-def test_ending_an_order_returns_its_dispensed_quantity(run):
-    prescription = prescription_with([("AMOX-500", 10)])
+def test_ending_an_order_returns_its_dispensed_quantity(run, client):
+    prescription = prescription_with([("AMOX-500", 10)], client=client)
     order = run([("AMOX-500", 6)], prescription)
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.PROCESSING)  # as if mid-run
     order.refresh_from_db()
@@ -151,8 +155,8 @@ def test_ending_an_order_returns_its_dispensed_quantity(run):
         ({}, [("MPHD-10", 1)], "not_sellable_online"),
     ],
 )
-def test_every_rule_rejects_with_its_reason(run, simulator, kwargs, items, reason):
-    prescription = prescription_with([("AMOX-500", 10), ("MPHD-10", 5)], **kwargs)
+def test_every_rule_rejects_with_its_reason(run, client, simulator, kwargs, items, reason):
+    prescription = prescription_with([("AMOX-500", 10), ("MPHD-10", 5)], client=client, **kwargs)
     order = run(items, prescription)
     assert (order.status, order.failure_reason) == ("rejected", reason)
     assert reserved(items[0][0]) == 0
@@ -160,9 +164,11 @@ def test_every_rule_rejects_with_its_reason(run, simulator, kwargs, items, reaso
 
 
 def test_a_review_that_lands_before_the_hold_is_picked_up_by_the_sweeper(
-    run, pharmacist, simulator, django_capture_on_commit_callbacks
+    run, client, pharmacist, simulator, django_capture_on_commit_callbacks
 ):
-    prescription = prescription_with([("AMOX-500", 10)], status=PrescriptionStatus.PENDING_REVIEW)
+    prescription = prescription_with(
+        [("AMOX-500", 10)], client=client, status=PrescriptionStatus.PENDING_REVIEW
+    )
     order = run([("AMOX-500", 1)], prescription)
     assert order.status == OrderStatus.ON_HOLD
     # Decided, but the news never reached the order (no on_commit: as if lost).

@@ -542,7 +542,7 @@ def test_cash_on_delivery_is_paid_back_to_the_upi_id_once(
 def test_a_damaged_prescription_drug_gives_back_its_prescription_quantity(
     delivered, django_capture_on_commit_callbacks, catalog
 ):
-    prescription = prescription_with([("CEFI-200", 4)])
+    prescription = prescription_with([("CEFI-200", 4)], client=catalog[0])
     order = delivered(items=[("CEFI-200", 2)], prescription_id=prescription.pk)
     client = api(catalog[1])
     conflict(client, order, body(lines=[("CEFI-200", 1)], reason="not_needed"), "not_returnable")

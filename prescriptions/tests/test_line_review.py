@@ -1,5 +1,6 @@
 """A pharmacist's decision line by line: through the API, its refusals (nothing written),
-two pharmacists at once, and what a struck-out line does to the orders that need it."""
+and two pharmacists at once. What a struck-out line does to orders:
+orders/tests/test_struck_out_lines.py."""
 
 import threading
 
@@ -7,12 +8,9 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
 
-from core.tests.factories import ApiClientFactory
-from orders.enums import OrderStatus
-from orders.tests.factories import place_order
 from prescriptions.enums import PrescriptionStatus
 from prescriptions.models import Prescription, PrescriptionItem
-from prescriptions.services import AlreadyReviewed, LineReview, prescription_review
+from prescriptions.services import AlreadyReviewed, prescription_review
 from prescriptions.tests.factories import prescription_with
 from prescriptions.tests.test_api import staff
 
@@ -146,37 +144,3 @@ def test_two_pharmacists_at_once_make_one_decision(demo_catalog):
     decided = Prescription.objects.get(pk=prescription.pk)
     assert decided.status == next(o for o in outcomes if o != "409")
     assert {d for _, d, _ in items(prescription)} == {decided.status}
-
-
-@pytest.mark.django_db
-def test_a_struck_out_line_rejects_the_orders_that_need_it_and_not_the_others(
-    demo_catalog, simulator, settings, django_capture_on_commit_callbacks
-):
-    settings.COT_PIPELINE_MODE = "inline"
-    client = ApiClientFactory()
-    prescription = pending(client=client)
-    pharmacist = User.objects.create_user("ph", is_staff=True)
-
-    def place(items_):
-        with django_capture_on_commit_callbacks(execute=True):
-            order = place_order(client, items=items_, prescription_id=prescription.pk)
-        order.refresh_from_db()
-        return order
-
-    waiting_for_both = place([("CEFI-200", 2), ("AMOX-500", 10)])
-    waiting_for_amox = place([("AMOX-500", 10)])
-    assert waiting_for_both.status == waiting_for_amox.status == OrderStatus.ON_HOLD
-    with django_capture_on_commit_callbacks(execute=True):
-        prescription_review(
-            prescription_id=prescription.pk,
-            reviewer=pharmacist,
-            decision="partial",
-            lines=[LineReview(sku="CEFI-200", decision="rejected", reason="interaction")],
-        )
-    waiting_for_both.refresh_from_db()
-    waiting_for_amox.refresh_from_db()
-    assert (waiting_for_both.status, waiting_for_both.failure_reason) == (
-        OrderStatus.REJECTED,
-        "prescription_rejected",
-    )
-    assert waiting_for_amox.status == OrderStatus.CONFIRMED

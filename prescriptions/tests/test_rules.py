@@ -30,6 +30,7 @@ def rx(*, status=PrescriptionStatus.APPROVED, customer_id="C-1", issued_on=TODAY
 
 def check(lines, prescription=None, customer_id="C-1"):
     return prescription_check(
+        client_id=prescription.client_id if prescription else None,
         customer_id=customer_id,
         prescription_id=prescription.pk if prescription else None,
         lines=[RxLine(sku=s, quantity=q, schedule=sch) for s, q, sch in lines],

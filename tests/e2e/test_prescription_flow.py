@@ -33,8 +33,11 @@ def new_customer():
     return f"C-{uuid.uuid4().hex[:8]}"
 
 
-def upload(client, customer, quantity=10, issued_days_ago=3):
+def upload(client, customer, quantity=10, issued_days_ago=3, *, items=None, **extra):
+    """Upload a prescription over the API (`quantity` of AMOX-500 unless `items` says
+    otherwise); its id."""
     issued = datetime.date.today() - datetime.timedelta(days=issued_days_ago)
+    items = items or [("AMOX-500", quantity)]
     response = client.post(
         "/api/v1/prescriptions/",
         json={
@@ -43,7 +46,8 @@ def upload(client, customer, quantity=10, issued_days_ago=3):
             "doctor_name": "Dr. B. Iyer",
             "doctor_registration_no": "KMC-12345",
             "issued_on": issued.isoformat(),
-            "items": [{"sku": "AMOX-500", "quantity": quantity}],
+            "items": [{"sku": sku, "quantity": n} for sku, n in items],
+            **extra,
         },
     )
     assert response.status_code == 201, response.text
