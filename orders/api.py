@@ -117,6 +117,7 @@ class OrderListCreateApi(APIView):
                 # Set by core.middleware.RequestContextMiddleware; kept on the order so a
                 # support ticket's request id finds the order and its log lines.
                 request_id=getattr(request, "request_id", ""),
+                on_partial=data["on_partial"],
             )
         except IdempotencyKeyReused:
             raise Conflict(

@@ -15,6 +15,20 @@ class OrderStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class OnPartial(models.TextChoices):
+    """What an order wants when some of its lines fail the prescription rules."""
+
+    REJECT = "reject", "Reject the whole order"
+    SHIP_AVAILABLE = "ship_available", "Drop the failing lines, ship the rest"
+
+
+class LineStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    # Failed the prescription rules in a `ship_available` order: never reserved, charged
+    # or shipped.
+    DROPPED = "dropped", "Dropped"
+
+
 _S = OrderStatus
 # The status groups, defined once. An order that ENDED failed or was cancelled: it owes
 # nothing and must hold nothing (compensation and the sweeper see to it).
@@ -55,6 +69,8 @@ class EventType(models.TextChoices):
     ORDER_PROCESSING = "order.processing"
     PRESCRIPTION_VALIDATED = "prescription.validated"
     PRESCRIPTION_FAILED = "prescription.failed"
+    # One line of a `ship_available` order failed the prescription rules and was dropped.
+    PRESCRIPTION_LINE_REJECTED = "prescription.line_rejected"
     ORDER_ON_HOLD = "order.on_hold"
     # A hold ended with the prescription approved: recorded with the `order.processing`
     # that follows, so the customer is told of this resume, not of every order's start.

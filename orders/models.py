@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from core.enums import Channel
 from core.models import ApiClient, TimeStampedModel
-from orders.enums import EventType, FailureReason, OrderStatus, Step
+from orders.enums import EventType, FailureReason, LineStatus, OnPartial, OrderStatus, Step
 from payments.enums import PaymentMethod
 
 
@@ -29,7 +29,11 @@ class Order(TimeStampedModel):
     payment_method = models.CharField(max_length=12, choices=PaymentMethod.choices)
     # A gateway token (never card data); needed to charge after the asynchronous checks.
     payment_token = models.CharField(max_length=200, blank=True)
+    # What is charged: the active lines' total (dropped lines leave it).
     total_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    on_partial = models.CharField(
+        max_length=16, choices=OnPartial.choices, default=OnPartial.REJECT
+    )
     currency = models.CharField(max_length=3, default="INR")
     status = models.CharField(
         max_length=20, choices=OrderStatus.choices, default=OrderStatus.RECEIVED
@@ -78,6 +82,9 @@ class OrderLine(models.Model):
     unit_price = models.DecimalField(max_digits=10, decimal_places=2)
     line_total = models.DecimalField(max_digits=12, decimal_places=2)
     requires_prescription = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=LineStatus.choices, default=LineStatus.ACTIVE)
+    # Dropped lines only: the prescription rule the line failed (a CheckResult).
+    drop_reason = models.CharField(max_length=40, blank=True)
 
     class Meta:
         ordering = ["pk"]

@@ -10,6 +10,7 @@ from rest_framework import serializers
 from core.enums import Channel
 from core.serializers import StrictSerializer
 from logistics.selectors import shipment_tracking_url
+from orders.enums import OnPartial
 from orders.models import Order, Return, ReturnReason
 from payments.enums import PaymentMethod
 
@@ -56,6 +57,9 @@ class OrderPlaceIn(StrictSerializer):
         max_length=200, required=False, allow_blank=True, default=""
     )
     channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+    on_partial = serializers.ChoiceField(
+        choices=OnPartial.choices, required=False, default=OnPartial.REJECT
+    )
 
     def validate_items(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return distinct_skus(items)
@@ -118,11 +122,15 @@ class OrderOut(serializers.BaseSerializer):
                     "unit_price": _money(line.unit_price),
                     "line_total": _money(line.line_total),
                     "requires_prescription": line.requires_prescription,
+                    "status": line.status,
+                    # The prescription rule a dropped line failed; null while active.
+                    "reason": line.drop_reason or None,
                 }
                 for line in (order.lines.all() if lines is None else lines)
             ],
             "total_amount": _money(order.total_amount),
             "currency": order.currency,
+            "on_partial": order.on_partial,
             "delivery_address": order.delivery_address,
             "prescription_id": str(order.prescription_id) if order.prescription_id else None,
             "payment": {

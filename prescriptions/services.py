@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import filetype
@@ -61,39 +61,33 @@ def _orders_drawing_on(prescription_id: uuid.UUID, *, other_than: uuid.UUID | No
     return live.values("order_id").distinct().count()
 
 
-def prescription_check(
+def _rx_line_verdicts(
     *,
     client_id: int,
     customer_id: str,
     prescription_id: uuid.UUID | None,
-    lines: list[RxLine],
+    rx_lines: list[RxLine],
     ordered_on: datetime.date,
-) -> CheckResult:
-    """Decide whether these lines may be sold under this prescription. Pure read.
-
-    Only the client that uploaded the prescription may draw on it: anyone else's is
-    `prescription_invalid`, as if it did not exist. The validity window is the shortest
-    of the Rx lines' schedules (`COT_PRESCRIPTION_VALIDITY_DAYS`, `..._H1`), and a
-    prescription with `max_dispenses` serves at most that many orders at once."""
-    if any(line.schedule == Schedule.X for line in lines):
-        return CheckResult.NOT_SELLABLE_ONLINE
-    rx_lines = [line for line in lines if line.schedule in PRESCRIPTION_SCHEDULES]
-    if not rx_lines:
-        return CheckResult.OK
+    validity_days: Callable[[RxLine], int],
+) -> tuple[dict[str, CheckResult], bool]:
+    """Each Rx line's verdict before `max_dispenses` is counted, and whether the
+    prescription already serves as many orders as it may (a failure of every Rx line
+    that passed its own checks: the line's own failure comes first)."""
     if prescription_id is None:
-        return CheckResult.PRESCRIPTION_REQUIRED
+        return dict.fromkeys((l.sku for l in rx_lines), CheckResult.PRESCRIPTION_REQUIRED), False
     # Filtered by client in the query: another client's prescription looks exactly like
     # one that does not exist, so its existence never leaks.
     prescription = Prescription.objects.filter(pk=prescription_id, client_id=client_id).first()
+    wide = None
     if prescription is None or prescription.customer_id != customer_id:
-        return CheckResult.PRESCRIPTION_INVALID
-    if prescription.status == PrescriptionStatus.REJECTED:
-        return CheckResult.PRESCRIPTION_REJECTED
-    validity = datetime.timedelta(days=min(_validity_days(line.schedule) for line in rx_lines))
-    if prescription.issued_on > ordered_on:
-        return CheckResult.PRESCRIPTION_INVALID
-    if prescription.issued_on < ordered_on - validity:
-        return CheckResult.PRESCRIPTION_EXPIRED
+        wide = CheckResult.PRESCRIPTION_INVALID
+    elif prescription.status == PrescriptionStatus.REJECTED:
+        wide = CheckResult.PRESCRIPTION_REJECTED
+    elif prescription.issued_on > ordered_on:
+        wide = CheckResult.PRESCRIPTION_INVALID
+    if wide is not None:
+        return dict.fromkeys((l.sku for l in rx_lines), wide), False
+    assert prescription is not None
     items = PrescriptionItem.objects.filter(prescription_id=prescription_id)
     remaining, rejected = {}, set()
     for sku, quantity, dispensed, decision in items.values_list(
@@ -102,21 +96,113 @@ def prescription_check(
         remaining[sku] = quantity - dispensed
         if decision == LineDecision.REJECTED:
             rejected.add(sku)
+    passed = CheckResult.ON_HOLD
+    if prescription.status != PrescriptionStatus.PENDING_REVIEW:
+        passed = CheckResult.OK
+    verdicts: dict[str, CheckResult] = {}
     for line in rx_lines:
-        if line.sku in rejected:
+        validity = datetime.timedelta(days=validity_days(line))
+        if prescription.issued_on < ordered_on - validity:
+            verdicts[line.sku] = CheckResult.PRESCRIPTION_EXPIRED
+        elif line.sku in rejected:
             # The pharmacist struck this line out: as if the prescription did not name it,
             # for the pharmacist's reason.
-            return CheckResult.PRESCRIPTION_REJECTED
-        if line.sku not in remaining:
-            return CheckResult.PRESCRIPTION_INVALID
-        if remaining[line.sku] < line.quantity:
-            return CheckResult.PRESCRIPTION_QUANTITY_EXCEEDED
-    if (
+            verdicts[line.sku] = CheckResult.PRESCRIPTION_REJECTED
+        elif line.sku not in remaining:
+            verdicts[line.sku] = CheckResult.PRESCRIPTION_INVALID
+        elif remaining[line.sku] < line.quantity:
+            verdicts[line.sku] = CheckResult.PRESCRIPTION_QUANTITY_EXCEEDED
+        else:
+            verdicts[line.sku] = passed
+    over_limit = (
         prescription.max_dispenses is not None
         and _orders_drawing_on(prescription.pk) >= prescription.max_dispenses
-    ):
+    )
+    return verdicts, over_limit
+
+
+def _split(lines: list[RxLine]) -> tuple[list[RxLine], dict[str, CheckResult]]:
+    """The Rx lines, and the verdicts of the others (schedule x never online, OTC fine)."""
+    others = {
+        line.sku: CheckResult.NOT_SELLABLE_ONLINE if line.schedule == Schedule.X else CheckResult.OK
+        for line in lines
+        if line.schedule not in PRESCRIPTION_SCHEDULES
+    }
+    return [line for line in lines if line.schedule in PRESCRIPTION_SCHEDULES], others
+
+
+PASSING = frozenset({CheckResult.OK, CheckResult.ON_HOLD})
+
+
+def prescription_check_lines(
+    *,
+    client_id: int,
+    customer_id: str,
+    prescription_id: uuid.UUID | None,
+    lines: list[RxLine],
+    ordered_on: datetime.date,
+) -> dict[str, CheckResult]:
+    """Each line's verdict under this prescription, in line order: OK, ON_HOLD (waits for
+    the pharmacist) or the rule it fails. Pure read.
+
+    OTC lines are OK and schedule x lines `not_sellable_online`; a fault of the
+    prescription itself (none, another client's or customer's, rejected, future-dated,
+    serving `max_dispenses` orders) fails every Rx line; each Rx line is held to its own
+    schedule's validity window and to what the prescription says of its SKU."""
+    rx_lines, verdicts = _split(lines)
+    if rx_lines:
+        rx_verdicts, over_limit = _rx_line_verdicts(
+            client_id=client_id,
+            customer_id=customer_id,
+            prescription_id=prescription_id,
+            rx_lines=rx_lines,
+            ordered_on=ordered_on,
+            validity_days=lambda line: _validity_days(line.schedule),
+        )
+        if over_limit:
+            rx_verdicts = {
+                sku: CheckResult.PRESCRIPTION_QUANTITY_EXCEEDED if v in PASSING else v
+                for sku, v in rx_verdicts.items()
+            }
+        verdicts.update(rx_verdicts)
+    return {line.sku: verdicts[line.sku] for line in lines}
+
+
+def prescription_check(
+    *,
+    client_id: int,
+    customer_id: str,
+    prescription_id: uuid.UUID | None,
+    lines: list[RxLine],
+    ordered_on: datetime.date,
+) -> CheckResult:
+    """Decide whether these lines may be sold under this prescription, all together.
+    Pure read.
+
+    Only the client that uploaded the prescription may draw on it: anyone else's is
+    `prescription_invalid`, as if it did not exist. The validity window is the shortest
+    of the Rx lines' schedules (`COT_PRESCRIPTION_VALIDITY_DAYS`, `..._H1`), and a
+    prescription with `max_dispenses` serves at most that many orders at once."""
+    rx_lines, others = _split(lines)
+    if CheckResult.NOT_SELLABLE_ONLINE in others.values():
+        return CheckResult.NOT_SELLABLE_ONLINE
+    if not rx_lines:
+        return CheckResult.OK
+    shortest = min(_validity_days(line.schedule) for line in rx_lines)
+    verdicts, over_limit = _rx_line_verdicts(
+        client_id=client_id,
+        customer_id=customer_id,
+        prescription_id=prescription_id,
+        rx_lines=rx_lines,
+        ordered_on=ordered_on,
+        validity_days=lambda line: shortest,
+    )
+    failure = next((v for v in verdicts.values() if v not in PASSING), None)
+    if failure is not None:
+        return failure
+    if over_limit:
         return CheckResult.PRESCRIPTION_QUANTITY_EXCEEDED
-    if prescription.status == PrescriptionStatus.PENDING_REVIEW:
+    if CheckResult.ON_HOLD in verdicts.values():
         return CheckResult.ON_HOLD
     return CheckResult.OK
 

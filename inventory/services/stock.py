@@ -327,3 +327,38 @@ def stock_release_units(*, order_id: uuid.UUID, sku: str, quantity: int) -> list
         Allocation(center=item.batch.center.code, sku=sku, batch=item.batch.batch, quantity=take)
         for item, take in taken
     ]
+
+
+def stock_release_held_sku(*, order_id: uuid.UUID, sku: str) -> list[Allocation]:
+    """Give back every held unit of `sku` in the order's reservation (a line dropped
+    before the charge), keeping the rest held: `reserved` drops in each batch and the
+    sku's reservation items go, so a later commit or release of the order never counts
+    them. Returns what was given back; nothing when the reservation is not held or has
+    no unit of the sku (idempotent)."""
+    with transaction.atomic():
+        # The reservation row first, as `_settle` takes it: a concurrent commit or release
+        # of the whole order waits and then reads the items as this one left them.
+        reservation = (
+            Reservation.objects.select_for_update()
+            .filter(order_id=order_id, status=ReservationStatus.HELD)
+            .first()
+        )
+        if reservation is None:
+            return []
+        items = list(
+            reservation.items.select_related("batch__center")
+            .filter(batch__product__sku=sku)
+            .order_by("batch_id")
+        )
+        # One UPDATE per batch in primary-key order, like every other stock write.
+        for item in items:
+            StockBatch.objects.filter(pk=item.batch_id).update(
+                reserved=F("reserved") - item.quantity
+            )
+        ReservationItem.objects.filter(pk__in=[item.pk for item in items]).delete()
+    return [
+        Allocation(
+            center=item.batch.center.code, sku=sku, batch=item.batch.batch, quantity=item.quantity
+        )
+        for item in items
+    ]

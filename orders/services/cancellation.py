@@ -22,7 +22,7 @@ from django.db.models import F
 
 from inventory.services import stock_release_units
 from logistics.services import ParcelUnits, ShipmentNotBooked, shipment_units_cancel
-from orders.enums import CANCELLABLE, EventType, FailureReason, OrderStatus
+from orders.enums import CANCELLABLE, EventType, FailureReason, LineStatus, OrderStatus
 from orders.models import Order, OrderEvent, OrderLine
 from orders.services.ending import order_end
 from orders.services.transitions import InvalidTransition, order_event_record
@@ -106,7 +106,9 @@ def order_lines_cancel(
         # then finds them gone. Tracking news waits here too (it writes to the timeline),
         # so the parcels' statuses read below hold until commit.
         order = Order.objects.select_for_update().get(pk=order.pk)
-        by_sku = {line.sku: line for line in OrderLine.objects.filter(order=order)}
+        # A dropped line was never reserved nor charged: there is nothing of it to cancel.
+        active = OrderLine.objects.filter(order=order, status=LineStatus.ACTIVE)
+        by_sku = {line.sku: line for line in active}
         for index, wanted in enumerate(lines):
             if wanted.sku not in by_sku:
                 raise UnknownLine(index, wanted.sku)

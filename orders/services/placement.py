@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from core.models import ApiClient
 from core.money import to_money
 from inventory.models import Product
-from orders.enums import EventType
+from orders.enums import EventType, OnPartial
 from orders.models import Order, OrderEvent, OrderLine, OrderNumber
 from orders.services.transitions import order_event_record
 
@@ -65,12 +65,15 @@ def order_place(
     idempotency_key: str | None = None,
     fingerprint: str = "",
     request_id: str = "",
+    on_partial: str = OnPartial.REJECT,
 ) -> Placed:
     """Persist a received order; its `order.received` event starts the pipeline after
     commit (orders/receivers.py).
 
     With an idempotency key already used with the same body, the original order comes
-    back, replayed. Raises IdempotencyKeyReused, UnknownSku."""
+    back, replayed. `on_partial` says what lines failing the prescription rules do: reject
+    the order, or drop out of it (`ship_available`). Raises IdempotencyKeyReused,
+    UnknownSku."""
     if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):
         return existing
 
@@ -108,6 +111,7 @@ def order_place(
                 payment_method=payment_method,
                 payment_token=payment_token,
                 total_amount=to_money(sum((line.line_total for line in lines), start=0)),
+                on_partial=on_partial,
                 idempotency_key=idempotency_key or None,
                 request_fingerprint=fingerprint,
                 request_id=request_id,

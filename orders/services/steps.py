@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import asdict
+from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef
@@ -21,11 +22,13 @@ from core import metrics
 from inventory.enums import Schedule
 from inventory.services import LineRequest, stock_commit, stock_reserve
 from logistics.services import ParcelItem, shipment_book
-from orders.enums import EventType, FailureReason, OrderStatus, Step
+from orders.enums import EventType, FailureReason, LineStatus, OnPartial, OrderStatus, Step
 from orders.models import Order, OrderStep
 from orders.services.ending import order_end
 from orders.services.header_decision import (
+    lines_failing,
     order_header_decide,
+    prescription_partial_verdict,
     prescription_recheck,
     prescription_verdict,
 )
@@ -55,15 +58,31 @@ def order_check_prescription(order_id: uuid.UUID) -> str:
     order, lines, row = step_begin_first(order_id, Step.PRESCRIPTION, lines=True)
     if row.ok is not None or order.status != S.PROCESSING:
         return row.result
-    result, events = prescription_verdict(order, lines)
+    data = {}
+    if order.on_partial == OnPartial.SHIP_AVAILABLE:
+        # The failing lines are only named here; the chord body drops them.
+        result, events, dropped = prescription_partial_verdict(order, lines)
+        data = {"dropped": dropped}
+    else:
+        result, events = prescription_verdict(order, lines)
     ok = result in (CheckResult.OK, CheckResult.ON_HOLD)
-    return step_finish(row, ok=ok, result=result, events=events).result
+    return step_finish(row, ok=ok, result=result, data=data, events=events).result
 
 
 def order_reserve_stock(order_id: uuid.UUID) -> str:
     order, lines, row = step_begin_first(order_id, Step.STOCK, lines=True)
     if row.ok is not None or order.status != S.PROCESSING:
         return row.result
+    skipped: dict[str, str] = {}
+    if order.on_partial == OnPartial.SHIP_AVAILABLE:
+        # Runs beside the prescription check: a line failing the Rx rules is never
+        # reserved (the chord body drops whatever either step found failing).
+        skipped = lines_failing(order, lines)
+        lines = [line for line in lines if line.sku not in skipped]
+        if not lines:
+            result = next(iter(skipped.values()))
+            data = {"allocations": [], "skipped": skipped}
+            return step_finish(row, ok=False, result=result, data=data).result
     outcome = stock_reserve(
         order_id=order.pk,
         lines=[LineRequest(sku=l.sku, quantity=l.quantity) for l in lines],
@@ -78,7 +97,7 @@ def order_reserve_stock(order_id: uuid.UUID) -> str:
         row,
         ok=outcome.ok,
         result="reserved" if outcome.ok else str(outcome.reason),
-        data={"allocations": allocations},
+        data={"allocations": allocations, **({"skipped": skipped} if skipped else {})},
         events=[event],
     ).result
 
@@ -87,9 +106,15 @@ def order_prepare_payment(order_id: uuid.UUID) -> str:
     order, _, row = step_begin_first(order_id, Step.PAYMENT_PREPARE)
     if row.ok is not None or order.status != S.PROCESSING:
         return row.result
-    payment = payment_prepare(
-        order_id=order.pk, method=order.payment_method, amount=order.total_amount
-    )
+    amount = order.total_amount
+    if order.on_partial == OnPartial.SHIP_AVAILABLE:
+        # What the lines passing the Rx rules cost (the chord body sets the final amount).
+        lines = list(order.lines.all())
+        failing = lines_failing(order, lines)
+        # With every line failing the order is rejected: the amount is never charged.
+        if len(failing) < len(lines):
+            amount = sum((l.line_total for l in lines if l.sku not in failing), start=Decimal(0))
+    payment = payment_prepare(order_id=order.pk, method=order.payment_method, amount=amount)
     event = (
         EventType.PAYMENT_PREPARED,
         {"method": payment.method, "gateway": payment.gateway, "amount": str(payment.amount)},
@@ -248,7 +273,11 @@ def order_confirm(order_id: uuid.UUID) -> str:
 def _record_h1_register(order: Order) -> None:
     if order.prescription_id is None:
         return  # H1 drugs need a prescription: without one there is nothing to record
-    h1_names = {l.sku: l.name for l in order.lines.all() if l.schedule == "h1"}
+    h1_names = {
+        l.sku: l.name
+        for l in order.lines.filter(status=LineStatus.ACTIVE)
+        if l.schedule == Schedule.H1
+    }
     if not h1_names:
         return
     allocations = OrderStep.objects.get(order=order, step=Step.STOCK).data["allocations"]

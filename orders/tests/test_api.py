@@ -65,7 +65,10 @@ def test_place_order_answers_202_with_the_order(key):
         "unit_price": "30.00",
         "line_total": "60.00",
         "requires_prescription": False,
+        "status": "active",
+        "reason": None,
     }
+    assert order["on_partial"] == "reject"
     assert order["payment"]["method"] == "upi"
     assert [e["type"] for e in order["events"]] == ["order.received"]
     assert order["events"][0]["at"].endswith("Z")

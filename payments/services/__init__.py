@@ -3,6 +3,7 @@ from payments.services.charge import (
     PAYMENT_UNAVAILABLE,
     ChargeInProgress,
     ChargeOutcome,
+    payment_amount_set,
     payment_charge,
     payment_prepare,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "ChargeOutcome",
     "NotRefundable",
     "RefundExceedsCapture",
+    "payment_amount_set",
     "payment_cancel",
     "payment_charge",
     "payment_collect",

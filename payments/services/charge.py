@@ -107,6 +107,20 @@ def payment_prepare(
     raise unavailable
 
 
+def payment_amount_set(*, order_id: uuid.UUID, amount: Decimal) -> bool:
+    """Change what the payment will charge (lines dropped from the order before its
+    charge). Only while nothing was charged: False, with nothing changed, once a charge
+    was attempted or the payment settled otherwise."""
+    changed = (
+        Payment.objects.filter(
+            order_id=order_id, status__in=(PaymentStatus.PENDING, PaymentStatus.PREPARED)
+        )
+        .exclude(attempts__kind="charge")
+        .update(amount=amount)
+    )
+    return changed == 1
+
+
 def charge_send(
     payment: Payment, attempt: PaymentAttempt, token: str, sends: int | None = None
 ) -> bool:
