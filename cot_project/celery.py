@@ -29,6 +29,7 @@ TASK_ROUTES = {
     "orders.sweep_stuck_orders": {"queue": "maintenance"},
     "orders.expire_reservations": {"queue": "maintenance"},
     "orders.expire_holds": {"queue": "maintenance"},
+    "orders.expire_substitutions": {"queue": "maintenance"},
     "payments.sweep_refunds": {"queue": "maintenance"},
     "logistics.sweep_amendments": {"queue": "maintenance"},
     "notifications.webhook_sweep": {"queue": "maintenance"},
@@ -102,6 +103,11 @@ def _configure() -> None:
             },
             "expire-prescription-holds": {
                 "task": "orders.expire_holds",
+                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
+                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
+            },
+            "expire-substitutions": {
+                "task": "orders.expire_substitutions",
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             },

@@ -214,6 +214,9 @@ COT_STUCK_ORDER_SECONDS = env.int("COT_STUCK_ORDER_SECONDS", default=120)
 # An order on hold this long for a pharmacist's review (from its latest `order.on_hold`)
 # is cancelled `prescription_review_timeout`, its stock released (orders.expire_holds).
 COT_HOLD_TIMEOUT_SECONDS = env.int("COT_HOLD_TIMEOUT_SECONDS", default=86400)
+# A substitute offered in review that the client has not answered after this long counts as
+# declined, status `expired` (orders.expire_substitutions).
+COT_SUBSTITUTION_TIMEOUT_SECONDS = env.int("COT_SUBSTITUTION_TIMEOUT_SECONDS", default=3600)
 # Delivery attempts a courier makes before it returns the parcel to us (return to origin).
 COT_DELIVERY_ATTEMPTS = env.int("COT_DELIVERY_ATTEMPTS", default=3)
 # The customer's tracking link: {simulator} (SIMULATOR_URL), {partner} and {awb} are filled in.

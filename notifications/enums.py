@@ -32,6 +32,7 @@ NOTIFIED_EVENTS: frozenset[str] = frozenset(
     {
         EventType.ORDER_ON_HOLD,
         EventType.ORDER_RESUMED,
+        EventType.SUBSTITUTION_PROPOSED,
         EventType.ORDER_CONFIRMED,
         EventType.ORDER_REJECTED,
         EventType.PAYMENT_FAILED,
@@ -46,10 +47,11 @@ NOTIFIED_EVENTS: frozenset[str] = frozenset(
 )
 
 # Notified events an order may have more than once (one per parcel, one per failed
-# delivery attempt): each of them gets its own message, told apart by the event's id and
-# rendered with the event's data. The others get one message per order.
+# delivery attempt, one per substitute offered): each of them gets its own message, told
+# apart by the event's id and rendered with the event's data. The others get one message per order.
 PER_EVENT: frozenset[str] = frozenset(
     {
+        EventType.SUBSTITUTION_PROPOSED,
         EventType.SHIPMENT_PICKED_UP,
         EventType.SHIPMENT_OUT_FOR_DELIVERY,
         EventType.SHIPMENT_DELIVERED,

@@ -25,7 +25,7 @@ from logistics.models import Shipment
 from logistics.selectors import shipment_tracking_url
 from notifications.enums import NotificationChannel
 from orders.enums import EventType, FailureReason
-from orders.models import Order
+from orders.models import Order, Substitution
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,19 @@ DEFAULTS: dict[tuple[str, str], Message] = {
         "Your prescription is checked: order {{ number }} is going ahead",
         "Hello {{ name }},\n\nour pharmacist has checked your prescription, and your order "
         "{{ number }} is going ahead. We will tell you when it is confirmed." + _EMAIL_FOOTER,
+    ),
+    # A substitute offered for a line: `substitute` instead of `original`, the line
+    # costing `price_difference` (signed) more.
+    (EventType.SUBSTITUTION_PROPOSED, SMS): Message(
+        "",
+        "For your order {{ number }} our pharmacist suggests {{ substitute }} instead of "
+        "{{ original }}, {{ price_difference }} INR; answer in your app.",
+    ),
+    (EventType.SUBSTITUTION_PROPOSED, EMAIL): Message(
+        "A substitute for {{ original }} in your order {{ number }}",
+        "Hello {{ name }},\n\nfor your order {{ number }} our pharmacist suggests "
+        "{{ substitute }} instead of {{ original }} (same composition), "
+        "{{ price_difference }} INR. Please answer in your app: accept or decline." + _EMAIL_FOOTER,
     ),
     (EventType.ORDER_CONFIRMED, SMS): Message(
         "", "Your order {{ number }} ({{ total }}) is confirmed and will be delivered soon."
@@ -202,6 +215,9 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "delivery_otp": "123456",
     "amount": "30.00",
     "payout_to": "",
+    "original": "Augmentin 625 Duo",
+    "substitute": "AMOX-CLAV-625-GEN",
+    "price_difference": "-120.00",
 }
 
 # Said after an edited out-for-delivery template that does not use `delivery_otp`: the
@@ -245,6 +261,16 @@ def message_context(order: Order, event: dict[str, Any] | None = None) -> dict[s
     }
     if event is not None and "awb" in event:
         context.update(_shipment_context(order, event))
+    if event is not None and "substitute_sku" in event:
+        # A substitute offered: the products by name where the order knows them.
+        names = dict(order.lines.values_list("sku", "name"))
+        difference = str(event.get("price_difference", "0"))
+        context["original"] = names.get(event.get("sku"), event.get("sku", ""))
+        offered = Substitution.objects.filter(pk=event.get("id")).values_list(
+            "substitute_name", flat=True
+        )
+        context["substitute"] = next(iter(offered), "") or str(event["substitute_sku"])
+        context["price_difference"] = difference if difference.startswith("-") else f"+{difference}"
     if event is not None and "amount" in event:
         # A refund's message: this refund's amount, and where a payout went.
         context["amount"] = str(event["amount"])

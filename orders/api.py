@@ -22,9 +22,9 @@ from core.errors import Conflict
 from core.logs import log_context_bind
 from core.models import ApiClient
 from core.permissions import IsApiClient
-from orders import selectors
+from orders import pipeline, selectors
 from orders.filters import OrderFilter
-from orders.models import Order
+from orders.models import Order, Substitution
 from orders.serializers import OrderCancelIn, OrderOut, OrderPlaceIn, ReturnOut, ReturnRequestIn
 from orders.services.cancellation import (
     CLIENT,
@@ -44,6 +44,7 @@ from orders.services.returns import (
     return_list_for_order,
     return_request,
 )
+from orders.services.substitution import SubstitutionClosed, substitution_answer
 from orders.services.transitions import InvalidTransition
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,11 @@ class OrderListCreateApi(APIView):
             # A new order as committed, from the objects in hand (it has no payment or
             # shipment yet): reading it back would cost five queries. Had a worker moved
             # it already, the read-back answer would have shown that only by chance.
-            in_hand = {"lines": {order.pk: placed.lines}, "events": {order.pk: placed.events}}
+            in_hand = {
+                "lines": {order.pk: placed.lines},
+                "events": {order.pk: placed.events},
+                "substitutions": {order.pk: []},  # nothing is offered for a new order
+            }
             body = OrderOut(order, context={"related": in_hand}).data
         if replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -346,3 +351,43 @@ class OrderReturnsApi(APIView):
             raise exceptions.NotFound("No such order.")
         returns = return_list_for_order(order_id=order.pk)
         return Response({"results": ReturnOut(returns, many=True).data})
+
+
+class SubstitutionAnswerApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+
+    @extend_schema(
+        request=None,
+        responses={200: OpenApiTypes.OBJECT},
+        summary="Accept or decline a substitute a pharmacist offered for a line",
+        description="`accept` or `decline` (the order's own client only: 404 otherwise). "
+        "Accepted, the line becomes the substitute at its price; declined, the line is "
+        "dropped (`ship_available`) or the order rejected. 409 `substitution_closed` when "
+        "answered before or expired. Returns the order.",
+        operation_id="orders_substitution_answer",
+    )
+    def post(
+        self, request: Request, order_id: uuid.UUID, substitution_id: uuid.UUID, answer: str
+    ) -> Response:
+        client: ApiClient = request.user
+        if answer not in ("accept", "decline"):
+            raise exceptions.NotFound("No such answer.")
+        log_context_bind(order_id=order_id)
+        try:
+            settled = substitution_answer(
+                client=client,
+                order_id=order_id,
+                substitution_id=substitution_id,
+                accept=answer == "accept",
+            )
+        except Substitution.DoesNotExist:
+            raise exceptions.NotFound("No such substitution.") from None
+        except SubstitutionClosed:
+            raise Conflict(
+                "This substitution was answered already or has expired.",
+                code="substitution_closed",
+            ) from None
+        if settled.resumed:
+            pipeline.resume(order_id)
+        order = selectors.order_get_for_client(client=client, order_id=order_id)
+        return Response(_render([order])[0])

@@ -46,6 +46,13 @@ REDRIVABLE = frozenset({_S.RECEIVED, _S.PROCESSING})
 EXPIRABLE = REDRIVABLE
 
 
+class SubstitutionStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed (waiting for the client)"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired (no answer in time)"
+
+
 class FailureReason(models.TextChoices):
     PRESCRIPTION_REQUIRED = "prescription_required"
     PRESCRIPTION_INVALID = "prescription_invalid"
@@ -62,6 +69,8 @@ class FailureReason(models.TextChoices):
     CANCELLED_BY_OPS = "cancelled_by_ops"
     # On hold longer than COT_HOLD_TIMEOUT_SECONDS with no pharmacist's decision.
     PRESCRIPTION_REVIEW_TIMEOUT = "prescription_review_timeout"
+    # The client declined (or never answered) the one substitute offered for a line.
+    SUBSTITUTION_DECLINED = "substitution_declined"
 
 
 class EventType(models.TextChoices):
@@ -75,6 +84,9 @@ class EventType(models.TextChoices):
     # A hold ended with the prescription approved: recorded with the `order.processing`
     # that follows, so the customer is told of this resume, not of every order's start.
     ORDER_RESUMED = "order.resumed"
+    SUBSTITUTION_PROPOSED = "substitution.proposed"
+    SUBSTITUTION_ACCEPTED = "substitution.accepted"
+    SUBSTITUTION_DECLINED = "substitution.declined"
     INVENTORY_RESERVED = "inventory.reserved"
     INVENTORY_INSUFFICIENT = "inventory.insufficient"
     INVENTORY_RELEASED = "inventory.released"

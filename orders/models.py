@@ -8,7 +8,15 @@ from django.db.models import Q
 
 from core.enums import Channel
 from core.models import ApiClient, TimeStampedModel
-from orders.enums import EventType, FailureReason, LineStatus, OnPartial, OrderStatus, Step
+from orders.enums import (
+    EventType,
+    FailureReason,
+    LineStatus,
+    OnPartial,
+    OrderStatus,
+    Step,
+    SubstitutionStatus,
+)
 from payments.enums import PaymentMethod
 
 
@@ -85,9 +93,44 @@ class OrderLine(models.Model):
     status = models.CharField(max_length=10, choices=LineStatus.choices, default=LineStatus.ACTIVE)
     # Dropped lines only: the prescription rule the line failed (a CheckResult).
     drop_reason = models.CharField(max_length=40, blank=True)
+    # The sku ordered, when the client accepted a substitute for it (then `sku` is the
+    # substitute's). Its prescription item is the one claimed for this line.
+    substituted_for = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["pk"]
+
+
+class Substitution(TimeStampedModel):
+    """A substitute of the same composition a pharmacist offered for one line of an
+    on-hold order, and the client's answer. The order waits for it (its own timeout,
+    COT_SUBSTITUTION_TIMEOUT_SECONDS, counted from `created_at`)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="substitutions")
+    line = models.ForeignKey(OrderLine, on_delete=models.CASCADE, related_name="substitutions")
+    sku = models.CharField(max_length=64)
+    substitute_sku = models.CharField(max_length=64)
+    substitute_name = models.CharField(max_length=200)
+    substitute_unit_price = models.DecimalField(max_digits=10, decimal_places=2)
+    # What the line would cost more (negative: less) with the substitute.
+    price_difference = models.DecimalField(max_digits=12, decimal_places=2)
+    status = models.CharField(
+        max_length=10, choices=SubstitutionStatus.choices, default=SubstitutionStatus.PROPOSED
+    )
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            # One open offer per line: the client answers one question at a time.
+            models.UniqueConstraint(
+                fields=["line"],
+                condition=Q(status="proposed"),
+                name="substitution_one_open_per_line",
+            )
+        ]
+        indexes = [models.Index(fields=["status", "created_at"])]
 
 
 class TimelineDeletion(Exception):

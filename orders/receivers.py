@@ -18,8 +18,10 @@ from orders.models import Order
 from orders.services.ending import ENDING_EVENTS
 from orders.services.payment_news import order_payment_changed
 from orders.services.shipment_news import order_shipment_changed
+from orders.services.substitution import substitution_offer, substitution_targets
 from orders.services.transitions import order_event_committed
 from payments.signals import payment_changed
+from prescriptions.services import substitution_targets_wanted, substitutions_offered
 from prescriptions.signals import prescription_reviewed
 
 logger = logging.getLogger(__name__)
@@ -57,6 +59,19 @@ def on_prescription_reviewed(sender: Any, prescription_id: uuid.UUID, **kwargs: 
         pipeline.review_decided(order_id)
 
 
+def on_substitutions_offered(
+    sender: Any, prescription_id: uuid.UUID, offers: list[Any], **kwargs: Any
+) -> bool:
+    # Inside the review's transaction: an invalid offer raises and rolls the review back.
+    return substitution_offer(prescription_id=prescription_id, offers=offers)
+
+
+def on_substitution_targets_wanted(
+    sender: Any, prescription_id: uuid.UUID, **kwargs: Any
+) -> list[Any]:
+    return substitution_targets(prescription_id=prescription_id)
+
+
 def on_payment_changed(
     sender: Any, order_id: uuid.UUID, status: str, data: dict[str, Any], **kwargs: Any
 ) -> None:
@@ -72,5 +87,9 @@ def on_shipment_changed(
 
 order_event_committed.connect(on_order_event, dispatch_uid="orders.on_order_event")
 prescription_reviewed.connect(on_prescription_reviewed, dispatch_uid="orders.on_rx_reviewed")
+substitutions_offered.connect(on_substitutions_offered, dispatch_uid="orders.on_substitutions")
+substitution_targets_wanted.connect(
+    on_substitution_targets_wanted, dispatch_uid="orders.on_substitution_targets"
+)
 payment_changed.connect(on_payment_changed, dispatch_uid="orders.on_payment_changed")
 shipment_changed.connect(on_shipment_changed, dispatch_uid="orders.on_shipment_changed")

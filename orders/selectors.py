@@ -15,7 +15,7 @@ from django.db.models.functions import TruncMinute
 from core.models import ApiClient
 from logistics.models import Shipment, ShipmentUpdate
 from orders.enums import ENDED, REDRIVABLE, EventType, OrderStatus
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, Substitution
 from payments.models import Payment
 from prescriptions.selectors import WaitingOrder
 
@@ -32,15 +32,24 @@ def order_get_for_client(*, client: ApiClient, order_id: uuid.UUID) -> Order | N
 
 def order_related(orders: list[Order]) -> dict[str, dict]:
     """Payments and shipments of these orders (they live in other apps), with the
-    shipments' items and tracking updates (in the order applied), in four queries."""
+    shipments' items and tracking updates (in the order applied), in four queries; and
+    the substitutes offered for them (a fifth, when one of them has a prescription)."""
     ids = [order.pk for order in orders]
     shipments: dict[uuid.UUID, list[Shipment]] = defaultdict(list)
     updates = Prefetch("updates", queryset=ShipmentUpdate.objects.order_by("pk"))
     for shipment in Shipment.objects.filter(order_id__in=ids).prefetch_related("items", updates):
         shipments[shipment.order_id].append(shipment)
+    # Substitutes are offered only for orders waiting on a prescription: the others cost
+    # no query.
+    substitutions: dict[uuid.UUID, list[Substitution]] = {order.pk: [] for order in orders}
+    with_rx = [order.pk for order in orders if order.prescription_id is not None]
+    if with_rx:
+        for offer in Substitution.objects.filter(order_id__in=with_rx).order_by("created_at", "pk"):
+            substitutions[offer.order_id].append(offer)
     return {
         "payments": {p.order_id: p for p in Payment.objects.filter(order_id__in=ids)},
         "shipments": shipments,
+        "substitutions": substitutions,
     }
 
 

@@ -106,6 +106,7 @@ class OrderOut(serializers.BaseSerializer):
         shipments = related.get("shipments", {}).get(order.pk, [])
         lines = related.get("lines", {}).get(order.pk)
         events = related.get("events", {}).get(order.pk)
+        offers = related.get("substitutions", {}).get(order.pk)
         return {
             "id": str(order.pk),
             "number": order.number,
@@ -125,8 +126,21 @@ class OrderOut(serializers.BaseSerializer):
                     "status": line.status,
                     # The prescription rule a dropped line failed; null while active.
                     "reason": line.drop_reason or None,
+                    # Only on a line the client accepted a substitute for: the sku ordered.
+                    **({"substituted_for": line.substituted_for} if line.substituted_for else {}),
                 }
                 for line in (order.lines.all() if lines is None else lines)
+            ],
+            # Substitutes a pharmacist offered for its lines, and the client's answers.
+            "substitutions": [
+                {
+                    "id": str(s.pk),
+                    "sku": s.sku,
+                    "substitute_sku": s.substitute_sku,
+                    "status": s.status,
+                    "price_difference": _money(s.price_difference),
+                }
+                for s in (order.substitutions.all() if offers is None else offers)
             ],
             "total_amount": _money(order.total_amount),
             "currency": order.currency,

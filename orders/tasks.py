@@ -22,7 +22,7 @@ from core import metrics
 from core.http import ExternalError
 from core.logs import log_context
 from orders.enums import Step
-from orders.services import expiry, holds, steps, sweeper
+from orders.services import expiry, holds, steps, substitution, sweeper
 from orders.services.ending import order_compensate
 from orders.services.retry_policy import order_step_exhausted, order_step_gives_up
 from orders.services.step_runs import NeedsAttention, StepIncomplete
@@ -144,3 +144,12 @@ def expire_reservations() -> int:
 @shared_task(name="orders.expire_holds", ignore_result=True)
 def expire_holds() -> int:
     return holds.order_expire_holds()
+
+
+@shared_task(name="orders.expire_substitutions", ignore_result=True)
+def expire_substitutions() -> int:
+    expired = substitution.substitution_expire()
+    for settled in expired:
+        if settled.resumed:
+            _pipeline().resume(settled.substitution.order_id)
+    return len(expired)

@@ -5,6 +5,8 @@ is on each), claims so that two pharmacists never review one prescription, the r
 from __future__ import annotations
 
 import csv
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -28,6 +30,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
+from inventory.selectors import product_substitutes
 from prescriptions.enums import LineDecision, LineRejection, PrescriptionStatus
 from prescriptions.models import Dispensation, H1RegisterEntry, Prescription, PrescriptionItem
 from prescriptions.selectors import (
@@ -36,11 +39,15 @@ from prescriptions.selectors import (
 )
 from prescriptions.services import (
     PARTIAL,
+    SUBSTITUTE,
     AlreadyReviewed,
+    InvalidSubstitute,
     LineReview,
+    SubstitutionTarget,
     UnknownLine,
     prescription_claim,
     prescription_review,
+    prescription_substitution_targets,
     prescription_unclaim,
 )
 
@@ -95,9 +102,36 @@ class ReviewForm(NoteForm):
 
     decision = forms.ChoiceField(choices=[(value, label) for value, label, _ in DECISION_BUTTONS])
 
-    def __init__(self, *args: Any, items: list[PrescriptionItem], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        items: list[PrescriptionItem],
+        targets: Sequence[SubstitutionTarget] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.items = items
+        for item in items:
+            # Only what may stand in for the line in each order waiting on it: same
+            # composition and schedule, sellable stock where that order goes.
+            options = [
+                (
+                    f"{target.order_id}|{substitute.sku}",
+                    f"{target.order_number}: {substitute.sku} ({substitute.name}, "
+                    f"₹{substitute.price})",
+                )
+                for target in targets
+                if target.sku == item.sku
+                for substitute in product_substitutes(
+                    sku=item.sku, pincode=target.pincode, quantity=target.quantity
+                )
+            ]
+            if options:
+                self.fields[self._substitute_field(item)] = forms.ChoiceField(
+                    label=f"Offer instead of {item.sku}",
+                    choices=[("", "— no substitute —"), *options],
+                    required=False,
+                )
         for index, item in enumerate(items):
             decision = forms.ChoiceField(
                 label=f"{item.sku} × {item.quantity}",
@@ -123,6 +157,23 @@ class ReviewForm(NoteForm):
     def _reason_field(item: PrescriptionItem) -> str:
         return f"line-{item.pk}-reason"
 
+    @staticmethod
+    def _substitute_field(item: PrescriptionItem) -> str:
+        return f"line-{item.pk}-substitute"
+
+    def _substitute(self, item: PrescriptionItem) -> LineReview | None:
+        """The substitute offered for the line's order, if one was picked."""
+        picked = self.cleaned_data.get(self._substitute_field(item)) or ""
+        if not picked:
+            return None
+        order_id, substitute_sku = picked.split("|", 1)
+        return LineReview(
+            sku=item.sku,
+            decision=SUBSTITUTE,
+            substitute_sku=substitute_sku,
+            order_id=uuid.UUID(order_id),
+        )
+
     def _line(self, item: PrescriptionItem) -> tuple[str, str]:
         decision = self.cleaned_data.get(self._decision_field(item)) or LineDecision.APPROVED
         return decision, self.cleaned_data.get(self._reason_field(item)) or ""
@@ -139,12 +190,17 @@ class ReviewForm(NoteForm):
     def line_reviews(self) -> list[LineReview]:
         """The lines as `prescription_review` takes them, for the button pressed."""
         decision = self.cleaned_data["decision"]
-        if decision == APPROVED:
-            return []
         reviews = []
         for item in self.items:
             line, reason = self._line(item)
-            if decision == REJECTED:
+            substitute = self._substitute(item)
+            if decision == APPROVED or (decision == PARTIAL and line == LineDecision.APPROVED):
+                # An approved line may come with a substitute offered for an order's line.
+                if substitute is not None:
+                    reviews.append(substitute)
+                elif decision == PARTIAL:
+                    reviews.append(LineReview(sku=item.sku, decision=line))
+            elif decision == REJECTED:
                 if reason:
                     reviews.append(LineReview(sku=item.sku, decision=REJECTED, reason=reason))
             else:
@@ -152,9 +208,16 @@ class ReviewForm(NoteForm):
                 reviews.append(LineReview(sku=item.sku, decision=line, reason=kept_reason))
         return reviews
 
-    def rows(self) -> list[tuple[PrescriptionItem, BoundField, BoundField]]:
+    def rows(self) -> list[tuple[PrescriptionItem, BoundField, BoundField, BoundField | None]]:
         return [
-            (item, self[self._decision_field(item)], self[self._reason_field(item)])
+            (
+                item,
+                self[self._decision_field(item)],
+                self[self._reason_field(item)],
+                self[self._substitute_field(item)]
+                if self._substitute_field(item) in self.fields
+                else None,
+            )
             for item in self.items
         ]
 
@@ -412,7 +475,12 @@ class PrescriptionAdmin(admin.ModelAdmin):
             Prescription.objects.select_related("claimed_by", "reviewed_by"), pk=prescription_id
         )
         items = list(prescription.items.order_by("pk"))
-        form = ReviewForm(request.POST or None, items=items)
+        targets = (
+            prescription_substitution_targets(prescription_id=prescription.pk)
+            if prescription.status == PENDING
+            else []
+        )
+        form = ReviewForm(request.POST or None, items=items, targets=targets)
         if (
             request.method == "POST"
             and form.is_valid()
@@ -461,7 +529,7 @@ class PrescriptionAdmin(admin.ModelAdmin):
         except AlreadyReviewed:
             self._refuse(request, prescription.pk)
             return True
-        except (UnknownLine, ValueError) as error:
+        except (UnknownLine, InvalidSubstitute, ValueError) as error:
             form.add_error(None, str(error))
             return False
         struck = [

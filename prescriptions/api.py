@@ -29,7 +29,9 @@ from prescriptions.models import Prescription, PrescriptionItem
 from prescriptions.selectors import prescription_get_for_client
 from prescriptions.services import (
     PARTIAL,
+    SUBSTITUTE,
     AlreadyReviewed,
+    InvalidSubstitute,
     LineReview,
     RxItemRequest,
     UnknownLine,
@@ -103,14 +105,23 @@ class PrescriptionCreateIn(StrictSerializer):
 
 class ReviewLineIn(StrictSerializer):
     sku = serializers.CharField(max_length=64)
-    decision = serializers.ChoiceField(choices=[LineDecision.APPROVED, LineDecision.REJECTED])
+    decision = serializers.ChoiceField(
+        choices=[LineDecision.APPROVED, LineDecision.REJECTED, SUBSTITUTE]
+    )
     reason = serializers.ChoiceField(
         choices=LineRejection.choices, required=False, allow_blank=True, default=""
     )
+    # `substitute` only: the product offered instead, for this order's line.
+    substitute_sku = serializers.CharField(max_length=64, required=False, default="")
+    order_id = serializers.UUIDField(required=False, default=None)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["decision"] == LineDecision.REJECTED and not attrs["reason"]:
             raise serializers.ValidationError({"reason": ["Say why the line is rejected."]})
+        if attrs["decision"] == SUBSTITUTE and not (attrs["substitute_sku"] and attrs["order_id"]):
+            raise serializers.ValidationError(
+                "A substitute names substitute_sku and order_id.", code="invalid_substitute"
+            )
         return attrs
 
 
@@ -133,7 +144,10 @@ class ReviewIn(StrictSerializer):
         wrong = [
             line["sku"]
             for line in lines
-            if attrs["decision"] != PARTIAL and line["decision"] != attrs["decision"]
+            if attrs["decision"] != PARTIAL
+            # A substitute offer approves the prescription's line.
+            and {SUBSTITUTE: LineDecision.APPROVED}.get(line["decision"], line["decision"])
+            != attrs["decision"]
         ]
         if wrong:
             raise serializers.ValidationError(
@@ -291,7 +305,13 @@ class PrescriptionReviewApi(APIView):
                 decision=payload.validated_data["decision"],
                 note=payload.validated_data["note"],
                 lines=[
-                    LineReview(sku=line["sku"], decision=line["decision"], reason=line["reason"])
+                    LineReview(
+                        sku=line["sku"],
+                        decision=line["decision"],
+                        reason=line["reason"],
+                        substitute_sku=line["substitute_sku"],
+                        order_id=line["order_id"],
+                    )
                     for line in payload.validated_data["lines"]
                 ],
             )
@@ -300,6 +320,10 @@ class PrescriptionReviewApi(APIView):
         except UnknownLine as exc:
             raise serializers.ValidationError(
                 {"lines": [serializers.ErrorDetail(str(exc), code="unknown_line")]}
+            ) from None
+        except InvalidSubstitute as exc:
+            raise serializers.ValidationError(
+                {"lines": [serializers.ErrorDetail(str(exc), code="invalid_substitute")]}
             ) from None
         except AlreadyReviewed:
             raise Conflict(

@@ -9,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import django.dispatch
 import filetype
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -266,11 +267,51 @@ PARTIAL = "partial"
 DECISIONS = (PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED, PARTIAL)
 
 
+# A review line's decision offering a substitute for the line in one order: the
+# prescription's line counts as approved (for that order and any other).
+SUBSTITUTE = "substitute"
+
+
 @dataclass(frozen=True)
 class LineReview:
     sku: str
-    decision: str  # LineDecision.APPROVED or REJECTED
+    decision: str  # LineDecision.APPROVED or REJECTED, or SUBSTITUTE
     reason: str = ""  # a LineRejection, required when rejected
+    substitute_sku: str = ""  # SUBSTITUTE only: what to offer instead
+    order_id: uuid.UUID | None = None  # SUBSTITUTE only: the order whose line it is for
+
+
+class InvalidSubstitute(Exception):
+    """A substitute offer that cannot be made: another composition, no sellable stock,
+    an unknown order or sku, or an order not waiting on this prescription."""
+
+
+# Sent inside the review's transaction (before it commits) with `prescription_id` and
+# `offers` (the SUBSTITUTE LineReviews). `orders` records the offers; a receiver raising
+# InvalidSubstitute rolls the whole review back. Prescriptions never imports orders.
+substitutions_offered = django.dispatch.Signal()
+
+
+@dataclass(frozen=True)
+class SubstitutionTarget:
+    """An order line waiting on a prescription, which a substitute could be offered for."""
+
+    order_id: uuid.UUID
+    order_number: str
+    sku: str
+    quantity: int
+    pincode: str
+
+
+# Sent with `prescription_id`; `orders` answers with the SubstitutionTargets of the orders
+# on hold waiting on it (the review page lists the substitutes each could get).
+substitution_targets_wanted = django.dispatch.Signal()
+
+
+def prescription_substitution_targets(*, prescription_id: uuid.UUID) -> list[SubstitutionTarget]:
+    """The order lines waiting on this prescription that a substitute could be offered for."""
+    answers = substitution_targets_wanted.send(sender=Prescription, prescription_id=prescription_id)
+    return [target for _, targets in answers for target in targets or ()]
 
 
 def _line_decisions(
@@ -284,7 +325,11 @@ def _line_decisions(
             raise UnknownLine(line.sku)
         if line.sku in given:
             raise ValueError(f"line {line.sku} is decided twice")
-        if line.decision not in (LineDecision.APPROVED, LineDecision.REJECTED):
+        if line.decision == SUBSTITUTE:
+            if not line.substitute_sku or line.order_id is None:
+                raise InvalidSubstitute(f"line {line.sku}: name the substitute and the order")
+            line = LineReview(sku=line.sku, decision=LineDecision.APPROVED)
+        elif line.decision not in (LineDecision.APPROVED, LineDecision.REJECTED):
             raise ValueError(f"not a line decision: {line.decision}")
         if line.decision == LineDecision.REJECTED and line.reason not in LineRejection.values:
             raise ValueError(f"line {line.sku}: say why it is rejected")
@@ -348,6 +393,14 @@ def prescription_review(
         )
         prescription.refresh_from_db()
         # Before the waiting orders resume: the wait is measured from their hold.
+        offers = [line for line in lines if line.decision == SUBSTITUTE]
+        if offers:
+            answers = substitutions_offered.send(
+                sender=Prescription, prescription_id=prescription.pk, offers=offers
+            )
+            # Nobody recorded them (orders not listening): no offer is silently lost.
+            if not any(recorded for _, recorded in answers):
+                raise InvalidSubstitute("substitutions cannot be offered")
         rx_review_observed(prescription)
         transaction.on_commit(
             lambda: prescription_reviewed.send(

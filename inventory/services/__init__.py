@@ -11,6 +11,7 @@ from inventory.services.stock import (
     stock_release_units,
     stock_reserve,
     stock_restock,
+    stock_swap_held_sku,
 )
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     "stock_release_units",
     "stock_reserve",
     "stock_restock",
+    "stock_swap_held_sku",
     "stock_take_back",
 ]

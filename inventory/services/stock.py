@@ -362,3 +362,59 @@ def stock_release_held_sku(*, order_id: uuid.UUID, sku: str) -> list[Allocation]
         )
         for item in items
     ]
+
+
+def stock_swap_held_sku(
+    *,
+    order_id: uuid.UUID,
+    sku: str,
+    substitute_sku: str,
+    quantity: int,
+    pincode: str,
+    today: datetime.date | None = None,
+) -> ReserveOutcome:
+    """Hold `quantity` units of `substitute_sku` for the order instead of its held units
+    of `sku` (a substitute the customer accepted), in one transaction: FEFO from the
+    highest-priority serving centre that has them all, else split like any reservation.
+    Returns the reservation's allocations after the swap; not ok (changing nothing) when
+    the reservation is not held or the substitute cannot be reserved any more.
+    Idempotent: once the swap happened (no unit of `sku`, some of `substitute_sku`), a
+    second call returns the same allocations."""
+    centers = centers_serving(pincode=pincode)
+    floor = shelf_life_floor(today=today)
+    with transaction.atomic():
+        # The reservation row first, as `_settle` takes it.
+        reservation = (
+            Reservation.objects.select_for_update()
+            .filter(order_id=order_id, status=ReservationStatus.HELD)
+            .first()
+        )
+        if reservation is None:
+            return ReserveOutcome(ok=False, reason="released")
+        held = reservation.items.filter(batch__product__sku__in=(sku, substitute_sku))
+        held_skus = set(held.values_list("batch__product__sku", flat=True))
+        if substitute_sku in held_skus and sku not in held_skus:
+            return ReserveOutcome(ok=True, allocations=_allocations_of(reservation))
+        batches = list(
+            StockBatch.objects.select_for_update(of=("self",))
+            .select_related("product")
+            .filter(
+                center__in=centers,
+                product__sku=substitute_sku,
+                product__active=True,
+                expires_on__gte=floor,
+                on_hand__gt=F("reserved"),
+            )
+            .order_by("pk")
+        )
+        plan = _plan(centers, batches, [LineRequest(sku=substitute_sku, quantity=quantity)])
+        if plan is None:
+            return ReserveOutcome(ok=False, reason=OUT_OF_STOCK)
+        stock_release_held_sku(order_id=order_id, sku=sku)
+        ReservationItem.objects.bulk_create(
+            ReservationItem(reservation=reservation, batch=batch, quantity=taken)
+            for batch, taken in plan
+        )
+        for batch, taken in sorted(plan, key=lambda item: item[0].pk):
+            StockBatch.objects.filter(pk=batch.pk).update(reserved=F("reserved") + taken)
+        return ReserveOutcome(ok=True, allocations=_allocations_of(reservation))

@@ -34,8 +34,26 @@ HEADER_STEPS = (Step.PRESCRIPTION, Step.STOCK, Step.PAYMENT_PREPARE)
 Events = list[tuple[str, dict[str, Any]]]
 
 
+def _rx_sku(line: OrderLine) -> str:
+    # A substitute the customer accepted is checked and claimed as the line it replaced
+    # (same composition): the prescription names the original.
+    return line.substituted_for or line.sku
+
+
 def _rx_lines(order_lines: list[OrderLine]) -> list[RxLine]:
-    return [RxLine(sku=l.sku, quantity=l.quantity, schedule=l.schedule) for l in order_lines]
+    return [RxLine(sku=_rx_sku(l), quantity=l.quantity, schedule=l.schedule) for l in order_lines]
+
+
+def _line_verdicts(order: Order, order_lines: list[OrderLine]) -> dict[str, str]:
+    """The line's sku -> its Rx verdict now."""
+    verdicts = prescription_check_lines(
+        client_id=order.client_id,
+        customer_id=order.customer_id,
+        prescription_id=order.prescription_id,
+        lines=_rx_lines(order_lines),
+        ordered_on=order.created_at.date(),
+    )
+    return {line.sku: verdicts[_rx_sku(line)] for line in order_lines if _rx_sku(line) in verdicts}
 
 
 def prescription_verdict(order: Order, order_lines: list[OrderLine]) -> tuple[str, Events]:
@@ -60,13 +78,7 @@ def prescription_verdict(order: Order, order_lines: list[OrderLine]) -> tuple[st
 def lines_failing(order: Order, order_lines: list[OrderLine]) -> dict[str, str]:
     """sku -> the rule each of these lines fails now, in line order (a pure read: the
     header steps of a `ship_available` order each look for themselves)."""
-    verdicts = prescription_check_lines(
-        client_id=order.client_id,
-        customer_id=order.customer_id,
-        prescription_id=order.prescription_id,
-        lines=_rx_lines(order_lines),
-        ordered_on=order.created_at.date(),
-    )
+    verdicts = _line_verdicts(order, order_lines)
     return {sku: str(verdict) for sku, verdict in verdicts.items() if verdict not in PASSING}
 
 
@@ -76,13 +88,7 @@ def prescription_partial_verdict(
     """For a `ship_available` order: the result for the lines that pass the Rx rules
     (OK or ON_HOLD), the events, and the lines that fail (sku -> reason), to be dropped.
     When every line fails, the first line's failure is the result, as for any order."""
-    verdicts = prescription_check_lines(
-        client_id=order.client_id,
-        customer_id=order.customer_id,
-        prescription_id=order.prescription_id,
-        lines=_rx_lines(order_lines),
-        ordered_on=order.created_at.date(),
-    )
+    verdicts = _line_verdicts(order, order_lines)
     dropped = {sku: str(v) for sku, v in verdicts.items() if v not in PASSING}
     kept = [line for line in order_lines if line.sku not in dropped]
     if not kept:
@@ -248,7 +254,7 @@ def _claim_prescribed_quantities(order: Order) -> bool:
     if order.prescription_id is None:
         return True  # no prescription, nothing to claim (the lines are not even read)
     rx_lines = [
-        RxItemRequest(sku=line.sku, quantity=line.quantity)
+        RxItemRequest(sku=_rx_sku(line), quantity=line.quantity)
         for line in order.lines.filter(status=LineStatus.ACTIVE)
         if line.requires_prescription
     ]

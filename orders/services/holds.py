@@ -18,8 +18,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
-from orders.enums import EventType, FailureReason, OrderStatus, Step
-from orders.models import Order, OrderEvent, OrderStep
+from orders.enums import EventType, FailureReason, OrderStatus, Step, SubstitutionStatus
+from orders.models import Order, OrderEvent, OrderStep, Substitution
 from orders.services.ending import order_end
 from prescriptions.enums import CheckResult, PrescriptionStatus
 from prescriptions.models import Prescription
@@ -58,9 +58,13 @@ def _review_holds() -> QuerySet[Order]:
     and their prescription is still pending review. One whose prescription was decided
     but that missed the news is no timeout: the stuck-order sweeper hands it on.
 
-    Only these holds time out. A hold of another kind (a substitution waiting for the
-    client's answer, say) will not match here and needs a timeout of its own."""
-    return Order.objects.filter(
+    Only these holds time out. An order with a substitute offered waits for the client's
+    answer, under its own timeout (`substitution_expire`)."""
+    return Order.objects.exclude(
+        Exists(
+            Substitution.objects.filter(order_id=OuterRef("pk"), status=SubstitutionStatus.PROPOSED)
+        )
+    ).filter(
         Exists(
             OrderStep.objects.filter(
                 order_id=OuterRef("pk"), step=Step.PRESCRIPTION, result=CheckResult.ON_HOLD

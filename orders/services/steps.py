@@ -22,8 +22,16 @@ from core import metrics
 from inventory.enums import Schedule
 from inventory.services import LineRequest, stock_commit, stock_reserve
 from logistics.services import ParcelItem, shipment_book
-from orders.enums import EventType, FailureReason, LineStatus, OnPartial, OrderStatus, Step
-from orders.models import Order, OrderStep
+from orders.enums import (
+    EventType,
+    FailureReason,
+    LineStatus,
+    OnPartial,
+    OrderStatus,
+    Step,
+    SubstitutionStatus,
+)
+from orders.models import Order, OrderStep, Substitution
 from orders.services.ending import order_end
 from orders.services.header_decision import (
     lines_failing,
@@ -135,6 +143,9 @@ def order_resume_after_review(order_id: uuid.UUID) -> str:
     if result != CheckResult.OK:
         order_end(order=order, to=S.REJECTED, reason=result)
         return S.REJECTED
+    if Substitution.objects.filter(order=order, status=SubstitutionStatus.PROPOSED).exists():
+        # A substitute offered in the review waits for the client's answer, which resumes.
+        return S.ON_HOLD
     # `order.resumed` tells this resume apart from the order's first `order.processing`
     # (the customer hears of it).
     resumed = [(EventType.ORDER_RESUMED, {})]
