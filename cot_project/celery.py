@@ -21,19 +21,24 @@ app = Celery("cot")
 # One queue per domain, so a slow SMS provider never starves payments and each queue can
 # get its own workers; `make run` starts one worker that consumes them all.
 QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
+# The periodic sweeps, each on the maintenance queue every COT_SWEEP_INTERVAL_SECONDS:
+# beat entry name -> task.
+SWEEPS = {
+    "sweep-stuck-orders": "orders.sweep_stuck_orders",
+    "expire-reservations": "orders.expire_reservations",
+    "expire-prescription-holds": "orders.expire_holds",
+    "expire-substitutions": "orders.expire_substitutions",
+    "sweep-unsent-refunds": "payments.sweep_refunds",
+    "sweep-owed-amendments": "logistics.sweep_amendments",
+    "webhook-outbox-sweep": "notifications.webhook_sweep",
+    "notification-outbox-sweep": "notifications.notification_sweep",
+}
 TASK_ROUTES = {
     # Exact names first: the pipeline's outside calls go to their domain's queue.
     "orders.prepare_payment": {"queue": "payments"},
     "orders.charge_payment": {"queue": "payments"},
     "orders.book_shipment": {"queue": "logistics"},
-    "orders.sweep_stuck_orders": {"queue": "maintenance"},
-    "orders.expire_reservations": {"queue": "maintenance"},
-    "orders.expire_holds": {"queue": "maintenance"},
-    "orders.expire_substitutions": {"queue": "maintenance"},
-    "payments.sweep_refunds": {"queue": "maintenance"},
-    "logistics.sweep_amendments": {"queue": "maintenance"},
-    "notifications.webhook_sweep": {"queue": "maintenance"},
-    "notifications.notification_sweep": {"queue": "maintenance"},
+    **{task: {"queue": "maintenance"} for task in SWEEPS.values()},
     "orders.*": {"queue": "pipeline"},
     "payments.*": {"queue": "payments"},
     "logistics.*": {"queue": "logistics"},
@@ -91,46 +96,12 @@ def _configure() -> None:
         task_send_sent_event=settings.COT_TASK_EVENTS,
         broker_connection_retry_on_startup=True,
         beat_schedule={
-            "sweep-stuck-orders": {
-                "task": "orders.sweep_stuck_orders",
+            name: {
+                "task": task,
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
-            },
-            "expire-reservations": {
-                "task": "orders.expire_reservations",
-                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
-                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
-            },
-            "expire-prescription-holds": {
-                "task": "orders.expire_holds",
-                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
-                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
-            },
-            "expire-substitutions": {
-                "task": "orders.expire_substitutions",
-                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
-                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
-            },
-            "sweep-unsent-refunds": {
-                "task": "payments.sweep_refunds",
-                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
-                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
-            },
-            "sweep-owed-amendments": {
-                "task": "logistics.sweep_amendments",
-                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
-                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
-            },
-            "webhook-outbox-sweep": {
-                "task": "notifications.webhook_sweep",
-                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
-                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
-            },
-            "notification-outbox-sweep": {
-                "task": "notifications.notification_sweep",
-                "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
-                "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
-            },
+            }
+            for name, task in SWEEPS.items()
         },
     )
 

@@ -74,6 +74,20 @@ def _idempotency_key(request: Request) -> str | None:
     return key
 
 
+def _key_reused() -> Conflict:
+    return Conflict(
+        "This Idempotency-Key was used with a different request body.",
+        code="idempotency_key_reused",
+    )
+
+
+def _unknown_sku(field: str, index: int, detail: str) -> serializers.ValidationError:
+    """A 400 on `<field>.<index>.sku`: a SKU the catalog (or the order) does not have."""
+    return serializers.ValidationError(
+        {field: {index: {"sku": [serializers.ErrorDetail(detail, code="unknown_sku")]}}}
+    )
+
+
 def _render(orders: list[Order]) -> list[dict[str, Any]]:
     context = {"related": selectors.order_related(orders)}
     return OrderOut(orders, many=True, context=context).data
@@ -121,18 +135,9 @@ class OrderListCreateApi(APIView):
                 on_partial=data["on_partial"],
             )
         except IdempotencyKeyReused:
-            raise Conflict(
-                "This Idempotency-Key was used with a different request body.",
-                code="idempotency_key_reused",
-            ) from None
+            raise _key_reused() from None
         except UnknownSku as exc:
-            raise serializers.ValidationError(
-                {
-                    "items": {
-                        exc.index: {"sku": [serializers.ErrorDetail(str(exc), code="unknown_sku")]}
-                    }
-                }
-            ) from None
+            raise _unknown_sku("items", exc.index, str(exc)) from None
         order, replayed = placed.order, placed.replayed
         log_context_bind(order_id=order.pk)
         logger.info("order %s %s", order.number, "replayed" if replayed else "received")
@@ -245,9 +250,7 @@ def _lines_cancel(client: ApiClient, order: Order, data: dict[str, Any]) -> None
             note=data["reason"],
         )
     except UnknownLine as exc:
-        raise serializers.ValidationError(
-            {"lines": {exc.index: {"sku": [serializers.ErrorDetail(str(exc), code="unknown_sku")]}}}
-        ) from None
+        raise _unknown_sku("lines", exc.index, str(exc)) from None
     except InvalidTransition as exc:
         raise Conflict(
             f"Units of an order that is {exc.current} cannot be cancelled.",
@@ -303,18 +306,9 @@ class OrderReturnsApi(APIView):
                 fingerprint=_fingerprint(request.data),
             )
         except IdempotencyKeyReused:
-            raise Conflict(
-                "This Idempotency-Key was used with a different request body.",
-                code="idempotency_key_reused",
-            ) from None
+            raise _key_reused() from None
         except UnknownReturnSku as exc:
-            raise serializers.ValidationError(
-                {
-                    "lines": {
-                        exc.index: {"sku": [serializers.ErrorDetail(str(exc), code="unknown_sku")]}
-                    }
-                }
-            ) from None
+            raise _unknown_sku("lines", exc.index, str(exc)) from None
         except RefundVpaRequired:
             raise serializers.ValidationError(
                 {

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -142,6 +142,25 @@ def _plan(
     return None
 
 
+def _sellable_batches_locked(
+    centers: list[FulfillmentCenter], skus: Iterable[str], floor: datetime.date
+) -> list[StockBatch]:
+    """The batches of these active products with free units past the shelf-life floor at
+    these centres, row-locked in primary-key order (how every stock write takes them)."""
+    return list(
+        StockBatch.objects.select_for_update(of=("self",))
+        .select_related("product")
+        .filter(
+            center__in=centers,
+            product__sku__in=list(skus),
+            product__active=True,
+            expires_on__gte=floor,
+            on_hand__gt=F("reserved"),
+        )
+        .order_by("pk")
+    )
+
+
 def stock_reserve(
     *,
     order_id: uuid.UUID,
@@ -168,18 +187,7 @@ def stock_reserve(
             # and returns the first one's outcome, without planning against stock that the
             # first one holds. Rolled back when there is no plan.
             reservation = Reservation.objects.create(order_id=order_id)
-            batches = list(
-                StockBatch.objects.select_for_update(of=("self",))
-                .select_related("product")
-                .filter(
-                    center__in=centers,
-                    product__sku__in=merged,
-                    product__active=True,
-                    expires_on__gte=floor,
-                    on_hand__gt=F("reserved"),
-                )
-                .order_by("pk")
-            )
+            batches = _sellable_batches_locked(centers, merged, floor)
             plan = _plan(centers, batches, lines)
             if plan is None:
                 transaction.set_rollback(True)
@@ -395,18 +403,7 @@ def stock_swap_held_sku(
         held_skus = set(held.values_list("batch__product__sku", flat=True))
         if substitute_sku in held_skus and sku not in held_skus:
             return ReserveOutcome(ok=True, allocations=_allocations_of(reservation))
-        batches = list(
-            StockBatch.objects.select_for_update(of=("self",))
-            .select_related("product")
-            .filter(
-                center__in=centers,
-                product__sku=substitute_sku,
-                product__active=True,
-                expires_on__gte=floor,
-                on_hand__gt=F("reserved"),
-            )
-            .order_by("pk")
-        )
+        batches = _sellable_batches_locked(centers, [substitute_sku], floor)
         plan = _plan(centers, batches, [LineRequest(sku=substitute_sku, quantity=quantity)])
         if plan is None:
             return ReserveOutcome(ok=False, reason=OUT_OF_STOCK)
