@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import secrets
 
 from django.db import models
@@ -29,6 +30,10 @@ class ApiClient(TimeStampedModel):
     channel = models.CharField(max_length=20, choices=Channel.choices)
     webhook_url = models.URLField(blank=True, default="")
     webhook_secret = models.CharField(max_length=128, default=_new_webhook_secret)
+    # After a rotation the replaced secret still signs deliveries, beside the new one,
+    # until this time: the client switches its receiver over without losing a delivery.
+    webhook_secret_previous = models.CharField(max_length=128, blank=True, default="")
+    webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
 
     # The API authenticates a client, not a Django user: these let DRF's permission
@@ -39,6 +44,15 @@ class ApiClient(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.channel})"
+
+    def webhook_signing_secrets(self, now: datetime.datetime) -> list[str]:
+        """The secrets a delivery made at `now` is signed with: the current one first,
+        then the replaced one while its grace period lasts."""
+        secrets_ = [self.webhook_secret]
+        until = self.webhook_secret_previous_until
+        if self.webhook_secret_previous and until is not None and now < until:
+            secrets_.append(self.webhook_secret_previous)
+        return secrets_
 
 
 class ClientAPIKey(AbstractAPIKey):

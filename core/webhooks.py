@@ -1,5 +1,6 @@
-"""Signed webhooks into COT: `X-COT-Signature: sha256=<hex HMAC-SHA256 of the
-raw body>` with the partner's secret. Shared by every partner's webhook view."""
+"""Signed webhooks: `X-COT-Signature: sha256=<hex HMAC-SHA256 of the raw body>` with
+the partner's secret, on the partners' webhooks into COT (every partner's view shares
+the code here) and on COT's webhooks out to its clients."""
 
 from __future__ import annotations
 
@@ -25,6 +26,12 @@ class BadSignature(exceptions.APIException):
 def webhook_signature(secret: str, body: bytes) -> str:
     """The header value a sender puts on `body`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def webhook_signatures(secrets: list[str], body: bytes) -> str:
+    """The header value for a body signed with several secrets (a client's new and
+    replaced webhook secrets during a rotation): `sha256=<new>,sha256=<old>`."""
+    return ",".join(webhook_signature(secret, body) for secret in secrets)
 
 
 def webhook_signature_valid(secret: str, body: bytes, header: str | None) -> bool:

@@ -261,14 +261,18 @@ COT_HTTP_READ_TIMEOUT = env.float("COT_HTTP_READ_TIMEOUT", default=5.0)
 # consecutive failures, let one probe through after the reset time.
 COT_BREAKER_FAILURE_THRESHOLD = env.int("COT_BREAKER_FAILURE_THRESHOLD", default=5)
 COT_BREAKER_RESET_SECONDS = env.float("COT_BREAKER_RESET_SECONDS", default=30)
-# Outbound webhooks to clients (docs/NOTIFICATIONS.md): attempts per event, exponential
-# backoff between them, the POST's read timeout, and how old an event must be before the
-# outbox sweeper stops looking for it (longer than any transaction lasts).
-COT_WEBHOOK_MAX_ATTEMPTS = env.int("COT_WEBHOOK_MAX_ATTEMPTS", default=10)
+# Outbound webhooks to clients (docs/NOTIFICATIONS.md): how long a delivery is retried
+# from its first attempt before it is failed, the exponential backoff between attempts,
+# the POST's read timeout, and how old an event must be before the outbox sweeper stops
+# looking for it (longer than any transaction lasts).
+COT_WEBHOOK_RETRY_WINDOW_SECONDS = env.int("COT_WEBHOOK_RETRY_WINDOW_SECONDS", default=86400)
 COT_WEBHOOK_RETRY_BASE_SECONDS = env.float("COT_WEBHOOK_RETRY_BASE_SECONDS", default=5)
-COT_WEBHOOK_RETRY_MAX_SECONDS = env.float("COT_WEBHOOK_RETRY_MAX_SECONDS", default=1800)
+COT_WEBHOOK_RETRY_MAX_SECONDS = env.float("COT_WEBHOOK_RETRY_MAX_SECONDS", default=3600)
 COT_WEBHOOK_TIMEOUT_SECONDS = env.float("COT_WEBHOOK_TIMEOUT_SECONDS", default=5)
 COT_WEBHOOK_OUTBOX_LAG_SECONDS = env.int("COT_WEBHOOK_OUTBOX_LAG_SECONDS", default=600)
+# Client webhook URLs must be https to a public address; on, http and loopback or private
+# addresses are allowed too (a receiver on the same machine or network: `make run`, tests).
+COT_ALLOW_PRIVATE_WEBHOOKS = env.bool("COT_ALLOW_PRIVATE_WEBHOOKS", default=False)
 # A customer-facing event without a message row this long after it happened had its task
 # lost (a crash between commit and enqueue, a Redis that restarted empty): the sweeper
 # enqueues it again (notifications.notification_sweep, every COT_SWEEP_INTERVAL_SECONDS).

@@ -18,3 +18,5 @@ COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=2)
 COT_HTTP_READ_TIMEOUT = env.float("COT_HTTP_READ_TIMEOUT", default=3.0)
 COT_WEBHOOK_RETRY_BASE_SECONDS = env.float("COT_WEBHOOK_RETRY_BASE_SECONDS", default=0.2)
 COT_WEBHOOK_RETRY_MAX_SECONDS = env.float("COT_WEBHOOK_RETRY_MAX_SECONDS", default=1)
+# The tests' webhook receivers listen on 127.0.0.1 over plain http.
+COT_ALLOW_PRIVATE_WEBHOOKS = env.bool("COT_ALLOW_PRIVATE_WEBHOOKS", default=True)

@@ -149,6 +149,8 @@ def stack_start(
         # Short windows, so breaker probes and the bounded payment wait happen in seconds.
         "COT_BREAKER_RESET_SECONDS": "5",
         "COT_PAYMENT_MAX_WAIT_SECONDS": "6",
+        # The tests' webhook receivers listen on 127.0.0.1 over plain http.
+        "COT_ALLOW_PRIVATE_WEBHOOKS": "true",
         **(env or {}),
     }
     celery = [sys.executable, "-m", "celery", "-A", "cot_project"]

@@ -2,19 +2,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.core.validators import URLValidator
 from django.db import transaction
 
 from core.enums import Channel
 from core.models import ApiClient, ClientAPIKey
+from core.webhook_urls import WebhookUrlInvalid, WebhookUrlRefused, webhook_url_check
 
 
 class Command(BaseCommand):
     help = (
         "Create a channel client and print its API key (first line, shown once) and, with "
-        "--webhook-url, its webhook signing secret (second line)."
+        "--webhook-url, its webhook signing secret (second line). The URL must be https to "
+        "a public address (COT_ALLOW_PRIVATE_WEBHOOKS also allows http and private ones)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -24,15 +24,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, name: str, channel: str, webhook_url: str, **options: Any) -> None:
         if webhook_url:
+            if len(webhook_url) > ApiClient._meta.get_field("webhook_url").max_length:
+                raise CommandError("--webhook-url is longer than 200 characters")
             try:
-                URLValidator(schemes=["http", "https"])(webhook_url)
-            except ValidationError:
-                raise CommandError(f"--webhook-url is not an http(s) URL: {webhook_url}") from None
+                webhook_url_check(webhook_url)
+            except (WebhookUrlInvalid, WebhookUrlRefused) as exc:
+                raise CommandError(f"--webhook-url refused: {exc}") from None
         if ApiClient.objects.filter(name=name).exists():
             raise CommandError(f"a client named {name!r} exists already")
         with transaction.atomic():
             client = ApiClient.objects.create(name=name, channel=channel, webhook_url=webhook_url)
-            _, key = ClientAPIKey.objects.create_key(name=f"{name} key", client=client)
+            _, key = ClientAPIKey.objects.create_key(name=f"{name} key"[:50], client=client)
         self.stdout.write(key)
         if webhook_url:
             self.stdout.write(client.webhook_secret)
