@@ -17,7 +17,7 @@ class NotificationStatus(models.TextChoices):
 class WebhookStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     DELIVERED = "delivered", "Delivered"
-    FAILED = "failed", "Failed (attempts used up)"
+    FAILED = "failed", "Failed (retried for the whole retry window)"
 
 
 # The order events a customer hears about, on every channel. A hold is told of when it

@@ -101,9 +101,13 @@ class WebhookDelivery(TimeStampedModel):
         max_length=10, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
     )
     attempts = models.PositiveIntegerField(default=0)
+    # The retry window (COT_WEBHOOK_RETRY_WINDOW_SECONDS) runs from here; a resend starts
+    # a new one.
+    first_attempt_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.CharField(max_length=300, blank=True)
 
     class Meta:
@@ -112,6 +116,9 @@ class WebhookDelivery(TimeStampedModel):
         indexes = [
             models.Index(fields=["order", "status", "event"]),
             models.Index(fields=["status", "next_attempt_at"]),
+            # The client's own list, newest first, whole or by status (the API).
+            models.Index(fields=["client", "-id"], name="webhookdelivery_client_id"),
+            models.Index(fields=["client", "status", "-id"], name="webhookdelivery_client_status"),
         ]
         permissions = [("resend_webhookdelivery", "Can resend webhook deliveries")]
 

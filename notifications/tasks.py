@@ -46,7 +46,10 @@ def notify_customer(self: Task, order_id: str, event_type: str, event_id: int = 
 @shared_task(name="notifications.webhook_pump", ignore_result=True)
 def webhook_pump(order_id: str) -> None:
     delay = webhook_order_pump(order_id=uuid.UUID(order_id))
-    if delay is not None:
+    # A retry due within COT_MAX_COUNTDOWN_SECONDS waits in the broker. A later one waits
+    # in the database only (its next_attempt_at): the sweeper pumps the order once it is
+    # due, since a countdown past the broker's visibility timeout would be sent twice.
+    if delay is not None and delay <= settings.COT_MAX_COUNTDOWN_SECONDS:
         webhook_pump.apply_async((order_id,), countdown=delay)
 
 

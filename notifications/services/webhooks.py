@@ -19,16 +19,17 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.http import NoCookies
 from core.models import ApiClient
-from core.webhooks import SIGNATURE_HEADER, webhook_signature
+from core.webhook_urls import WebhookUrlInvalid, WebhookUrlRefused, webhook_url_check
+from core.webhooks import SIGNATURE_HEADER, webhook_signatures
 from notifications.enums import WebhookStatus
 from notifications.models import (
     WebhookAttempt,
@@ -45,22 +46,35 @@ logger = logging.getLogger(__name__)
 LEASE_SECONDS = 60
 # Deliveries one pump sends in a row before it hands over to a fresh task.
 PUMP_BATCH = 100
+# Receiving hosts a process keeps a connection pool for (least recently made goes first).
+HOST_POOLS = 64
 
 _local = threading.local()
 
 
-def _http() -> httpx.Client:
+def _http(host: str) -> httpx.Client:
+    """The connection pool for one receiving host name. Requests name the checked address
+    instead of the host (see `_post`), and a pool tells connections apart by address only:
+    one pool per host keeps a delivery off a connection whose TLS certificate was checked
+    for another host that shares the address."""
     # Not core.http: client URLs are arbitrary, so no breaker per target and no pooling
     # beyond a few keep-alive connections; never follow redirects (a 3xx is not a 2xx).
     pid = os.getpid()
-    client: httpx.Client | None = getattr(_local, "client", None)
-    if client is None or getattr(_local, "pid", None) != pid:
-        client = httpx.Client(
+    clients: dict[str, httpx.Client] | None = getattr(_local, "clients", None)
+    if clients is None or getattr(_local, "pid", None) != pid:
+        clients = _local.clients = {}  # a forked child makes its own connections
+        _local.pid = pid
+    client = clients.get(host)
+    if client is None:
+        if len(clients) >= HOST_POOLS:
+            clients.pop(next(iter(clients))).close()
+        client = clients[host] = httpx.Client(
             follow_redirects=False,
-            limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=4),
             cookies=NoCookies(),  # a delivery carries nothing an earlier answer set
+            # A proxy from the environment would resolve the name itself, after the check.
+            trust_env=False,
         )
-        _local.client, _local.pid = client, pid
     return client
 
 
@@ -75,11 +89,6 @@ def webhook_payload(event: OrderEvent) -> bytes:
         "data": event.data,
     }
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
-
-
-def webhook_url_allowed(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 def webhook_deliveries_create(*, order_id: uuid.UUID) -> int:
@@ -126,21 +135,42 @@ def _backoff(attempts: int) -> float:
 
 def _post(delivery: WebhookDelivery, client: ApiClient) -> tuple[int | None, str, bool]:
     """POST the delivery once: (status code, error, final). `final` means another attempt
-    cannot help (the URL is unusable)."""
+    cannot help (the URL is unusable); a URL refused as things stand (its host resolves
+    to a private address now, say) fails this attempt only."""
     url = client.webhook_url
-    if not webhook_url_allowed(url):
-        return None, f"not an http(s) URL: {url[:200]!r}", True
+    try:
+        # Resolved and checked now, not only when the URL was set: DNS may have changed.
+        addresses = webhook_url_check(url)
+        target = httpx.URL(url)
+    except (WebhookUrlInvalid, httpx.InvalidURL) as exc:
+        return None, str(exc)[:300], True
+    except WebhookUrlRefused as exc:
+        return None, f"refused: {exc}"[:300], False
+    # The connection goes to an address just checked, not to whatever the name resolves
+    # to a moment later (DNS rebinding), so there is no window between check and connect:
+    # the URL names the address, while the Host header, TLS SNI and the certificate
+    # check still use the host name. A host with several addresses is tried on each in
+    # turn, one per attempt.
+    address = addresses[delivery.attempts % len(addresses)]
+    host = target.raw_host.decode("ascii")
     body = webhook_payload(delivery.event)  # read with the delivery (select_related)
     headers = {
+        "Host": target.netloc.decode("ascii"),
         "Content-Type": "application/json",
         "User-Agent": "COT-Webhooks/1",
-        SIGNATURE_HEADER: webhook_signature(client.webhook_secret, body),
+        SIGNATURE_HEADER: webhook_signatures(client.webhook_signing_secrets(timezone.now()), body),
     }
     timeout = httpx.Timeout(
         settings.COT_WEBHOOK_TIMEOUT_SECONDS, connect=settings.COT_HTTP_CONNECT_TIMEOUT
     )
     try:
-        response = _http().post(url, content=body, headers=headers, timeout=timeout)
+        response = _http(host).post(
+            target.copy_with(host=str(address)),
+            content=body,
+            headers=headers,
+            timeout=timeout,
+            extensions={"sni_hostname": host},
+        )
     except httpx.HTTPError as exc:
         return None, f"{type(exc).__name__}: {exc}"[:300], False
     if 200 <= response.status_code < 300:
@@ -150,7 +180,11 @@ def _post(delivery: WebhookDelivery, client: ApiClient) -> tuple[int | None, str
 
 def _attempt(delivery: WebhookDelivery, client: ApiClient) -> float | None:
     """Send a claimed delivery once and record the outcome. Returns the delay before the
-    next attempt when it failed and may be retried, else None (delivered or failed)."""
+    next attempt when it failed and may be retried, else None (delivered or failed).
+
+    A delivery is retried until `COT_WEBHOOK_RETRY_WINDOW_SECONDS` after its first
+    attempt (the last retry is made at the window's end), whatever the number of
+    attempts: a receiver that is down for a day loses nothing."""
     started_at, started = timezone.now(), time.perf_counter()
     status_code, error, final = _post(delivery, client)
     attempts = delivery.attempts + 1
@@ -163,15 +197,24 @@ def _attempt(delivery: WebhookDelivery, client: ApiClient) -> float | None:
         error=error,
     )
     now = timezone.now()
-    fields: dict[str, Any] = {"attempts": attempts, "lease_until": None, "last_error": error}
+    first_attempt_at = delivery.first_attempt_at or started_at
+    window_ends = first_attempt_at + timedelta(seconds=settings.COT_WEBHOOK_RETRY_WINDOW_SECONDS)
+    fields: dict[str, Any] = {
+        "attempts": attempts,
+        # Set by the first attempt only, never moved by a later one.
+        "first_attempt_at": Coalesce(F("first_attempt_at"), Value(started_at)),
+        "lease_until": None,
+        "last_status_code": status_code,
+        "last_error": error,
+    }
     delay = None
     if not error:
         fields.update(status=WebhookStatus.DELIVERED, delivered_at=now, next_attempt_at=None)
-    elif final or attempts >= settings.COT_WEBHOOK_MAX_ATTEMPTS:
+    elif final or now >= window_ends:
         logger.error("webhook for event %s failed for good: %s", delivery.event_id, error)
         fields.update(status=WebhookStatus.FAILED, next_attempt_at=None)
     else:
-        delay = _backoff(attempts)
+        delay = min(_backoff(attempts), (window_ends - now).total_seconds())
         logger.warning("webhook for event %s: %s; retry in %.1fs", delivery.event_id, error, delay)
         fields["next_attempt_at"] = now + timedelta(seconds=delay)
     WebhookDelivery.objects.filter(pk=delivery.pk).update(**fields)
@@ -259,17 +302,20 @@ def webhook_outbox_sweep(*, batch: int = 500) -> set[uuid.UUID]:
 
 
 def webhook_deliveries_resend(*, deliveries: Iterable[WebhookDelivery]) -> set[uuid.UUID]:
-    """Ops' resend: put delivered or failed deliveries back in line with a fresh set of
-    attempts. Returns the orders whose pump must run."""
+    """Resend (ops in admin, or the client over the API): put delivered or failed
+    deliveries back in line with a fresh retry window; a pending one is on its way
+    already and stays as it is. Returns the orders whose pump must run."""
     ids = [d.pk for d in deliveries if d.status != WebhookStatus.PENDING]
     requeued = WebhookDelivery.objects.filter(pk__in=ids).exclude(status=WebhookStatus.PENDING)
     orders = set(requeued.values_list("order_id", flat=True))
     requeued.update(
         status=WebhookStatus.PENDING,
         attempts=0,
+        first_attempt_at=None,
         next_attempt_at=timezone.now(),
         lease_until=None,
         delivered_at=None,
+        last_status_code=None,
         last_error="",
     )
     return orders

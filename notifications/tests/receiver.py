@@ -19,6 +19,7 @@ class Received:
     body: bytes
     signature: str | None
     cookie: str | None = None  # every answer sets one: no later delivery may carry it
+    host: str | None = None  # the Host header
 
     @property
     def json(self) -> dict[str, Any]:
@@ -33,9 +34,15 @@ class WebhookReceiver:
     script: list[int] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def answer(self, body: bytes, signature: str | None, cookie: str | None = None) -> int:
+    def answer(
+        self,
+        body: bytes,
+        signature: str | None,
+        cookie: str | None = None,
+        host: str | None = None,
+    ) -> int:
         with self.lock:
-            self.received.append(Received(body, signature, cookie))
+            self.received.append(Received(body, signature, cookie, host))
             return self.script.pop(0) if self.script else 200
 
     def events(self, order_id: str | None = None) -> list[dict[str, Any]]:
@@ -44,8 +51,16 @@ class WebhookReceiver:
         return [d for d in documents if order_id is None or d["order_id"] == order_id]
 
     def all_signed_by(self, secret: str) -> bool:
+        """Every request carries a signature with `secret` (among the comma-separated
+        ones of a rotation's grace period)."""
         with self.lock:
-            return all(webhook_signature_valid(secret, r.body, r.signature) for r in self.received)
+            return all(
+                any(
+                    webhook_signature_valid(secret, r.body, signature)
+                    for signature in (r.signature or "").split(",")
+                )
+                for r in self.received
+            )
 
 
 @contextmanager
@@ -56,7 +71,10 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status = receiver.answer(
-                body, self.headers.get(SIGNATURE_HEADER), self.headers.get("Cookie")
+                body,
+                self.headers.get(SIGNATURE_HEADER),
+                self.headers.get("Cookie"),
+                self.headers.get("Host"),
             )
             self.send_response(status)
             self.send_header("Set-Cookie", "receiver-session=1; Path=/")
