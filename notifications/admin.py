@@ -113,6 +113,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         "status",
         "attempts",
         "next_attempt_at",
+        "last_status_code",
         "last_error",
         "delivered_at",
     )
@@ -148,7 +149,7 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             webhook_pump.delay(str(order_id))
         self.message_user(
             request,
-            f"Queued again: deliveries of {len(orders)} order(s); "
+            f"Queued again, each with a fresh retry window: deliveries of {len(orders)} order(s); "
             "deliveries still pending were left as they are.",
             messages.SUCCESS,
         )
