@@ -82,12 +82,14 @@ class WebhookDeliveryResendApi(APIView):
         if delivery is None:
             raise exceptions.NotFound("No such webhook delivery.")
         orders = webhook_deliveries_resend(deliveries=[delivery])
+        delivery.refresh_from_db()
+        # The answer shows the delivery as resent, before a worker can have sent it.
+        body = WebhookDeliveryOut(delivery).data
         if orders:
             logger.info("webhook delivery %s resent by client %s", delivery.pk, client.name)
         for order_id in orders:
             transaction.on_commit(lambda order_id=order_id: _pump(order_id))
-        delivery.refresh_from_db()
-        return Response(WebhookDeliveryOut(delivery).data)
+        return Response(body)
 
 
 def _pump(order_id: object) -> None:
