@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -103,7 +104,7 @@ class ApiClientAdmin(admin.ModelAdmin):
         queryset: QuerySet[ApiClient],
         action: str,
         what: str,
-        rotate: Any,
+        rotate: Callable[..., str],
     ) -> HttpResponse:
         """First a page that asks for the grace period, then the page that shows each new
         key or secret: once, and kept nowhere else (not in a message or the session)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 from django.db import transaction
 from drf_spectacular.types import OpenApiTypes
@@ -92,7 +93,7 @@ class WebhookDeliveryResendApi(APIView):
         return Response(body)
 
 
-def _pump(order_id: object) -> None:
+def _pump(order_id: uuid.UUID) -> None:
     # A broker that is down only delays the resend: the delivery is pending and due, and
     # the sweeper pumps its order.
     try:

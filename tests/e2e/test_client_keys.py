@@ -57,9 +57,7 @@ def hooked(live_stack: Stack, receiver: WebhookReceiver, django_db_blocker) -> d
     return {"name": client.name, "key": key, "secret": client.webhook_secret}
 
 
-def test_the_old_key_works_during_the_grace_period_and_is_refused_after(
-    stack, django_db_blocker
-):
+def test_the_old_key_works_during_the_grace_period_and_is_refused_after(stack, django_db_blocker):
     from core.models import ClientAPIKey
     from core.tests.factories import ApiClientFactory, api_key_for
 
