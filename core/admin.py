@@ -10,7 +10,14 @@ admin.site.unregister(APIKey)
 
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
-    list_display = ("name", "channel", "active", "webhook_url", "created_at")
+    list_display = (
+        "name",
+        "channel",
+        "active",
+        "webhook_url",
+        "payment_retry_seconds",
+        "created_at",
+    )
     list_filter = ("channel", "active")
     search_fields = ("name",)
     readonly_fields = ("webhook_secret", "created_at", "updated_at")

@@ -8,7 +8,7 @@ from django.core.validators import URLValidator
 from django.db import transaction
 
 from core.enums import Channel
-from core.models import ApiClient, ClientAPIKey
+from core.models import MAX_PAYMENT_RETRY_SECONDS, ApiClient, ClientAPIKey
 
 
 class Command(BaseCommand):
@@ -21,17 +21,42 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--channel", required=True, choices=Channel.values)
         parser.add_argument("--webhook-url", default="")
+        parser.add_argument(
+            "--payment-retry-seconds",
+            type=int,
+            default=0,
+            help="How long a declined order waits for another payment method (default 0: "
+            f"off; at most {MAX_PAYMENT_RETRY_SECONDS}).",
+        )
 
-    def handle(self, *args: Any, name: str, channel: str, webhook_url: str, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        name: str,
+        channel: str,
+        webhook_url: str,
+        payment_retry_seconds: int,
+        **options: Any,
+    ) -> None:
         if webhook_url:
             try:
                 URLValidator(schemes=["http", "https"])(webhook_url)
             except ValidationError:
                 raise CommandError(f"--webhook-url is not an http(s) URL: {webhook_url}") from None
+        if not 0 <= payment_retry_seconds <= MAX_PAYMENT_RETRY_SECONDS:
+            raise CommandError(
+                f"--payment-retry-seconds must be 0 to {MAX_PAYMENT_RETRY_SECONDS}, "
+                f"not {payment_retry_seconds}"
+            )
         if ApiClient.objects.filter(name=name).exists():
             raise CommandError(f"a client named {name!r} exists already")
         with transaction.atomic():
-            client = ApiClient.objects.create(name=name, channel=channel, webhook_url=webhook_url)
+            client = ApiClient.objects.create(
+                name=name,
+                channel=channel,
+                webhook_url=webhook_url,
+                payment_retry_seconds=payment_retry_seconds,
+            )
             _, key = ClientAPIKey.objects.create_key(name=f"{name} key", client=client)
         self.stdout.write(key)
         if webhook_url:
