@@ -102,9 +102,7 @@ def test_without_a_window_a_decline_fails_the_order_as_before(shop, place, simul
     assert "payment.retry_requested" not in set(order.events.values_list("type", flat=True))
 
 
-def test_a_retry_with_a_good_token_confirms_the_order_with_one_capture(
-    retrying, place, simulator
-):
+def test_a_retry_with_a_good_token_confirms_the_order_with_one_capture(retrying, place, simulator):
     before = StockBatch.objects.get(batch="B24-001").on_hand
     order = place(payment_token="tok_decline")
     assert order.status == OrderStatus.AWAITING_PAYMENT
