@@ -15,6 +15,7 @@ from inventory.enums import ReservationStatus
 from inventory.models import Reservation, StockBatch
 from orders.enums import OrderStatus, Step
 from orders.models import Order, OrderStep
+from orders.services.expiry import order_expire_reservations
 from orders.services.payment_retry import (
     PaymentRetryClosed,
     order_expire_payment_retries,
@@ -290,3 +291,24 @@ def test_the_client_may_cancel_an_order_awaiting_payment(
     assert reserved() == before
     assert pay(retrying[1], order.pk, GOOD).status_code == 409
     assert len(charges(simulator, order)) == 1
+
+
+def test_the_reservation_expiry_leaves_an_order_awaiting_payment_and_its_retried_charge(
+    retrying, place, simulator, settings
+):
+    order = place(payment_token="tok_decline")
+    long_after = timezone.now() + datetime.timedelta(
+        seconds=settings.COT_RESERVATION_TTL_SECONDS + 60
+    )
+    # Waiting for the client: its reservation is kept however old it is.
+    assert order_expire_reservations(now=long_after) == 0
+    order.refresh_from_db()
+    assert order.status == OrderStatus.AWAITING_PAYMENT
+    assert Reservation.objects.get(order_id=order.pk).status == ReservationStatus.HELD
+
+    # Paid another way, its charge not run yet: a charge in flight, left to the charge step.
+    order_payment_retry(order=order, payment_method="card", payment_token="tok_ok")
+    assert order_expire_reservations(now=long_after) == 0
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PROCESSING
+    assert Reservation.objects.get(order_id=order.pk).status == ReservationStatus.HELD
