@@ -31,7 +31,7 @@ class ApiClientForm(forms.ModelForm):
 
     class Meta:
         model = ApiClient
-        fields = ("name", "channel", "webhook_url", "active")
+        fields = ("name", "channel", "webhook_url", "active", "payment_retry_seconds")
 
     def clean_webhook_url(self) -> str:
         url = self.cleaned_data["webhook_url"]
@@ -56,7 +56,14 @@ class RotateForm(forms.Form):
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
     form = ApiClientForm
-    list_display = ("name", "channel", "active", "webhook_url", "created_at")
+    list_display = (
+        "name",
+        "channel",
+        "active",
+        "webhook_url",
+        "payment_retry_seconds",
+        "created_at",
+    )
     list_filter = ("channel", "active")
     search_fields = ("name",)
     # The secrets are never shown here: a new one is shown once, when it is made.
@@ -65,6 +72,7 @@ class ApiClientAdmin(admin.ModelAdmin):
         "channel",
         "webhook_url",
         "active",
+        "payment_retry_seconds",
         "webhook_secret_previous_until",
         "created_at",
         "updated_at",

@@ -80,7 +80,10 @@ class Attempts(Generic[P, A]):
     statuses of an attempt that surely had no effect. `refused`, if given, is the status
     of an attempt its peer refused (4xx): it went nowhere, and that peer is not asked again
     for this parent. Without `failover` there is no other peer to move to, and an
-    unreachable peer is only asked again later."""
+    unreachable peer is only asked again later. `final` are the statuses of an attempt its
+    peer answered with a final no (a declined charge): if the parent is made `ready` again
+    after one (the customer pays another way), the next send is a new attempt with a key
+    of its own, never the old key with new content."""
 
     model: type[A]
     _: KW_ONLY
@@ -93,6 +96,7 @@ class Attempts(Generic[P, A]):
     scope: dict[str, Any] = field(default_factory=dict)
     refused: str | None = None
     failover: bool = True
+    final: Collection[str] = ()
 
     def of(self, parent: P) -> QuerySet[A]:
         """The parent's attempts of this kind, oldest first."""
@@ -121,13 +125,14 @@ class Attempts(Generic[P, A]):
         **fields: Any,
     ) -> tuple[A | None, int | None]:
         """The attempt to send next; call it under the parent's row lock. The last attempt,
-        unless it went nowhere (its key must be reused: its peer may have acted); else, if
+        unless it went nowhere or was answered with a final no (else its key must be
+        reused: its peer may have acted); else, if
         the parent still `wanted` a call, a new attempt `<key>:<n>` at the first of `peers`
         that was not tried in this call and has not refused this parent, written already
         claimed by this process. Returns the attempt with its send count when it is new
         (else None: claim it before sending), or (None, None) when there is none."""
         attempts = list(self.of(parent))
-        if attempts and attempts[-1].status not in self.nowhere:
+        if attempts and attempts[-1].status not in {*self.nowhere, *self.final}:
             return attempts[-1], None
         refused = {getattr(a, self.peer) for a in attempts if a.status == self.refused}
         remaining = [p for p in peers if p not in tried and p not in refused]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import secrets
 
+from django.core.validators import MaxValueValidator
 from django.db import models
 from rest_framework_api_key.models import AbstractAPIKey
 
@@ -17,6 +18,10 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+# A declined order holds its stock while it waits for another payment: a day at most.
+MAX_PAYMENT_RETRY_SECONDS = 86400
 
 
 def _new_webhook_secret() -> str:
@@ -35,6 +40,14 @@ class ApiClient(TimeStampedModel):
     webhook_secret_previous = models.CharField(max_length=128, blank=True, default="")
     webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
+    # How long after a declined payment the client may pay its order another way (the order
+    # waits `awaiting_payment`, its stock reserved); 0: a decline fails the order at once.
+    payment_retry_seconds = models.PositiveIntegerField(
+        default=0,
+        validators=[MaxValueValidator(MAX_PAYMENT_RETRY_SECONDS)],
+        help_text="Seconds a declined order waits for another payment method (0: off; at "
+        "most a day). Its stock stays reserved meanwhile.",
+    )
 
     # The API authenticates a client, not a Django user: these let DRF's permission
     # classes treat it as the request's principal without pretending it is staff.

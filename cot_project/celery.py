@@ -28,6 +28,7 @@ SWEEPS = {
     "expire-reservations": "orders.expire_reservations",
     "expire-prescription-holds": "orders.expire_holds",
     "expire-substitutions": "orders.expire_substitutions",
+    "expire-payment-retries": "orders.expire_payment_retries",
     "sweep-unsent-refunds": "payments.sweep_refunds",
     "sweep-owed-amendments": "logistics.sweep_amendments",
     "webhook-outbox-sweep": "notifications.webhook_sweep",

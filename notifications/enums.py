@@ -43,6 +43,8 @@ NOTIFIED_EVENTS: frozenset[str] = frozenset(
         EventType.SHIPMENT_DELIVERY_FAILED,
         EventType.SHIPMENT_RETURNED,
         EventType.PAYMENT_REFUNDED,
+        # Declined, with time to pay another way (payment retry).
+        EventType.PAYMENT_RETRY_REQUESTED,
     }
 )
 
@@ -58,6 +60,8 @@ PER_EVENT: frozenset[str] = frozenset(
         EventType.SHIPMENT_DELIVERY_FAILED,
         EventType.SHIPMENT_RETURNED,
         EventType.PAYMENT_REFUNDED,
+        # Each decline within the window is told of.
+        EventType.PAYMENT_RETRY_REQUESTED,
     }
 )
 

@@ -12,6 +12,7 @@ from `notifications.selectors`.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 from dataclasses import dataclass
@@ -105,6 +106,18 @@ DEFAULTS: dict[tuple[str, str], Message] = {
         "Payment for your order {{ number }} did not go through",
         "Hello {{ name }},\n\nthe payment for your order {{ number }} did not go through "
         "({{ reason }}). Nothing was charged." + _EMAIL_FOOTER,
+    ),
+    # Declined, and the client's app may take another payment method until `retry_until`.
+    (EventType.PAYMENT_RETRY_REQUESTED, SMS): Message(
+        "",
+        "Payment for your order {{ number }} did not go through. Your items are set aside: "
+        "please pay another way in your app by {{ retry_until }}.",
+    ),
+    (EventType.PAYMENT_RETRY_REQUESTED, EMAIL): Message(
+        "Payment for your order {{ number }} did not go through",
+        "Hello {{ name }},\n\nthe payment for your order {{ number }} did not go through, and "
+        "nothing was charged. Your items are set aside for you until {{ retry_until }}: "
+        "please pay another way in your app before then." + _EMAIL_FOOTER,
     ),
     (EventType.ORDER_CANCELLED, SMS): Message(
         "", "Your order {{ number }} was cancelled ({{ reason }})."
@@ -218,6 +231,7 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "original": "Augmentin 625 Duo",
     "substitute": "AMOX-CLAV-625-GEN",
     "price_difference": "-120.00",
+    "retry_until": "04 Dec 2026, 10:30 UTC",
 }
 
 # Said after an edited out-for-delivery template that does not use `delivery_otp`: the
@@ -271,11 +285,23 @@ def message_context(order: Order, event: dict[str, Any] | None = None) -> dict[s
         )
         context["substitute"] = next(iter(offered), "") or str(event["substitute_sku"])
         context["price_difference"] = difference if difference.startswith("-") else f"+{difference}"
+    if event is not None and "payment_retry_until" in event:
+        # A declined payment's window for another payment method.
+        context["retry_until"] = _when(str(event["payment_retry_until"]))
     if event is not None and "amount" in event:
         # A refund's message: this refund's amount, and where a payout went.
         context["amount"] = str(event["amount"])
         context["payout_to"] = str(event.get("payout_to") or "")
     return context
+
+
+def _when(iso: str) -> str:
+    """A time as a customer reads it (`04 Dec 2026, 10:30 UTC`)."""
+    try:
+        moment = datetime.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return moment.astimezone(datetime.UTC).strftime("%d %b %Y, %H:%M UTC")
 
 
 def _reason_in_words(code: str) -> str:

@@ -42,6 +42,7 @@ STATUS_COLOURS = {
     OrderStatus.REJECTED: "#dc3545",
     OrderStatus.PAYMENT_FAILED: "#dc3545",
     OrderStatus.CANCELLED: "#8b0000",
+    OrderStatus.AWAITING_PAYMENT: "#b8860b",
 }
 
 
@@ -136,7 +137,18 @@ class OrderAdmin(admin.ModelAdmin):
             },
         ),
         ("Customer", {"fields": ("customer_id", "delivery_address", "prescription_id")}),
-        ("Money", {"fields": ("total_amount", "currency", "payment_method", "payment_summary")}),
+        (
+            "Money",
+            {
+                "fields": (
+                    "total_amount",
+                    "currency",
+                    "payment_method",
+                    "payment_summary",
+                    "payment_retry_until",
+                )
+            },
+        ),
         ("Fulfilment", {"fields": ("shipment_summary",)}),
         ("Times", {"fields": ("created_at", "updated_at", "confirmed_at", "request_id")}),
     ]

@@ -25,7 +25,14 @@ from core.permissions import IsApiClient
 from orders import pipeline, selectors
 from orders.filters import OrderFilter
 from orders.models import Order, Substitution
-from orders.serializers import OrderCancelIn, OrderOut, OrderPlaceIn, ReturnOut, ReturnRequestIn
+from orders.serializers import (
+    OrderCancelIn,
+    OrderOut,
+    OrderPaymentRetryIn,
+    OrderPlaceIn,
+    ReturnOut,
+    ReturnRequestIn,
+)
 from orders.services.cancellation import (
     CLIENT,
     AlreadyShipped,
@@ -35,6 +42,7 @@ from orders.services.cancellation import (
     order_cancel,
     order_lines_cancel,
 )
+from orders.services.payment_retry import PaymentRetryClosed, order_payment_retry
 from orders.services.placement import IdempotencyKeyReused, ItemRequest, UnknownSku, order_place
 from orders.services.returns import (
     RefundVpaRequired,
@@ -385,3 +393,54 @@ class SubstitutionAnswerApi(APIView):
             pipeline.resume(order_id)
         order = selectors.order_get_for_client(client=client, order_id=order_id)
         return Response(_render([order])[0])
+
+
+class OrderPaymentRetryApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+
+    @extend_schema(
+        request=OrderPaymentRetryIn,
+        responses={202: OpenApiTypes.OBJECT},
+        summary="Pay an order awaiting payment another way (payment retry)",
+        description="For an order whose payment was declined and whose client has a payment "
+        "retry window: `payment_method` and `payment_token` as when placing it (the order's "
+        "own client only: 404 otherwise). The order goes on from the charge with a new "
+        "charge attempt; `202` with the order. 409 `invalid_transition` when the order is "
+        "not `awaiting_payment` (including a second, concurrent retry) or its window has "
+        "passed; nothing is written then.",
+        operation_id="orders_payment_retry",
+    )
+    def post(self, request: Request, order_id: uuid.UUID) -> Response:
+        client: ApiClient = request.user
+        order = selectors.order_get_for_client(client=client, order_id=order_id)
+        if order is None:
+            raise exceptions.NotFound("No such order.")
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        payload = OrderPaymentRetryIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        log_context_bind(order_id=order.pk)
+        try:
+            order_payment_retry(
+                order=order,
+                payment_method=payload.validated_data["payment_method"],
+                payment_token=payload.validated_data["payment_token"],
+            )
+        except InvalidTransition as exc:
+            raise Conflict(
+                f"An order that is {exc.current} is not awaiting payment.",
+                code="invalid_transition",
+            ) from None
+        except PaymentRetryClosed:
+            raise Conflict(
+                "The order's payment retry window has passed.", code="invalid_transition"
+            ) from None
+        try:
+            pipeline.resume(order.pk)
+        except Exception:
+            # Committed: with the broker unreachable the stuck-order sweeper takes it up.
+            logger.warning(
+                "could not resume order %s after its payment retry", order.pk, exc_info=True
+            )
+        order = selectors.order_get_for_client(client=client, order_id=order.pk)
+        return Response(_render([order])[0], status=status.HTTP_202_ACCEPTED)

@@ -13,6 +13,9 @@ class OrderStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     PAYMENT_FAILED = "payment_failed", "Payment failed"
     CANCELLED = "cancelled", "Cancelled"
+    # Payment retry: the gateway declined and the client's window for another payment
+    # method is open (the stock stays reserved).
+    AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment (retry window)"
 
 
 class OnPartial(models.TextChoices):
@@ -39,6 +42,10 @@ TERMINAL = ENDED | {_S.DELIVERED, _S.RETURNED}
 ENDABLE = frozenset({_S.RECEIVED, _S.PROCESSING, _S.ON_HOLD})
 # A client or ops may cancel until the order ships.
 CANCELLABLE = ENDABLE | {_S.CONFIRMED}
+# Payment retry: an order waiting for the client's other payment method may be cancelled
+# too. It is not REDRIVABLE nor EXPIRABLE: it waits for the client, keeping its stock,
+# until its own window ends (`order_expire_payment_retries`).
+CANCELLABLE = CANCELLABLE | {_S.AWAITING_PAYMENT}
 # The pipeline is working on it: the sweeper re-drives it when it sits too long.
 REDRIVABLE = frozenset({_S.RECEIVED, _S.PROCESSING})
 # A reservation past its time ends the order only while the pipeline still works on it;
@@ -95,6 +102,8 @@ class EventType(models.TextChoices):
     PAYMENT_CAPTURED = "payment.captured"
     PAYMENT_FAILED = "payment.failed"
     PAYMENT_REFUNDED = "payment.refunded"
+    # Payment retry: declined, and the client may pay another way until `payment_retry_until`.
+    PAYMENT_RETRY_REQUESTED = "payment.retry_requested"
     SHIPMENT_BOOKED = "shipment.booked"
     # Booking failed (no partner could take the shipment).
     SHIPMENT_FAILED = "shipment.failed"

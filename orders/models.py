@@ -58,6 +58,9 @@ class Order(TimeStampedModel):
     # A step ran COT_STEP_MAX_ATTEMPTS times without finishing: the pipeline and the
     # sweeper leave the order alone until a person looks (admin action clears it).
     needs_attention = models.BooleanField(default=False)
+    # Payment retry: set at the first decline of an order whose client has a retry window;
+    # the order may be paid another way until then (however often it is declined before).
+    payment_retry_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

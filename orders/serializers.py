@@ -10,7 +10,7 @@ from rest_framework import serializers
 from core.enums import Channel
 from core.serializers import StrictSerializer
 from logistics.selectors import shipment_tracking_url
-from orders.enums import OnPartial
+from orders.enums import OnPartial, OrderStatus
 from orders.models import Order, Return, ReturnReason
 from payments.enums import PaymentMethod
 
@@ -28,6 +28,15 @@ def distinct_skus(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
         seen.add(line["sku"])
     return lines
+
+
+def payment_token_required(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Every payment method but cash on delivery is charged with a gateway token."""
+    if attrs["payment_method"] != PaymentMethod.COD and not attrs["payment_token"]:
+        raise serializers.ValidationError(
+            {"payment_token": ["Required for every payment method except cod."]}
+        )
+    return attrs
 
 
 class AddressIn(StrictSerializer):
@@ -70,11 +79,19 @@ class OrderPlaceIn(StrictSerializer):
             raise serializers.ValidationError(
                 {"channel": [f"This API key belongs to the {client.channel} channel."]}
             )
-        if attrs["payment_method"] != PaymentMethod.COD and not attrs["payment_token"]:
-            raise serializers.ValidationError(
-                {"payment_token": ["Required for every payment method except cod."]}
-            )
-        return attrs
+        return payment_token_required(attrs)
+
+
+class OrderPaymentRetryIn(StrictSerializer):
+    """Another payment method for an order awaiting payment: as when placing it."""
+
+    payment_method = serializers.ChoiceField(choices=PaymentMethod.choices)
+    payment_token = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, default=""
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        return payment_token_required(attrs)
 
 
 def _money(value: Any) -> str:
@@ -191,6 +208,13 @@ class OrderOut(serializers.BaseSerializer):
                 {"type": e.type, "at": _iso(e.at), "data": e.data}
                 for e in (order.events.all() if events is None else events)
             ],
+            # Until when another payment method may be sent (payment retry); null unless
+            # the order is awaiting payment.
+            "payment_retry_until": (
+                _iso(order.payment_retry_until)
+                if order.status == OrderStatus.AWAITING_PAYMENT and order.payment_retry_until
+                else None
+            ),
             "created_at": _iso(order.created_at),
             "updated_at": _iso(order.updated_at),
         }

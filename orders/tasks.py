@@ -22,7 +22,7 @@ from core import metrics
 from core.http import ExternalError
 from core.logs import log_context
 from orders.enums import Step
-from orders.services import expiry, holds, steps, substitution, sweeper
+from orders.services import expiry, holds, payment_retry, steps, substitution, sweeper
 from orders.services.ending import order_compensate
 from orders.services.retry_policy import order_step_exhausted, order_step_gives_up
 from orders.services.step_runs import NeedsAttention, StepIncomplete
@@ -153,3 +153,8 @@ def expire_substitutions() -> int:
         if settled.resumed:
             _pipeline().resume(settled.substitution.order_id)
     return len(expired)
+
+
+@shared_task(name="orders.expire_payment_retries", ignore_result=True)
+def expire_payment_retries() -> int:
+    return payment_retry.order_expire_payment_retries()

@@ -4,6 +4,7 @@ from orders.api import (
     OrderCancelApi,
     OrderDetailApi,
     OrderListCreateApi,
+    OrderPaymentRetryApi,
     OrderReturnsApi,
     SubstitutionAnswerApi,
 )
@@ -13,6 +14,11 @@ urlpatterns = [
     path("orders/<uuid:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<uuid:order_id>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
     path("orders/<uuid:order_id>/returns/", OrderReturnsApi.as_view(), name="order-returns"),
+    path(
+        "orders/<uuid:order_id>/payment/",
+        OrderPaymentRetryApi.as_view(),
+        name="order-payment-retry",
+    ),
     path(
         "orders/<uuid:order_id>/substitutions/<uuid:substitution_id>/<str:answer>/",
         SubstitutionAnswerApi.as_view(),

@@ -181,6 +181,24 @@ def test_an_unknown_outcome_keeps_the_peer_and_the_key_even_when_the_peer_then_l
     assert first(parcel, tried={"a"}) == (attempt, None)
 
 
+def test_after_a_final_no_a_parent_ready_again_gets_a_new_attempt_and_key() -> None:
+    declining = replace(CALLS, final=frozenset({"declined"}))
+    parcel = Parcel.objects.create()
+    attempt, sends = declining.current(parcel, peers=PEERS, tried=set(), key="p")
+
+    def declined(answer: str) -> tuple[str, dict[str, Any]]:
+        return "declined", {"answer": answer}
+
+    assert declining.send(parcel, attempt, Peer(answer="no"), declined, sends=sends)
+    # Asked again (the customer pays another way): a new key at the same first peer,
+    # never the declined key with new content. Without `final` the old key comes back.
+    following, sends = declining.current(parcel, peers=PEERS, tried=set(), key="p")
+    assert following is not None and sends == 1
+    assert (following.peer, following.idempotency_key) == ("a", "p:2")
+    assert first(parcel) == (following, None)
+    assert declining.current(parcel, peers=PEERS, tried=set(), key="p") == (following, None)
+
+
 def test_an_attempt_leased_by_another_process_is_not_sent_until_its_lease_ends() -> None:
     parcel = Parcel.objects.create()
     attempt, _ = first(parcel)  # another process wrote it and is sending it now

@@ -35,11 +35,21 @@ def test_create_api_client_with_webhook_prints_the_secret_second():
     assert lines[1] == ApiClient.objects.get(name="app").webhook_secret
 
 
+def test_create_api_client_sets_the_payment_retry_window():
+    run("create_api_client", "shop", "--channel", "web", "--payment-retry-seconds", "600")
+    run("create_api_client", "plain", "--channel", "web")
+    assert ApiClient.objects.get(name="shop").payment_retry_seconds == 600
+    assert ApiClient.objects.get(name="plain").payment_retry_seconds == 0
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ("create_api_client", "x", "--channel", "fax"),
         ("create_api_client", "x", "--channel", "web", "--webhook-url", "ftp://nope"),
+        ("create_api_client", "x", "--channel", "web", "--payment-retry-seconds", "-1"),
+        ("create_api_client", "x", "--channel", "web", "--payment-retry-seconds", "86401"),
+        ("create_api_client", "x", "--channel", "web", "--payment-retry-seconds", "soon"),
     ],
 )
 def test_create_api_client_refuses_bad_input(args):

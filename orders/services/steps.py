@@ -40,6 +40,7 @@ from orders.services.header_decision import (
     prescription_recheck,
     prescription_verdict,
 )
+from orders.services.payment_retry import order_await_payment
 from orders.services.step_runs import (
     ENDED_MEANWHILE,
     StepIncomplete,
@@ -172,8 +173,15 @@ def order_charge_payment(order_id: uuid.UUID) -> str:
         proceed=lambda: _lock_if_processing(order.pk),
     )
     if outcome.status == PaymentStatus.DECLINED:
-        step_finish(row, ok=False, result=FailureReason.PAYMENT_DECLINED)
-        order_end(order=order, to=S.PAYMENT_FAILED, reason=FailureReason.PAYMENT_DECLINED)
+        # The outcome and what it does to the order, both or neither: a run that died in
+        # between would leave the order processing with its charge step finished.
+        with transaction.atomic():
+            step_finish(row, ok=False, result=FailureReason.PAYMENT_DECLINED)
+            # With its client's payment retry window open, the order waits for another
+            # payment method instead of failing.
+            if order_await_payment(order=order, decline_code=outcome.decline_code):
+                return order_status_now(order)
+            order_end(order=order, to=S.PAYMENT_FAILED, reason=FailureReason.PAYMENT_DECLINED)
         return S.PAYMENT_FAILED
     if outcome.status not in (PaymentStatus.CAPTURED, PaymentStatus.PENDING_COLLECTION):
         # Not charged: the order was ended before its charge could start (expiry, a

@@ -36,6 +36,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.PAYMENT_FAILED: frozenset(),
     S.CANCELLED: frozenset(),
 }
+# Payment retry: a declined charge waits for the client's other payment method, which
+# goes on from the charge; the window's end fails the payment, and the client may cancel.
+TRANSITIONS[S.PROCESSING] |= {S.AWAITING_PAYMENT}
+TRANSITIONS[S.AWAITING_PAYMENT] = frozenset({S.PROCESSING, S.PAYMENT_FAILED, S.CANCELLED})
 
 STATUS_EVENTS: dict[str, str] = {
     S.PROCESSING: EventType.ORDER_PROCESSING,
@@ -47,6 +51,7 @@ STATUS_EVENTS: dict[str, str] = {
     S.REJECTED: EventType.ORDER_REJECTED,
     S.PAYMENT_FAILED: EventType.PAYMENT_FAILED,
     S.CANCELLED: EventType.ORDER_CANCELLED,
+    S.AWAITING_PAYMENT: EventType.PAYMENT_RETRY_REQUESTED,
 }
 
 # Sent after commit with `order_id`, `event_id` and `event_type`; `orders` does not know

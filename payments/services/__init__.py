@@ -6,6 +6,7 @@ from payments.services.charge import (
     payment_amount_set,
     payment_charge,
     payment_prepare,
+    payment_retry_open,
 )
 from payments.services.notices import payment_notice_apply
 from payments.services.refunds import (
@@ -32,6 +33,7 @@ __all__ = [
     "payment_notice_apply",
     "payment_prepare",
     "payment_refund",
+    "payment_retry_open",
     "refund_left",
     "refund_request",
 ]

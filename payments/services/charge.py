@@ -22,6 +22,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from core.attempts import AttemptInProgress, Attempts
 from core.http import ExternalUnavailable
@@ -41,10 +42,13 @@ class ChargeInProgress(AttemptInProgress):
 class ChargeOutcome:
     status: str  # a PaymentStatus value
     reason: str | None = None
+    # The gateway's reason for a decline (`insufficient_funds`...), else "".
+    decline_code: str = ""
 
 
 # Charge attempts, `order:<id>:charge:<n>`: sent only while the payment is prepared (a
-# payment voided, or being voided, is never charged).
+# payment voided, or being voided, is never charged). A declined payment reopened for
+# another payment method (`payment_retry_open`) is charged with a new attempt and key.
 CHARGES: Attempts[Payment, PaymentAttempt] = Attempts(
     PaymentAttempt,
     parent="payment",
@@ -54,6 +58,7 @@ CHARGES: Attempts[Payment, PaymentAttempt] = Attempts(
     nowhere=NOT_CAPTURED,
     target=gateways.target,
     in_progress=ChargeInProgress,
+    final=frozenset({AttemptStatus.DECLINED}),
 )
 
 
@@ -119,6 +124,30 @@ def payment_amount_set(*, order_id: uuid.UUID, amount: Decimal) -> bool:
         .update(amount=amount)
     )
     return changed == 1
+
+
+def payment_retry_open(*, order_id: uuid.UUID, method: str) -> bool:
+    """Make a declined payment chargeable again with another payment method (the order's
+    payment retry): back to prepared, its decline forgotten, its intent kept for the next
+    charge attempt, which gets a key of its own. Cash on delivery needs no gateway.
+    Returns False, changing nothing, when the payment is not declined (it was reopened
+    already, or a gateway's notice settled it otherwise)."""
+    with transaction.atomic():
+        payment = Payment.objects.select_for_update().filter(order_id=order_id).first()
+        if payment is None or payment.status != PaymentStatus.DECLINED:
+            return False
+        fields: dict[str, Any] = {
+            "status": PaymentStatus.PREPARED,
+            "method": method,
+            "decline_code": "",
+            # The declined charge's id: kept on its attempt, not taken for a capture's.
+            "reference": "",
+            "updated_at": timezone.now(),
+        }
+        if method == PaymentMethod.COD:
+            fields.update(gateway="", intent_id="")
+        Payment.objects.filter(pk=payment.pk).update(**fields)
+    return True
 
 
 def charge_send(
@@ -194,5 +223,7 @@ def payment_charge(
 
 def _outcome(payment: Payment) -> ChargeOutcome:
     if payment.status == PaymentStatus.DECLINED:
-        return ChargeOutcome(status=payment.status, reason=PAYMENT_DECLINED)
+        return ChargeOutcome(
+            status=payment.status, reason=PAYMENT_DECLINED, decline_code=payment.decline_code
+        )
     return ChargeOutcome(status=payment.status)

@@ -52,6 +52,7 @@ REFUNDS: Attempts[Payment, PaymentAttempt] = replace(
     refused=AttemptStatus.REFUSED,
     in_progress=AttemptInProgress,
     failover=False,
+    final=(),
 )
 
 

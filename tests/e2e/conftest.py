@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from celery import Celery
 
 from conftest import ROOT, Simulator, free_port, stop_process, wait_for_http
 
@@ -227,6 +228,18 @@ def live_stack(
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def broker(live_stack: Stack) -> Iterator[Celery]:
+    """The live stack's broker (its key prefix), to hand a sweep's task to the worker as
+    beat would."""
+    prefix = {"global_keyprefix": live_stack.env["COT_REDIS_KEY_PREFIX"]}
+    url = live_stack.env["TEST_REDIS_URL"]
+    app = Celery("e2e-sweeps", broker=url, backend=url, set_as_current=False)
+    app.conf.update(broker_transport_options=prefix, result_backend_transport_options=prefix)
+    yield app
+    app.close()
 
 
 @pytest.fixture

@@ -6,11 +6,9 @@ its payment voided, and the customer told of the hold and of why it ended."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
-from celery import Celery
 from celery.result import allow_join_result
 from django.utils import timezone
 
@@ -19,18 +17,6 @@ from tests.e2e.test_prescription_flow import new_customer, order, upload
 
 pytestmark = pytest.mark.e2e
 SKU = "AMOX-500"
-
-
-@pytest.fixture(scope="module")
-def broker(live_stack: Stack) -> Iterator[Celery]:
-    """The live stack's broker (its key prefix), to hand the task to the worker as beat
-    would."""
-    prefix = {"global_keyprefix": live_stack.env["COT_REDIS_KEY_PREFIX"]}
-    url = live_stack.env["TEST_REDIS_URL"]
-    app = Celery("e2e-holds", broker=url, backend=url, set_as_current=False)
-    app.conf.update(broker_transport_options=prefix, result_backend_transport_options=prefix)
-    yield app
-    app.close()
 
 
 def wait_until(condition, timeout=20.0):

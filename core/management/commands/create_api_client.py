@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from core.enums import Channel
-from core.models import ApiClient, ClientAPIKey
+from core.models import MAX_PAYMENT_RETRY_SECONDS, ApiClient, ClientAPIKey
 from core.webhook_urls import WebhookUrlInvalid, WebhookUrlRefused, webhook_url_check
 
 
@@ -21,8 +21,23 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--channel", required=True, choices=Channel.values)
         parser.add_argument("--webhook-url", default="")
+        parser.add_argument(
+            "--payment-retry-seconds",
+            type=int,
+            default=0,
+            help="How long a declined order waits for another payment method (default 0: "
+            f"off; at most {MAX_PAYMENT_RETRY_SECONDS}).",
+        )
 
-    def handle(self, *args: Any, name: str, channel: str, webhook_url: str, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        name: str,
+        channel: str,
+        webhook_url: str,
+        payment_retry_seconds: int,
+        **options: Any,
+    ) -> None:
         if webhook_url:
             if len(webhook_url) > ApiClient._meta.get_field("webhook_url").max_length:
                 raise CommandError("--webhook-url is longer than 200 characters")
@@ -30,10 +45,20 @@ class Command(BaseCommand):
                 webhook_url_check(webhook_url)
             except (WebhookUrlInvalid, WebhookUrlRefused) as exc:
                 raise CommandError(f"--webhook-url refused: {exc}") from None
+        if not 0 <= payment_retry_seconds <= MAX_PAYMENT_RETRY_SECONDS:
+            raise CommandError(
+                f"--payment-retry-seconds must be 0 to {MAX_PAYMENT_RETRY_SECONDS}, "
+                f"not {payment_retry_seconds}"
+            )
         if ApiClient.objects.filter(name=name).exists():
             raise CommandError(f"a client named {name!r} exists already")
         with transaction.atomic():
-            client = ApiClient.objects.create(name=name, channel=channel, webhook_url=webhook_url)
+            client = ApiClient.objects.create(
+                name=name,
+                channel=channel,
+                webhook_url=webhook_url,
+                payment_retry_seconds=payment_retry_seconds,
+            )
             _, key = ClientAPIKey.objects.create_key(name=f"{name} key"[:50], client=client)
         self.stdout.write(key)
         if webhook_url:
