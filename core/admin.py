@@ -10,7 +10,15 @@ admin.site.unregister(APIKey)
 
 @admin.register(ApiClient)
 class ApiClientAdmin(admin.ModelAdmin):
-    list_display = ("name", "channel", "active", "webhook_url", "created_at")
+    list_display = (
+        "name",
+        "channel",
+        "active",
+        "orders_per_second",
+        "requests_per_second",
+        "webhook_url",
+        "created_at",
+    )
     list_filter = ("channel", "active")
     search_fields = ("name",)
     readonly_fields = ("webhook_secret", "created_at", "updated_at")

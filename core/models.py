@@ -18,6 +18,11 @@ class TimeStampedModel(models.Model):
         abstract = True
 
 
+# What a new API client may send per second (core/ratelimits.py); 0 means no limit.
+DEFAULT_ORDERS_PER_SECOND = 20
+DEFAULT_REQUESTS_PER_SECOND = 100
+
+
 def _new_webhook_secret() -> str:
     return secrets.token_hex(32)
 
@@ -30,6 +35,22 @@ class ApiClient(TimeStampedModel):
     webhook_url = models.URLField(blank=True, default="")
     webhook_secret = models.CharField(max_length=128, default=_new_webhook_secret)
     active = models.BooleanField(default=True)
+    orders_per_second = models.PositiveIntegerField(
+        "order placements per second",
+        default=DEFAULT_ORDERS_PER_SECOND,
+        help_text=(
+            "POST /api/v1/orders/ per second (idempotent replays included), counted across "
+            "every API server; past it: 429 with Retry-After. 0: no limit."
+        ),
+    )
+    requests_per_second = models.PositiveIntegerField(
+        "requests per second",
+        default=DEFAULT_REQUESTS_PER_SECOND,
+        help_text=(
+            "API requests of any kind per second (placements included), counted across "
+            "every API server; past it: 429 with Retry-After. 0: no limit."
+        ),
+    )
 
     # The API authenticates a client, not a Django user: these let DRF's permission
     # classes treat it as the request's principal without pretending it is staff.

@@ -35,11 +35,30 @@ def test_create_api_client_with_webhook_prints_the_secret_second():
     assert lines[1] == ApiClient.objects.get(name="app").webhook_secret
 
 
+def test_create_api_client_takes_rate_limits_else_the_defaults():
+    run("create_api_client", "plain", "--channel", "web")
+    run(
+        "create_api_client",
+        "bulk",
+        "--channel",
+        "web",
+        "--orders-per-second",
+        "0",
+        "--requests-per-second",
+        "500",
+    )
+    plain, bulk = ApiClient.objects.get(name="plain"), ApiClient.objects.get(name="bulk")
+    assert (plain.orders_per_second, plain.requests_per_second) == (20, 100)
+    assert (bulk.orders_per_second, bulk.requests_per_second) == (0, 500)
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ("create_api_client", "x", "--channel", "fax"),
         ("create_api_client", "x", "--channel", "web", "--webhook-url", "ftp://nope"),
+        ("create_api_client", "x", "--channel", "web", "--orders-per-second", "-1"),
+        ("create_api_client", "x", "--channel", "web", "--requests-per-second", "ten"),
     ],
 )
 def test_create_api_client_refuses_bad_input(args):

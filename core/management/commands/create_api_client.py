@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -8,7 +9,18 @@ from django.core.validators import URLValidator
 from django.db import transaction
 
 from core.enums import Channel
-from core.models import ApiClient, ClientAPIKey
+from core.models import (
+    DEFAULT_ORDERS_PER_SECOND,
+    DEFAULT_REQUESTS_PER_SECOND,
+    ApiClient,
+    ClientAPIKey,
+)
+
+
+def _per_second(value: str) -> int:
+    if not value.isdigit():
+        raise ArgumentTypeError(f"{value!r} is not a whole number of 0 or more")
+    return int(value)
 
 
 class Command(BaseCommand):
@@ -21,8 +33,29 @@ class Command(BaseCommand):
         parser.add_argument("name")
         parser.add_argument("--channel", required=True, choices=Channel.values)
         parser.add_argument("--webhook-url", default="")
+        parser.add_argument(
+            "--orders-per-second",
+            type=_per_second,
+            default=DEFAULT_ORDERS_PER_SECOND,
+            help=f"order placements per second (default {DEFAULT_ORDERS_PER_SECOND}; 0: no limit)",
+        )
+        parser.add_argument(
+            "--requests-per-second",
+            type=_per_second,
+            default=DEFAULT_REQUESTS_PER_SECOND,
+            help=f"API requests per second (default {DEFAULT_REQUESTS_PER_SECOND}; 0: no limit)",
+        )
 
-    def handle(self, *args: Any, name: str, channel: str, webhook_url: str, **options: Any) -> None:
+    def handle(
+        self,
+        *args: Any,
+        name: str,
+        channel: str,
+        webhook_url: str,
+        orders_per_second: int,
+        requests_per_second: int,
+        **options: Any,
+    ) -> None:
         if webhook_url:
             try:
                 URLValidator(schemes=["http", "https"])(webhook_url)
@@ -31,7 +64,13 @@ class Command(BaseCommand):
         if ApiClient.objects.filter(name=name).exists():
             raise CommandError(f"a client named {name!r} exists already")
         with transaction.atomic():
-            client = ApiClient.objects.create(name=name, channel=channel, webhook_url=webhook_url)
+            client = ApiClient.objects.create(
+                name=name,
+                channel=channel,
+                webhook_url=webhook_url,
+                orders_per_second=orders_per_second,
+                requests_per_second=requests_per_second,
+            )
             _, key = ClientAPIKey.objects.create_key(name=f"{name} key", client=client)
         self.stdout.write(key)
         if webhook_url:
