@@ -217,13 +217,13 @@ COT_PIPELINE_MODE = env.str("COT_PIPELINE_MODE", default="celery")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "ratelimit": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": COT_REDIS_KEY_PREFIX,
         "KEY_FUNCTION": "core.ratelimits.cache_key",
         # A Redis that does not answer costs a request at most this long; the limiter then
         # lets the request through (core/ratelimits.py).
-        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
     },
 }
 RATELIMIT_USE_CACHE = "ratelimit"
