@@ -89,7 +89,9 @@ class ClientRateThrottle(BaseThrottle):
                 increment=True,
             )
         except redis.RedisError as exc:
-            logger.warning("rate limit of %s unchecked, Redis unavailable: %s", client.name, exc)
+            logger.warning(
+                "%s limit of %s unchecked, Redis unavailable: %s", self.limit, client.name, exc
+            )
             return True
         # None: rate limiting switched off (RATELIMIT_ENABLE) or the count failed
         # (RATELIMIT_FAIL_OPEN).
