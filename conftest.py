@@ -131,6 +131,23 @@ def _closed_circuit_breakers() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> Iterator[None]:
+    """Rate-limit counters live in Redis for a few seconds, keyed by the client's id: a
+    client of the next test may have the same id (SQLite reuses them), so each test starts
+    with none counted."""
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    pattern = f"{settings.COT_REDIS_KEY_PREFIX}{settings.RATELIMIT_CACHE_PREFIX}*"
+    keys = list(client.scan_iter(pattern))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    yield
+
+
 def pytest_configure(config: Any) -> None:
     # A fresh SQLite test database must not meet the WAL/SHM files of an earlier run: the
     # live processes would read a stale write-ahead log ("disk I/O error").

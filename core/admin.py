@@ -31,7 +31,15 @@ class ApiClientForm(forms.ModelForm):
 
     class Meta:
         model = ApiClient
-        fields = ("name", "channel", "webhook_url", "active", "payment_retry_seconds")
+        fields = (
+            "name",
+            "channel",
+            "webhook_url",
+            "active",
+            "payment_retry_seconds",
+            "orders_per_second",
+            "requests_per_second",
+        )
 
     def clean_webhook_url(self) -> str:
         url = self.cleaned_data["webhook_url"]
@@ -62,6 +70,8 @@ class ApiClientAdmin(admin.ModelAdmin):
         "active",
         "webhook_url",
         "payment_retry_seconds",
+        "orders_per_second",
+        "requests_per_second",
         "created_at",
     )
     list_filter = ("channel", "active")
@@ -73,6 +83,8 @@ class ApiClientAdmin(admin.ModelAdmin):
         "webhook_url",
         "active",
         "payment_retry_seconds",
+        "orders_per_second",
+        "requests_per_second",
         "webhook_secret_previous_until",
         "created_at",
         "updated_at",

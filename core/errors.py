@@ -26,10 +26,21 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "payload_too_large"
 
 
+class RateLimited(exceptions.Throttled):
+    """429: the API client is over one of its rate limits (core.ratelimits)."""
+
+    default_detail = "Too many requests for this API client."
+    default_code = "rate_limited"
+
+
 class CotExceptionHandler(ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, RequestDataTooBig):
             return PayloadTooLarge()
+        if isinstance(exc, exceptions.Throttled) and not isinstance(exc, RateLimited):
+            # DRF raises its own Throttled for every throttle; clients are promised
+            # `rate_limited`, with Retry-After (in whole seconds, from `wait`).
+            return RateLimited(wait=exc.wait)
         return super().convert_known_exceptions(exc)
 
 

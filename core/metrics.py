@@ -63,6 +63,11 @@ STOCK_WRITTEN_OFF_TOTAL = Counter(
     "Units that came back and could not be sold again, by reason.",
     ["reason"],
 )
+RATE_LIMITED_TOTAL = Counter(
+    "cot_rate_limited_total",
+    "API requests refused with 429, by API client and the limit (orders, requests) refusing.",
+    ["client", "limit"],
+)
 # The `reason` of a failed delivery the partner gave none for.
 UNSPECIFIED = "unspecified"
 
@@ -79,6 +84,10 @@ for _error_type in ERROR_TYPES:
 
 def error_count(error_type: str) -> None:
     ERRORS_TOTAL.labels(error_type=error_type).inc()
+
+
+def rate_limited_count(*, client: str, limit: str) -> None:
+    RATE_LIMITED_TOTAL.labels(client=client, limit=limit).inc()
 
 
 # --- Scrape-time collectors -----------------------------------------------------------------

@@ -22,6 +22,9 @@ class TimeStampedModel(models.Model):
 
 # A declined order holds its stock while it waits for another payment: a day at most.
 MAX_PAYMENT_RETRY_SECONDS = 86400
+# What a new API client may send per second (core/ratelimits.py); 0 means no limit.
+DEFAULT_ORDERS_PER_SECOND = 20
+DEFAULT_REQUESTS_PER_SECOND = 100
 
 
 def _new_webhook_secret() -> str:
@@ -47,6 +50,22 @@ class ApiClient(TimeStampedModel):
         validators=[MaxValueValidator(MAX_PAYMENT_RETRY_SECONDS)],
         help_text="Seconds a declined order waits for another payment method (0: off; at "
         "most a day). Its stock stays reserved meanwhile.",
+    )
+    orders_per_second = models.PositiveIntegerField(
+        "order placements per second",
+        default=DEFAULT_ORDERS_PER_SECOND,
+        help_text=(
+            "POST /api/v1/orders/ per second (idempotent replays included), counted across "
+            "every API server; past it: 429 with Retry-After. 0: no limit."
+        ),
+    )
+    requests_per_second = models.PositiveIntegerField(
+        "requests per second",
+        default=DEFAULT_REQUESTS_PER_SECOND,
+        help_text=(
+            "API requests of any kind per second (placements included), counted across "
+            "every API server; past it: 429 with Retry-After. 0: no limit."
+        ),
     )
 
     # The API authenticates a client, not a Django user: these let DRF's permission

@@ -165,6 +165,9 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # Each API client's requests per second (core/ratelimits.py); the order placement
+    # view adds its own placements-per-second limit.
+    "DEFAULT_THROTTLE_CLASSES": ["core.ratelimits.ClientRequestThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 DRF_STANDARDIZED_ERRORS = {
@@ -207,6 +210,26 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 COT_TASK_EVENTS = env.bool("COT_TASK_EVENTS", default=False)
 COT_PIPELINE_MODE = env.str("COT_PIPELINE_MODE", default="celery")
+
+# The API clients' rate-limit counters (core/ratelimits.py, django-ratelimit) live in Redis,
+# so every API process on every host counts into the same window. Nothing else uses a
+# cache: "default" is Django's own per-process default, named because CACHES must have it.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "ratelimit": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": COT_REDIS_KEY_PREFIX,
+        "KEY_FUNCTION": "core.ratelimits.cache_key",
+        # A Redis that does not answer costs a request at most this long; the limiter then
+        # lets the request through (core/ratelimits.py).
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5},
+    },
+}
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_CACHE_PREFIX = "cot:ratelimit:"
+# A count that Redis could not keep lets the request through, as an unreachable Redis does.
+RATELIMIT_FAIL_OPEN = True
 
 # --- Business rules -----------------------------------------------------------------------
 COT_RESERVATION_TTL_SECONDS = env.int("COT_RESERVATION_TTL_SECONDS", default=900)

@@ -12,6 +12,15 @@ REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 COT_REDIS_KEY_PREFIX = env.str("COT_REDIS_KEY_PREFIX", default=f"test-{os.getpid()}:")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
+# Rate-limit counters in the test Redis too, under this run's key prefix.
+CACHES = {
+    **CACHES,  # noqa: F405
+    "ratelimit": {
+        **CACHES["ratelimit"],  # noqa: F405
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": COT_REDIS_KEY_PREFIX,
+    },
+}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Short waits, so the end-to-end tests see retries and re-drives within seconds.
 COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=2)

@@ -22,6 +22,7 @@ from core.errors import Conflict
 from core.logs import log_context_bind
 from core.models import ApiClient
 from core.permissions import IsApiClient
+from core.ratelimits import ClientRequestThrottle, OrderPlacementThrottle
 from orders import pipeline, selectors
 from orders.filters import OrderFilter
 from orders.models import Order, Substitution
@@ -110,6 +111,7 @@ class OrderPagination(CursorPagination):
 
 class OrderListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
+    throttle_classes = [ClientRequestThrottle, OrderPlacementThrottle]
 
     @extend_schema(
         request=OrderPlaceIn,

@@ -5,6 +5,11 @@ import factory
 from core.enums import Channel
 from core.models import ApiClient, ClientAPIKey
 
+# For test clients that burst on purpose (concurrency tests, fuzzers, the live stack's
+# clients): far above what they send, so their requests are still counted in Redis but
+# never refused. The product defaults (20 placements/s, 100 requests/s) stay for the rest.
+BURST_LIMITS = {"orders_per_second": 1000, "requests_per_second": 5000}
+
 
 class ApiClientFactory(factory.django.DjangoModelFactory):
     class Meta:

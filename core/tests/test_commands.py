@@ -42,6 +42,23 @@ def test_create_api_client_sets_the_payment_retry_window():
     assert ApiClient.objects.get(name="plain").payment_retry_seconds == 0
 
 
+def test_create_api_client_takes_rate_limits_else_the_defaults():
+    run("create_api_client", "plain", "--channel", "web")
+    run(
+        "create_api_client",
+        "bulk",
+        "--channel",
+        "web",
+        "--orders-per-second",
+        "0",
+        "--requests-per-second",
+        "500",
+    )
+    plain, bulk = ApiClient.objects.get(name="plain"), ApiClient.objects.get(name="bulk")
+    assert (plain.orders_per_second, plain.requests_per_second) == (20, 100)
+    assert (bulk.orders_per_second, bulk.requests_per_second) == (0, 500)
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -50,6 +67,8 @@ def test_create_api_client_sets_the_payment_retry_window():
         ("create_api_client", "x", "--channel", "web", "--payment-retry-seconds", "-1"),
         ("create_api_client", "x", "--channel", "web", "--payment-retry-seconds", "86401"),
         ("create_api_client", "x", "--channel", "web", "--payment-retry-seconds", "soon"),
+        ("create_api_client", "x", "--channel", "web", "--orders-per-second", "-1"),
+        ("create_api_client", "x", "--channel", "web", "--requests-per-second", "ten"),
     ],
 )
 def test_create_api_client_refuses_bad_input(args):

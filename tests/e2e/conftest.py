@@ -107,12 +107,15 @@ def e2e_database(django_db_setup: Any, django_db_blocker: Any) -> str:
 
 
 def api_keys(django_db_blocker: Any, run: str) -> dict[str, str]:
-    """A `web` and a `mobile` API client of their own for one stack."""
-    from core.tests.factories import ApiClientFactory, api_key_for
+    """A `web` and a `mobile` API client of their own for one stack, with rate limits
+    above the tests' bursts (fifty simultaneous placements, say)."""
+    from core.tests.factories import BURST_LIMITS, ApiClientFactory, api_key_for
 
     with django_db_blocker.unblock():
         return {
-            name: api_key_for(ApiClientFactory(name=f"e2e-{name}-{run}", channel=channel))
+            name: api_key_for(
+                ApiClientFactory(name=f"e2e-{name}-{run}", channel=channel, **BURST_LIMITS)
+            )
             for name, channel in (("web", "web"), ("mobile", "mobile"))
         }
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from core.tests.factories import ApiClientFactory, api_key_for
+from core.tests.factories import BURST_LIMITS, ApiClientFactory, api_key_for
 from orders.tests.factories import ORDER_BODY
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +51,8 @@ def counts() -> dict[str, int]:
 @pytest.fixture
 def api(demo_catalog, simulator) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {api_key_for(ApiClientFactory())}")
+    key = api_key_for(ApiClientFactory(**BURST_LIMITS))  # hostile bodies come in bursts
+    client.credentials(HTTP_AUTHORIZATION=f"Api-Key {key}")
     return client
 
 

@@ -44,9 +44,10 @@ def app(demo_catalog, simulator):
 
 @pytest.fixture
 def key(demo_catalog):
-    from core.tests.factories import ApiClientFactory, api_key_for
+    from core.tests.factories import BURST_LIMITS, ApiClientFactory, api_key_for
 
-    return api_key_for(ApiClientFactory())
+    # The examples of one operation come as fast as the app answers.
+    return api_key_for(ApiClientFactory(**BURST_LIMITS))
 
 
 def assert_contract_error(response) -> None:

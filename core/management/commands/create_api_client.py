@@ -1,13 +1,26 @@
 from __future__ import annotations
 
+from argparse import ArgumentTypeError
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from core.enums import Channel
-from core.models import MAX_PAYMENT_RETRY_SECONDS, ApiClient, ClientAPIKey
+from core.models import (
+    DEFAULT_ORDERS_PER_SECOND,
+    DEFAULT_REQUESTS_PER_SECOND,
+    MAX_PAYMENT_RETRY_SECONDS,
+    ApiClient,
+    ClientAPIKey,
+)
 from core.webhook_urls import WebhookUrlInvalid, WebhookUrlRefused, webhook_url_check
+
+
+def _per_second(value: str) -> int:
+    if not value.isdigit():
+        raise ArgumentTypeError(f"{value!r} is not a whole number of 0 or more")
+    return int(value)
 
 
 class Command(BaseCommand):
@@ -28,6 +41,18 @@ class Command(BaseCommand):
             help="How long a declined order waits for another payment method (default 0: "
             f"off; at most {MAX_PAYMENT_RETRY_SECONDS}).",
         )
+        parser.add_argument(
+            "--orders-per-second",
+            type=_per_second,
+            default=DEFAULT_ORDERS_PER_SECOND,
+            help=f"order placements per second (default {DEFAULT_ORDERS_PER_SECOND}; 0: no limit)",
+        )
+        parser.add_argument(
+            "--requests-per-second",
+            type=_per_second,
+            default=DEFAULT_REQUESTS_PER_SECOND,
+            help=f"API requests per second (default {DEFAULT_REQUESTS_PER_SECOND}; 0: no limit)",
+        )
 
     def handle(
         self,
@@ -36,6 +61,8 @@ class Command(BaseCommand):
         channel: str,
         webhook_url: str,
         payment_retry_seconds: int,
+        orders_per_second: int,
+        requests_per_second: int,
         **options: Any,
     ) -> None:
         if webhook_url:
@@ -58,6 +85,8 @@ class Command(BaseCommand):
                 channel=channel,
                 webhook_url=webhook_url,
                 payment_retry_seconds=payment_retry_seconds,
+                orders_per_second=orders_per_second,
+                requests_per_second=requests_per_second,
             )
             _, key = ClientAPIKey.objects.create_key(name=f"{name} key"[:50], client=client)
         self.stdout.write(key)
