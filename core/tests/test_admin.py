@@ -15,7 +15,14 @@ def test_the_payment_retry_window_is_set_in_admin():
     browser = Client()
     browser.force_login(admin)
     url = f"/admin/core/apiclient/{client.pk}/change/"
-    form = {"name": "shop", "channel": "web", "webhook_url": "", "active": "on"}
+    form = {
+        "name": "shop",
+        "channel": "web",
+        "webhook_url": "",
+        "active": "on",
+        "orders_per_second": "20",
+        "requests_per_second": "100",
+    }
 
     refused = browser.post(url, {**form, "payment_retry_seconds": "86401"})
     assert refused.status_code == 200  # the form again, with the error

@@ -26,7 +26,9 @@ def test_rate_limits_are_edited_in_admin_and_hold_from_the_next_request(client):
     # The form as shown, with the two limits changed.
     form = page.context["adminform"].form
     data = {name: form.initial.get(name, field.initial) for name, field in form.fields.items()}
-    data = {k: ("on" if v is True else v) for k, v in data.items() if v not in (None, False)}
+    data = {
+        k: ("on" if v is True else v) for k, v in data.items() if v is not None and v is not False
+    }
     data.update(orders_per_second="0", requests_per_second="1")
     saved = client.post(url, data)
     assert saved.status_code == 302, saved.content[:2000]

@@ -150,7 +150,14 @@ def test_admin_rotates_a_webhook_secret_and_never_shows_the_stored_one(superuser
 def test_admin_refuses_a_private_webhook_url(superuser_client, settings):
     settings.COT_ALLOW_PRIVATE_WEBHOOKS = False
     app = ApiClientFactory(name="app")
-    form = {"name": "app", "channel": "web", "active": "on"}
+    form = {
+        "name": "app",
+        "channel": "web",
+        "active": "on",
+        "payment_retry_seconds": "0",
+        "orders_per_second": "20",
+        "requests_per_second": "100",
+    }
 
     page = superuser_client.post(
         f"/admin/core/apiclient/{app.pk}/change/",
