@@ -28,6 +28,7 @@ SWEEPS = {
     "expire-reservations": "orders.expire_reservations",
     "expire-prescription-holds": "orders.expire_holds",
     "expire-substitutions": "orders.expire_substitutions",
+    "expire-uncollected-pickups": "orders.expire_pickups",
     "sweep-unsent-refunds": "payments.sweep_refunds",
     "sweep-owed-amendments": "logistics.sweep_amendments",
     "webhook-outbox-sweep": "notifications.webhook_sweep",
