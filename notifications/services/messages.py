@@ -109,6 +109,8 @@ def _order_loader(order_id: uuid.UUID) -> Callable[[], Order]:
             "failure_reason",
             "delivery_address",
             "contact",
+            "fulfilment",
+            "pickup_center",
             "currency",
             "total_amount",
         ).get(pk=order_id)
