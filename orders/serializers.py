@@ -112,39 +112,19 @@ def _one_way_to_the_customer(attrs: dict[str, Any]) -> None:
     """A delivery order has a delivery address (and no `contact`: the address is how the
     customer is reached); a pickup order has none."""
     pickup = attrs.get("fulfilment", {}).get("type") == Fulfilment.PICKUP
-    if pickup and attrs.get("delivery_address") is not None:
-        raise serializers.ValidationError(
-            {
-                "delivery_address": [
-                    serializers.ErrorDetail(
-                        "A pickup order has no delivery address (give `contact` instead).",
-                        code="not_allowed",
-                    )
-                ]
-            }
-        )
-    if not pickup and attrs.get("delivery_address") is None:
-        raise serializers.ValidationError(
-            {
-                "delivery_address": [
-                    serializers.ErrorDetail(
-                        "Required, unless `fulfilment` is a pickup.", code="required"
-                    )
-                ]
-            }
-        )
-    if not pickup and attrs.get("contact") is not None:
-        raise serializers.ValidationError(
-            {
-                "contact": [
-                    serializers.ErrorDetail(
-                        "Only for pickup orders: a delivery reaches the customer through "
-                        "its delivery address.",
-                        code="not_allowed",
-                    )
-                ]
-            }
-        )
+    address, contact = attrs.get("delivery_address"), attrs.get("contact")
+    if pickup and address is not None:
+        detail = "A pickup order has no delivery address (give `contact` instead)."
+        raise _refused("delivery_address", detail, "not_allowed")
+    if not pickup and address is None:
+        raise _refused("delivery_address", "Required, unless `fulfilment` is a pickup.", "required")
+    if not pickup and contact is not None:
+        detail = "Only for pickup orders: a delivery reaches the customer at its address."
+        raise _refused("contact", detail, "not_allowed")
+
+
+def _refused(field: str, detail: str, code: str) -> serializers.ValidationError:
+    return serializers.ValidationError({field: [serializers.ErrorDetail(detail, code=code)]})
 
 
 def _money(value: Any) -> str:

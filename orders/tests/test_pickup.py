@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
@@ -27,6 +28,7 @@ from orders.tests.test_admin import login
 from payments.models import Payment
 from prescriptions.enums import H1EntryType
 from prescriptions.models import H1RegisterEntry, PrescriptionItem
+from prescriptions.services import prescription_review
 from prescriptions.tests.factories import prescription_with
 
 pytestmark = pytest.mark.django_db
@@ -232,6 +234,12 @@ def test_the_right_code_collects_after_a_wrong_one(ready, post):
     assert Pickup.objects.get(order_id=order["id"]).collected_by == "client:web-shop"
     again = collect(post, order["id"], code)
     assert error(again) == (409, "invalid_transition", None)
+    # Handed over at the counter, not delivered: nothing to return through the API.
+    returned = post(
+        f"{URL}{order['id']}/returns/",
+        {"reason": "damaged", "lines": [{"sku": "PICK-1", "quantity": 1}]},
+    )
+    assert error(returned)[:2] == (409, "not_delivered")
 
 
 def test_cash_at_the_counter_is_captured_on_collection(ready, post):
@@ -408,6 +416,33 @@ def test_prescribed_units_are_dispensed_when_ready_and_given_back_when_not_colle
     assert rx.dispensed_quantity == 0
     returned = H1RegisterEntry.objects.get(order_id=order["id"], entry_type=H1EntryType.RETURNED)
     assert (returned.batch, returned.quantity) == (dispensed.batch, 2)
+
+
+def test_a_prescription_waiting_for_review_holds_a_pickup_until_approved(
+    post, shop, stock, simulator, django_capture_on_commit_callbacks
+):
+    prescription = prescription_with(
+        [("AMOX-500", 5)], client=shop[0], customer_id="C-2001", status="pending_review"
+    )
+    placed = post(
+        URL,
+        pickup_body(center="DEL-1", items=[("AMOX-500", 2)], prescription_id=str(prescription.pk)),
+    )
+    order_id = placed.json()["id"]
+    assert read(post.key, order_id)["status"] == "on_hold"
+    assert simulator.ledger()["charges"] == []
+
+    with django_capture_on_commit_callbacks(execute=True):
+        prescription_review(
+            prescription_id=prescription.pk,
+            reviewer=User.objects.create_user("ph", is_staff=True),
+            decision="approved",
+        )
+
+    order = read(post.key, order_id)
+    assert order["status"] == "ready_for_pickup" and order["pickup_code"]
+    reserved = Order.objects.get(pk=order_id).events.get(type="inventory.reserved")
+    assert {a["center"] for a in reserved.data["allocations"]} == {"DEL-1"}
 
 
 def test_the_client_may_cancel_a_ready_order_before_collection(ready, post, simulator):
