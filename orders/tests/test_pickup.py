@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from celery import current_app as app
 from django.contrib.auth.models import User
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
@@ -19,7 +20,6 @@ from rest_framework.test import APIClient
 from inventory.models import FulfillmentCenter, StockBatch
 from inventory.tests.factories import CenterFactory, ProductFactory, StockBatchFactory
 from logistics.models import Shipment
-from notifications.models import Notification
 from orders.models import Order, OrderNumber, Pickup
 from orders.services.pickup import MAX_WRONG_CODES, order_expire_pickups, order_pickup_unlock
 from orders.tasks import expire_pickups
@@ -139,11 +139,10 @@ def test_a_pickup_order_is_served_from_its_centre_only_and_waits_there_with_a_co
     assert ready_event.data["center"] == "DEL-1" and order["pickup_code"] not in str(
         ready_event.data
     )
-    sms = Notification.objects.get(
-        order_id=order["id"], event_type="order.ready_for_pickup", channel="sms"
-    )
-    assert sms.to == CONTACT["phone"] and order["pickup_code"] in sms.text
-    assert "Delhi 1" in sms.text or "DEL-1" in sms.text
+    key = f"order:{order['id']}:notify:order.ready_for_pickup:sms"
+    [sms] = [m for m in simulator.ledger()["messages"] if m["idempotency_key"] == key]
+    assert sms["to"] == CONTACT["phone"] and order["pickup_code"] in sms["text"]
+    assert "Delhi 1" in sms["text"]
 
 
 def test_short_at_the_chosen_centre_is_out_of_stock_whatever_other_centres_hold(post, stock):
@@ -472,8 +471,8 @@ def test_ready_and_collected_are_counted_in_cot_orders_total(ready, post):
     assert Order.objects.get(pk=order["id"]).confirmed_at is not None
 
 
-def test_the_not_collected_sweep_runs_with_the_others():
-    from cot_project.celery import SWEEPS, TASK_ROUTES
-
-    assert "orders.expire_pickups" in SWEEPS.values()
-    assert TASK_ROUTES["orders.expire_pickups"] == {"queue": "maintenance"}
+def test_the_not_collected_sweep_is_a_maintenance_task_run_by_beat(settings):
+    [entry] = [e for e in app.conf.beat_schedule.values() if e["task"] == "orders.expire_pickups"]
+    assert entry["schedule"] == float(settings.COT_SWEEP_INTERVAL_SECONDS)
+    assert entry["options"]["queue"] == "maintenance"
+    assert app.conf.task_routes["orders.expire_pickups"] == {"queue": "maintenance"}
