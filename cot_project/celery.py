@@ -29,6 +29,7 @@ SWEEPS = {
     "expire-prescription-holds": "orders.expire_holds",
     "expire-substitutions": "orders.expire_substitutions",
     "expire-payment-retries": "orders.expire_payment_retries",
+    "expire-uncollected-pickups": "orders.expire_pickups",
     "sweep-unsent-refunds": "payments.sweep_refunds",
     "sweep-owed-amendments": "logistics.sweep_amendments",
     "webhook-outbox-sweep": "notifications.webhook_sweep",

@@ -240,6 +240,9 @@ COT_HOLD_TIMEOUT_SECONDS = env.int("COT_HOLD_TIMEOUT_SECONDS", default=86400)
 # A substitute offered in review that the client has not answered after this long counts as
 # declined, status `expired` (orders.expire_substitutions).
 COT_SUBSTITUTION_TIMEOUT_SECONDS = env.int("COT_SUBSTITUTION_TIMEOUT_SECONDS", default=3600)
+# Days an in-store pickup order waits at its centre, from ready_for_pickup, before it is
+# cancelled `pickup_not_collected`: restocked and refunded (orders.expire_pickups).
+COT_PICKUP_HOLD_DAYS = env.int("COT_PICKUP_HOLD_DAYS", default=3)
 # Delivery attempts a courier makes before it returns the parcel to us (return to origin).
 COT_DELIVERY_ATTEMPTS = env.int("COT_DELIVERY_ATTEMPTS", default=3)
 # The customer's tracking link: {simulator} (SIMULATOR_URL), {partner} and {awb} are filled in.

@@ -28,6 +28,24 @@ def centers_serving(*, pincode: str) -> list[FulfillmentCenter]:
     return [c for c in FulfillmentCenter.objects.filter(active=True) if c.serves(pincode)]
 
 
+def centers_for(*, pincode: str = "", center: str = "") -> list[FulfillmentCenter]:
+    """Where an order's stock may come from: the one centre an in-store pickup order
+    names (none once it is inactive), else the active centres serving the pincode."""
+    if center:
+        return list(FulfillmentCenter.objects.filter(code=center, active=True))
+    return centers_serving(pincode=pincode)
+
+
+def center_is_active(*, code: str) -> bool:
+    return FulfillmentCenter.objects.filter(code=code, active=True).exists()
+
+
+def center_name(*, code: str) -> str:
+    """The centre's name as customers know it (its code when there is no such centre)."""
+    name = FulfillmentCenter.objects.filter(code=code).values_list("name", flat=True).first()
+    return name or code
+
+
 def product_list(*, search: str = "", sku: str = "") -> QuerySet[Product]:
     """Active products, optionally one SKU and/or a case-insensitive match on SKU or name."""
     products = Product.objects.filter(active=True)
@@ -44,13 +62,17 @@ def product_skus_known(*, skus: Iterable[str]) -> set[str]:
 
 
 def product_available(
-    *, product_ids: list[int], pincode: str, today: datetime.date | None = None
+    *,
+    product_ids: list[int],
+    pincode: str = "",
+    center: str = "",
+    today: datetime.date | None = None,
 ) -> dict[int, int]:
-    """Units an order to `pincode` could get now, per product: free units of batches past
-    the shelf-life floor at the active centres serving the pincode. Two queries, whatever
-    the number of products."""
+    """Units an order to `pincode` (or picked up at `center`) could get now, per product:
+    free units of batches past the shelf-life floor at the active centres serving the
+    pincode (or that centre). Two queries, whatever the number of products."""
     available = dict.fromkeys(product_ids, 0)
-    centers = centers_serving(pincode=pincode)
+    centers = centers_for(pincode=pincode, center=center)
     if not centers or not product_ids:
         return available
     rows = (
@@ -77,10 +99,13 @@ class Substitute:
     available: int
 
 
-def product_substitutes(*, sku: str, pincode: str, quantity: int = 1) -> list[Substitute]:
-    """Products that may stand in for `sku` in an order to `pincode`: active, of the same
-    (non-empty) composition and schedule class, with at least `quantity` units an order
-    there could get now (`product_available`). Cheapest first."""
+def product_substitutes(
+    *, sku: str, pincode: str = "", center: str = "", quantity: int = 1
+) -> list[Substitute]:
+    """Products that may stand in for `sku` in an order to `pincode` (or picked up at
+    `center`): active, of the same (non-empty) composition and schedule class, with at
+    least `quantity` units an order there could get now (`product_available`). Cheapest
+    first."""
     product = Product.objects.filter(sku=sku).first()
     if product is None or not product.composition:
         return []
@@ -91,7 +116,9 @@ def product_substitutes(*, sku: str, pincode: str, quantity: int = 1) -> list[Su
         .exclude(pk=product.pk)
         .order_by("price", "sku")
     )
-    available = product_available(product_ids=[p.pk for p in candidates], pincode=pincode)
+    available = product_available(
+        product_ids=[p.pk for p in candidates], pincode=pincode, center=center
+    )
     return [
         Substitute(p.sku, p.name, p.manufacturer, p.price, available[p.pk])
         for p in candidates

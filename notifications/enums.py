@@ -34,6 +34,8 @@ NOTIFIED_EVENTS: frozenset[str] = frozenset(
         EventType.ORDER_RESUMED,
         EventType.SUBSTITUTION_PROPOSED,
         EventType.ORDER_CONFIRMED,
+        EventType.ORDER_READY_FOR_PICKUP,
+        EventType.ORDER_COLLECTED,
         EventType.ORDER_REJECTED,
         EventType.PAYMENT_FAILED,
         EventType.ORDER_CANCELLED,

@@ -6,8 +6,8 @@ holds plain values only (strings, numbers, lists of dicts), so a template cannot
 models or methods; the engine has no loaders and no tag libraries, so `include` and
 `load` fail, and a template that fails for any reason falls back to the default.
 Nothing here reads the database but an order's lines and, for a tracking link or a
-delivery OTP, its shipment (each only when a template uses it): the active templates come
-from `notifications.selectors`.
+delivery OTP, its shipment, for a pickup code its pickup (each only when a template uses
+it): the active templates come from `notifications.selectors`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.template import Context, Engine, Template
 
+from inventory.selectors import center_name
 from logistics.models import Shipment
 from logistics.selectors import shipment_tracking_url
 from notifications.enums import NotificationChannel
 from orders.enums import EventType, FailureReason
-from orders.models import Order, Substitution
+from orders.models import Order, Pickup, Substitution
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,27 @@ DEFAULTS: dict[tuple[str, str], Message] = {
     (EventType.ORDER_CONFIRMED, EMAIL): Message(
         "Your order {{ number }} is confirmed",
         "Hello {{ name }},\n\nyour order {{ number }} is confirmed and will be delivered soon."
+        + _EMAIL_FOOTER,
+    ),
+    # In-store pickup: `pickup_code` (what the customer shows at the counter), `center`
+    # (the centre's name), `collect_by` (the day it is cancelled if not collected).
+    (EventType.ORDER_READY_FOR_PICKUP, SMS): Message(
+        "",
+        "Your order {{ number }} ({{ total }}) is ready for pickup at {{ center }}. "
+        "Show this code at the counter: {{ pickup_code }}. Collect it by {{ collect_by }}.",
+    ),
+    (EventType.ORDER_READY_FOR_PICKUP, EMAIL): Message(
+        "Your order {{ number }} is ready for pickup",
+        "Hello {{ name }},\n\nyour order {{ number }} is ready for pickup at {{ center }}. "
+        "Show this code at the counter: {{ pickup_code }}. Please collect it by "
+        "{{ collect_by }}; after that it is cancelled and refunded." + _EMAIL_FOOTER,
+    ),
+    (EventType.ORDER_COLLECTED, SMS): Message(
+        "", "You have collected your order {{ number }}. Get well soon!"
+    ),
+    (EventType.ORDER_COLLECTED, EMAIL): Message(
+        "You have collected your order {{ number }}",
+        "Hello {{ name }},\n\nyou have collected your order {{ number }}. Get well soon!"
         + _EMAIL_FOOTER,
     ),
     (EventType.ORDER_REJECTED, SMS): Message(
@@ -211,6 +233,7 @@ FAILURE_REASONS: dict[str, str] = {
     FailureReason.PRESCRIPTION_REVIEW_TIMEOUT: (
         "our pharmacist could not check your prescription in time"
     ),
+    FailureReason.PICKUP_NOT_COLLECTED: "it was not collected in time",
 }
 
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -232,6 +255,9 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "substitute": "AMOX-CLAV-625-GEN",
     "price_difference": "-120.00",
     "retry_until": "04 Dec 2026, 10:30 UTC",
+    "pickup_code": "654321",
+    "center": "Bengaluru 1",
+    "collect_by": "7 Dec 2026",
 }
 
 # Said after an edited out-for-delivery template that does not use `delivery_otp`: the
@@ -242,6 +268,13 @@ _OTP_SENTENCE = (
 _DELIVERY_OTP_LINE: dict[str, str] = {
     SMS: "{% if delivery_otp %} " + _OTP_SENTENCE + "{% endif %}",
     EMAIL: "{% if delivery_otp %}\n\n" + _OTP_SENTENCE + "{% endif %}",
+}
+# Likewise after an edited ready-for-pickup template without `pickup_code`: the customer
+# cannot collect the order without it.
+_PICKUP_CODE_SENTENCE = "Pickup code: {{ pickup_code }}. Show it at the counter."
+_PICKUP_CODE_LINE: dict[str, str] = {
+    SMS: " " + _PICKUP_CODE_SENTENCE,
+    EMAIL: "\n\n" + _PICKUP_CODE_SENTENCE,
 }
 
 
@@ -269,12 +302,14 @@ def message_context(order: Order, event: dict[str, Any] | None = None) -> dict[s
         "status": order.status,
         "reason": _reason_in_words(order.failure_reason or ""),
         "reason_code": order.failure_reason or "",
-        "name": str(order.delivery_address.get("name", "")),
+        "name": str(order.recipient.get("name", "")),
         "items": items,
         "total": f"{order.currency} {order.total_amount:.2f}",
     }
     if event is not None and "awb" in event:
         context.update(_shipment_context(order, event))
+    if order.is_pickup:
+        context.update(_pickup_context(order))
     if event is not None and "substitute_sku" in event:
         # A substitute offered: the products by name where the order knows them.
         names = dict(order.lines.values_list("sku", "name"))
@@ -347,6 +382,26 @@ def _shipment_context(order: Order, event: dict[str, Any]) -> dict[str, Any]:
     return context
 
 
+def _pickup_context(order: Order) -> dict[str, Any]:
+    @functools.cache
+    def pickup() -> Pickup | None:
+        # The code stays off the timeline and the client's webhooks: the pickup has it.
+        return Pickup.objects.filter(order_id=order.pk).first()
+
+    def pickup_code() -> str:
+        found = pickup()
+        return found.code if found else ""
+
+    def collect_by() -> str:
+        found = pickup()
+        return f"{found.collect_by:%-d %b %Y}" if found else ""
+
+    def center() -> str:
+        return center_name(code=order.pickup_center)
+
+    return {"pickup_code": pickup_code, "collect_by": collect_by, "center": center}
+
+
 @functools.lru_cache(maxsize=128)
 def _compiled(source: str) -> Template:
     # Keyed by the source, so an edited template is compiled afresh; a source that does
@@ -378,6 +433,12 @@ def message_render(
         and "delivery_otp" not in template.body
     ):
         template = Message(template.subject, template.body + _DELIVERY_OTP_LINE[channel])
+    if (
+        template is not None
+        and event_type == EventType.ORDER_READY_FOR_PICKUP
+        and "pickup_code" not in template.body
+    ):
+        template = Message(template.subject, template.body + _PICKUP_CODE_LINE[channel])
     if template is not None:
         try:
             message = _render_message(template.subject, template.body, context)

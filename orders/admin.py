@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -21,9 +22,16 @@ from orders import (
     pipeline,
     selectors,
 )
-from orders.enums import CANCELLABLE, REDRIVABLE, OrderStatus
-from orders.models import Order, OrderEvent, OrderLine, OrderStep
+from orders.enums import CANCELLABLE, REDRIVABLE, Fulfilment, OrderStatus
+from orders.models import Order, OrderEvent, OrderLine, OrderStep, Pickup
 from orders.services.cancellation import OPS, order_cancel
+from orders.services.pickup import (
+    MAX_WRONG_CODES,
+    PickupCodeInvalid,
+    PickupLocked,
+    order_collect,
+    order_pickup_unlock,
+)
 from orders.services.step_runs import order_clear_needs_attention
 from orders.services.transitions import InvalidTransition
 from payments.models import Payment
@@ -43,7 +51,18 @@ STATUS_COLOURS = {
     OrderStatus.PAYMENT_FAILED: "#dc3545",
     OrderStatus.CANCELLED: "#8b0000",
     OrderStatus.AWAITING_PAYMENT: "#b8860b",
+    OrderStatus.READY_FOR_PICKUP: "#198754",
+    OrderStatus.COLLECTED: "#146c43",
 }
+
+
+class PickupCodeForm(forms.Form):
+    pickup_code = forms.RegexField(
+        regex=r"^[0-9]{6}$",
+        label="Pickup code the customer shows",
+        error_messages={"invalid": "A pickup code is six digits."},
+        widget=forms.TextInput(attrs={"autocomplete": "off", "inputmode": "numeric"}),
+    )
 
 
 class InFlightForFilter(admin.SimpleListFilter):
@@ -112,6 +131,7 @@ class OrderAdmin(admin.ModelAdmin):
         "needs_attention",
         InFlightForFilter,
         "channel",
+        "fulfilment",
         "payment_method",
         "failure_reason",
         "created_at",
@@ -120,7 +140,13 @@ class OrderAdmin(admin.ModelAdmin):
     search_fields = ("number", "customer_id", "=id", "=request_id")
     date_hierarchy = "created_at"
     list_select_related = ("client",)
-    actions = ["rerun_pipeline", "cancel_orders", "clear_attention_and_rerun"]
+    actions = [
+        "rerun_pipeline",
+        "cancel_orders",
+        "clear_attention_and_rerun",
+        "collect_pickup",
+        "unlock_pickup",
+    ]
     fieldsets = [
         (
             None,
@@ -149,7 +175,18 @@ class OrderAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Fulfilment", {"fields": ("shipment_summary",)}),
+        (
+            "Fulfilment",
+            {
+                "fields": (
+                    "fulfilment",
+                    "pickup_center",
+                    "contact",
+                    "pickup_summary",
+                    "shipment_summary",
+                )
+            },
+        ),
         ("Times", {"fields": ("created_at", "updated_at", "confirmed_at", "request_id")}),
     ]
     inlines = [OrderLineInline, OrderStepInline, OrderEventInline]
@@ -244,6 +281,24 @@ class OrderAdmin(admin.ModelAdmin):
             or "-"
         )
 
+    @admin.display(description="pickup")
+    def pickup_summary(self, order: Order) -> str:
+        # Never the code: staff hand the order over against the one the customer shows.
+        pickup = Pickup.objects.filter(order_id=order.pk).first()
+        if pickup is None:
+            return "-"
+        if pickup.collected_at:
+            return f"collected {pickup.collected_at:%Y-%m-%d %H:%M} UTC by {pickup.collected_by}"
+        state = (
+            f"LOCKED after {pickup.failed_attempts} wrong codes (unlock it with the action)"
+            if pickup.locked_at
+            else f"{pickup.failed_attempts} wrong codes of {MAX_WRONG_CODES}"
+        )
+        return (
+            f"ready since {pickup.ready_at:%Y-%m-%d %H:%M} UTC, collect by "
+            f"{pickup.collect_by:%Y-%m-%d %H:%M} UTC; {state}"
+        )
+
     @admin.action(
         description="Re-run the pipeline of selected stuck orders", permissions=["change"]
     )
@@ -309,6 +364,81 @@ class OrderAdmin(admin.ModelAdmin):
                 rerun += 1
         self.message_user(
             request, f"Cleared: {len(selected)}; re-driven: {rerun}.", messages.SUCCESS
+        )
+
+    @admin.action(
+        description="Hand over a pickup order (enter the customer's pickup code)",
+        permissions=["change"],
+    )
+    def collect_pickup(
+        self, request: HttpRequest, queryset: QuerySet[Order]
+    ) -> HttpResponse | None:
+        """Collection at the counter: one order ready for pickup, the code the customer
+        shows. A wrong code counts as it does through the API (the fifth locks it)."""
+        ready = list(
+            queryset.filter(status=OrderStatus.READY_FOR_PICKUP, fulfilment=Fulfilment.PICKUP)
+        )
+        if len(ready) != 1 or queryset.count() != 1:
+            self.message_user(
+                request, "Select exactly one order that is ready for pickup.", messages.ERROR
+            )
+            return None
+        [order] = ready
+        form = PickupCodeForm(request.POST if request.POST.get("confirm") == "yes" else None)
+        if form.is_valid():
+            try:
+                order_collect(
+                    order_id=order.pk,
+                    code=form.cleaned_data["pickup_code"],
+                    by=f"ops:{request.user.get_username()}",
+                )
+            except PickupCodeInvalid as exc:
+                form.add_error(
+                    "pickup_code",
+                    f"Wrong code: {exc.attempts_left} tries left before collection locks.",
+                )
+            except PickupLocked:
+                self.message_user(
+                    request,
+                    f"{order.number}: collection is locked after {MAX_WRONG_CODES} wrong codes. "
+                    "Check who is collecting, then unlock it.",
+                    messages.ERROR,
+                )
+                return None
+            except InvalidTransition as exc:
+                self.message_user(
+                    request, f"{order.number} is {exc.current} now: not collected.", messages.ERROR
+                )
+                return None
+            else:
+                self.message_user(request, f"{order.number} collected.", messages.SUCCESS)
+                return None
+        return TemplateResponse(
+            request,
+            "admin/orders/order/collect.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": f"Hand over {order.number}",
+                "opts": self.model._meta,
+                "order": order,
+                "form": form,
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
+
+    @admin.action(
+        description="Unlock pickup collection (after too many wrong codes)",
+        permissions=["change"],
+    )
+    def unlock_pickup(self, request: HttpRequest, queryset: QuerySet[Order]) -> None:
+        by = f"ops:{request.user.get_username()}"
+        selected = list(queryset.values_list("pk", "number"))
+        unlocked = [number for pk, number in selected if order_pickup_unlock(order_id=pk, by=by)]
+        self.message_user(
+            request,
+            f"Unlocked: {len(unlocked)}; not locked (or no longer ready for pickup), left "
+            f"alone: {len(selected) - len(unlocked)}.",
+            messages.SUCCESS,
         )
 
 

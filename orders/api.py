@@ -28,6 +28,7 @@ from orders.filters import OrderFilter
 from orders.models import Order, Substitution
 from orders.serializers import (
     OrderCancelIn,
+    OrderCollectIn,
     OrderOut,
     OrderPaymentRetryIn,
     OrderPlaceIn,
@@ -44,7 +45,19 @@ from orders.services.cancellation import (
     order_lines_cancel,
 )
 from orders.services.payment_retry import PaymentRetryClosed, order_payment_retry
-from orders.services.placement import IdempotencyKeyReused, ItemRequest, UnknownSku, order_place
+from orders.services.pickup import (
+    MAX_WRONG_CODES,
+    PickupCodeInvalid,
+    PickupLocked,
+    order_collect,
+)
+from orders.services.placement import (
+    IdempotencyKeyReused,
+    ItemRequest,
+    UnknownCenter,
+    UnknownSku,
+    order_place,
+)
 from orders.services.returns import (
     RefundVpaRequired,
     ReturnLineRequest,
@@ -128,12 +141,13 @@ class OrderListCreateApi(APIView):
         payload = OrderPlaceIn(data=request.data, context={"client": client})
         payload.is_valid(raise_exception=True)
         data = payload.validated_data
+        address, contact = data.get("delivery_address"), data.get("contact")
         try:
             placed = order_place(
                 client=client,
                 customer_id=data["customer_id"],
                 items=[ItemRequest(sku=i["sku"], quantity=i["quantity"]) for i in data["items"]],
-                delivery_address=dict(data["delivery_address"]),
+                delivery_address=dict(address) if address is not None else None,
                 payment_method=data["payment_method"],
                 payment_token=data["payment_token"],
                 prescription_id=data["prescription_id"],
@@ -143,11 +157,21 @@ class OrderListCreateApi(APIView):
                 # support ticket's request id finds the order and its log lines.
                 request_id=getattr(request, "request_id", ""),
                 on_partial=data["on_partial"],
+                pickup_center=data.get("fulfilment", {}).get("center", ""),
+                contact=dict(contact) if contact is not None else None,
             )
         except IdempotencyKeyReused:
             raise _key_reused() from None
         except UnknownSku as exc:
             raise _unknown_sku("items", exc.index, str(exc)) from None
+        except UnknownCenter as exc:
+            raise serializers.ValidationError(
+                {
+                    "fulfilment": {
+                        "center": [serializers.ErrorDetail(str(exc), code="unknown_center")]
+                    }
+                }
+            ) from None
         order, replayed = placed.order, placed.replayed
         log_context_bind(order_id=order.pk)
         logger.info("order %s %s", order.number, "replayed" if replayed else "received")
@@ -244,6 +268,55 @@ class OrderCancelApi(APIView):
                 f"An order that is {exc.current} cannot be cancelled.", code="invalid_transition"
             ) from None
         logger.info("order %s cancelled by the client", order.number)
+        order = selectors.order_get_for_client(client=client, order_id=order.pk)
+        return Response(_render([order])[0])
+
+
+class OrderCollectApi(APIView):
+    permission_classes = [permissions.IsAuthenticated, IsApiClient]
+
+    @extend_schema(
+        request=OrderCollectIn,
+        responses={200: OpenApiTypes.OBJECT},
+        summary="Hand an in-store pickup order over against its pickup code",
+        description="The order must be `ready_for_pickup` (else 409 `invalid_transition`); "
+        "it becomes `collected`. A wrong code is 409 `pickup_code_invalid` and is counted: "
+        f"the {MAX_WRONG_CODES}th locks collection (409 `pickup_locked`, for every code) "
+        "until ops unlock it in admin. Returns the order.",
+        operation_id="orders_collect",
+    )
+    def post(self, request: Request, order_id: uuid.UUID) -> Response:
+        client: ApiClient = request.user
+        order = selectors.order_get_for_client(client=client, order_id=order_id)
+        if order is None:
+            raise exceptions.NotFound("No such order.")
+        if not isinstance(request.data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+        payload = OrderCollectIn(data=request.data)
+        payload.is_valid(raise_exception=True)
+        log_context_bind(order_id=order.pk)
+        try:
+            order_collect(
+                order_id=order.pk,
+                code=payload.validated_data["pickup_code"],
+                by=f"client:{client.name}",
+            )
+        except InvalidTransition as exc:
+            raise Conflict(
+                f"An order that is {exc.current} cannot be collected.", code="invalid_transition"
+            ) from None
+        except PickupCodeInvalid as exc:
+            raise Conflict(
+                f"Wrong pickup code ({exc.attempts_left} tries left before collection locks).",
+                code="pickup_code_invalid",
+            ) from None
+        except PickupLocked:
+            raise Conflict(
+                f"Collection is locked after {MAX_WRONG_CODES} wrong pickup codes: ops can "
+                "unlock it in admin once they have checked who is collecting.",
+                code="pickup_locked",
+            ) from None
+        logger.info("order %s collected", order.number)
         order = selectors.order_get_for_client(client=client, order_id=order.pk)
         return Response(_render([order])[0])
 

@@ -16,6 +16,17 @@ class OrderStatus(models.TextChoices):
     # Payment retry: the gateway declined and the client's window for another payment
     # method is open (the stock stays reserved).
     AWAITING_PAYMENT = "awaiting_payment", "Awaiting payment (retry window)"
+    # In-store pickup, instead of confirmed -> shipped -> delivered: paid (or cash at the
+    # counter), stock set aside at the centre, waiting for the customer's pickup code.
+    READY_FOR_PICKUP = "ready_for_pickup", "Ready for pickup"
+    COLLECTED = "collected", "Collected"
+
+
+class Fulfilment(models.TextChoices):
+    """How the order reaches the customer."""
+
+    DELIVERY = "delivery", "Delivery to an address"
+    PICKUP = "pickup", "In-store pickup at a centre"
 
 
 class OnPartial(models.TextChoices):
@@ -37,15 +48,17 @@ _S = OrderStatus
 # nothing and must hold nothing (compensation and the sweeper see to it).
 ENDED = frozenset({_S.REJECTED, _S.PAYMENT_FAILED, _S.CANCELLED})
 # Where nothing happens any more: counted once in `cot_orders_total`.
-TERMINAL = ENDED | {_S.DELIVERED, _S.RETURNED}
+TERMINAL = ENDED | {_S.DELIVERED, _S.RETURNED, _S.COLLECTED}
+# The pipeline's success: paid, stock committed, on its way to the customer (a booked
+# shipment, or set aside at the centre for pickup). Counted in `cot_orders_total` too, and
+# timed from `received` in `cot_order_duration_seconds`.
+FULFILLED = frozenset({_S.CONFIRMED, _S.READY_FOR_PICKUP})
 # What the pipeline may still end (a business "no", a step out of retries).
 ENDABLE = frozenset({_S.RECEIVED, _S.PROCESSING, _S.ON_HOLD})
-# A client or ops may cancel until the order ships.
-CANCELLABLE = ENDABLE | {_S.CONFIRMED}
-# Payment retry: an order waiting for the client's other payment method may be cancelled
-# too. It is not REDRIVABLE nor EXPIRABLE: it waits for the client, keeping its stock,
-# until its own window ends (`order_expire_payment_retries`).
-CANCELLABLE = CANCELLABLE | {_S.AWAITING_PAYMENT}
+# A client or ops may cancel until the order ships (or, for pickup, is collected), and
+# while it waits for the client's other payment method. That wait is neither REDRIVABLE
+# nor EXPIRABLE: it keeps its stock until its own window ends (`order_expire_payment_retries`).
+CANCELLABLE = ENDABLE | FULFILLED | {_S.AWAITING_PAYMENT}
 # The pipeline is working on it: the sweeper re-drives it when it sits too long.
 REDRIVABLE = frozenset({_S.RECEIVED, _S.PROCESSING})
 # A reservation past its time ends the order only while the pipeline still works on it;
@@ -78,6 +91,8 @@ class FailureReason(models.TextChoices):
     PRESCRIPTION_REVIEW_TIMEOUT = "prescription_review_timeout"
     # The client declined (or never answered) the one substitute offered for a line.
     SUBSTITUTION_DECLINED = "substitution_declined"
+    # Ready for pickup longer than COT_PICKUP_HOLD_DAYS: restocked and refunded.
+    PICKUP_NOT_COLLECTED = "pickup_not_collected"
 
 
 class EventType(models.TextChoices):
@@ -132,6 +147,12 @@ class EventType(models.TextChoices):
     ORDER_CANCELLED = "order.cancelled"
     NOTIFICATION_SENT = "notification.sent"
     NOTIFICATION_FAILED = "notification.failed"
+    # In-store pickup: set aside at the centre with a pickup code; handed over against it.
+    ORDER_READY_FOR_PICKUP = "order.ready_for_pickup"
+    ORDER_COLLECTED = "order.collected"
+    # Five wrong pickup codes lock collection until ops unlock it.
+    PICKUP_LOCKED = "pickup.locked"
+    PICKUP_UNLOCKED = "pickup.unlocked"
     # Past the contract's list: ops-facing, the pipeline stopped re-driving the order.
     ORDER_NEEDS_ATTENTION = "order.needs_attention"
 

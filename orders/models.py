@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import datetime
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -11,6 +13,7 @@ from core.models import ApiClient, TimeStampedModel
 from orders.enums import (
     EventType,
     FailureReason,
+    Fulfilment,
     LineStatus,
     OnPartial,
     OrderStatus,
@@ -32,7 +35,8 @@ class Order(TimeStampedModel):
     client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="orders")
     channel = models.CharField(max_length=20, choices=Channel.choices)
     customer_id = models.CharField(max_length=64)
-    delivery_address = models.JSONField()
+    # null for an in-store pickup order, which has `contact` instead.
+    delivery_address = models.JSONField(null=True, blank=True)
     prescription_id = models.UUIDField(null=True, blank=True)
     payment_method = models.CharField(max_length=12, choices=PaymentMethod.choices)
     # A gateway token (never card data); needed to charge after the asynchronous checks.
@@ -61,6 +65,13 @@ class Order(TimeStampedModel):
     # Payment retry: set at the first decline of an order whose client has a retry window;
     # the order may be paid another way until then (however often it is declined before).
     payment_retry_until = models.DateTimeField(null=True, blank=True)
+    # In-store pickup: stock only from `pickup_center` (a centre's code), no courier; the
+    # customer is reached through `contact` ({name, phone, email?}), when given.
+    fulfilment = models.CharField(
+        max_length=10, choices=Fulfilment.choices, default=Fulfilment.DELIVERY
+    )
+    pickup_center = models.CharField(max_length=20, blank=True)
+    contact = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -79,6 +90,48 @@ class Order(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.number
+
+    @property
+    def is_pickup(self) -> bool:
+        return self.fulfilment == Fulfilment.PICKUP
+
+    @property
+    def delivery_pincode(self) -> str:
+        """Where stock for a delivery order may come from; "" for a pickup order."""
+        return str((self.delivery_address or {}).get("pincode", ""))
+
+    @property
+    def recipient(self) -> dict[str, Any]:
+        """Who the customer's messages go to: the delivery address, or a pickup order's
+        contact (empty when it gave none)."""
+        return self.delivery_address or self.contact or {}
+
+
+class Pickup(TimeStampedModel):
+    """The counter side of an in-store pickup order, made when the order is ready: the
+    code the customer shows, the wrong codes tried, and who handed it over. Not collected
+    within COT_PICKUP_HOLD_DAYS of `ready_at`, the order is cancelled."""
+
+    order = models.OneToOneField(
+        Order, on_delete=models.CASCADE, primary_key=True, related_name="pickup"
+    )
+    # Six digits, shown to the order's client and sent to the customer; never in the
+    # timeline or the outbound webhooks.
+    code = models.CharField(max_length=6)
+    ready_at = models.DateTimeField(db_index=True)
+    failed_attempts = models.PositiveSmallIntegerField(default=0)
+    # Set at the fifth wrong code: no code is accepted until ops unlock it in admin.
+    locked_at = models.DateTimeField(null=True, blank=True)
+    collected_at = models.DateTimeField(null=True, blank=True)
+    collected_by = models.CharField(max_length=150, blank=True)
+
+    def __str__(self) -> str:
+        return f"pickup of {self.order_id}"
+
+    @property
+    def collect_by(self) -> datetime.datetime:
+        """Not collected by then, the order is cancelled (`pickup_not_collected`)."""
+        return self.ready_at + datetime.timedelta(days=settings.COT_PICKUP_HOLD_DAYS)
 
 
 class OrderLine(models.Model):

@@ -15,7 +15,7 @@ from django.db.models.functions import TruncMinute
 from core.models import ApiClient
 from logistics.models import Shipment, ShipmentUpdate
 from orders.enums import ENDED, REDRIVABLE, EventType, OrderStatus
-from orders.models import Order, OrderEvent, Substitution
+from orders.models import Order, OrderEvent, Pickup, Substitution
 from payments.models import Payment
 from prescriptions.selectors import WaitingOrder
 
@@ -32,8 +32,9 @@ def order_get_for_client(*, client: ApiClient, order_id: uuid.UUID) -> Order | N
 
 def order_related(orders: list[Order]) -> dict[str, dict]:
     """Payments and shipments of these orders (they live in other apps), with the
-    shipments' items and tracking updates (in the order applied), in four queries; and
-    the substitutes offered for them (a fifth, when one of them has a prescription)."""
+    shipments' items and tracking updates (in the order applied), in four queries; the
+    substitutes offered for them (a fifth, when one of them has a prescription); and the
+    pickups of in-store pickup orders (a sixth, when one of them is one)."""
     ids = [order.pk for order in orders]
     shipments: dict[uuid.UUID, list[Shipment]] = defaultdict(list)
     updates = Prefetch("updates", queryset=ShipmentUpdate.objects.order_by("pk"))
@@ -46,10 +47,17 @@ def order_related(orders: list[Order]) -> dict[str, dict]:
     if with_rx:
         for offer in Substitution.objects.filter(order_id__in=with_rx).order_by("created_at", "pk"):
             substitutions[offer.order_id].append(offer)
+    pickup_ids = [order.pk for order in orders if order.is_pickup]
+    pickups = (
+        {p.order_id: p for p in Pickup.objects.filter(order_id__in=pickup_ids)}
+        if pickup_ids
+        else {}
+    )
     return {
         "payments": {p.order_id: p for p in Payment.objects.filter(order_id__in=ids)},
         "shipments": shipments,
         "substitutions": substitutions,
+        "pickups": pickups,
     }
 
 
@@ -66,7 +74,13 @@ class DashboardBucket:
     other: int
 
 
-CONFIRMED_OR_LATER = (OrderStatus.CONFIRMED, OrderStatus.SHIPPED, OrderStatus.DELIVERED)
+CONFIRMED_OR_LATER = (
+    OrderStatus.CONFIRMED,
+    OrderStatus.SHIPPED,
+    OrderStatus.DELIVERED,
+    OrderStatus.READY_FOR_PICKUP,
+    OrderStatus.COLLECTED,
+)
 
 
 def order_dashboard(

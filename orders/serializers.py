@@ -10,8 +10,8 @@ from rest_framework import serializers
 from core.enums import Channel
 from core.serializers import StrictSerializer
 from logistics.selectors import shipment_tracking_url
-from orders.enums import OnPartial, OrderStatus
-from orders.models import Order, Return, ReturnReason
+from orders.enums import Fulfilment, OnPartial, OrderStatus
+from orders.models import Order, Pickup, Return, ReturnReason
 from payments.enums import PaymentMethod
 
 PINCODE = RegexValidator(r"^[1-9][0-9]{5}$", "A pincode is six digits, the first not 0.", "invalid")
@@ -51,6 +51,33 @@ class AddressIn(StrictSerializer):
     email = serializers.EmailField(max_length=254, required=False)
 
 
+class FulfilmentIn(StrictSerializer):
+    """`{"type": "delivery"}` (to `delivery_address`), or `{"type": "pickup", "center"}`:
+    in-store pickup at that centre."""
+
+    type = serializers.ChoiceField(choices=Fulfilment.choices)
+    center = serializers.CharField(max_length=20, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["type"] == Fulfilment.PICKUP and not attrs.get("center"):
+            raise serializers.ValidationError(
+                {"center": [serializers.ErrorDetail("Required for pickup.", code="required")]}
+            )
+        if attrs["type"] == Fulfilment.DELIVERY and "center" in attrs:
+            raise serializers.ValidationError(
+                {"center": ["Only for pickup: a delivery's centre is chosen by its pincode."]}
+            )
+        return attrs
+
+
+class ContactIn(StrictSerializer):
+    """How to reach the customer of a pickup order (its messages, the pickup code)."""
+
+    name = serializers.CharField(max_length=200)
+    phone = serializers.CharField(validators=[E164])
+    email = serializers.EmailField(max_length=254, required=False)
+
+
 class ItemIn(StrictSerializer):
     sku = serializers.CharField(max_length=64)
     quantity = serializers.IntegerField(min_value=1, max_value=100)
@@ -60,7 +87,10 @@ class OrderPlaceIn(StrictSerializer):
     customer_id = serializers.CharField(max_length=64)
     items = serializers.ListField(child=ItemIn(), min_length=1, max_length=50)
     prescription_id = serializers.UUIDField(required=False, allow_null=True, default=None)
-    delivery_address = AddressIn()
+    # Exactly one of them: a delivery address, or an in-store pickup (`fulfilment`).
+    delivery_address = AddressIn(required=False, allow_null=True)
+    fulfilment = FulfilmentIn(required=False)
+    contact = ContactIn(required=False, allow_null=True)
     payment_method = serializers.ChoiceField(choices=PaymentMethod.choices)
     payment_token = serializers.CharField(
         max_length=200, required=False, allow_blank=True, default=""
@@ -79,7 +109,9 @@ class OrderPlaceIn(StrictSerializer):
             raise serializers.ValidationError(
                 {"channel": [f"This API key belongs to the {client.channel} channel."]}
             )
-        return payment_token_required(attrs)
+        payment_token_required(attrs)
+        _one_way_to_the_customer(attrs)
+        return attrs
 
 
 class OrderPaymentRetryIn(StrictSerializer):
@@ -94,8 +126,33 @@ class OrderPaymentRetryIn(StrictSerializer):
         return payment_token_required(attrs)
 
 
+def _one_way_to_the_customer(attrs: dict[str, Any]) -> None:
+    """A delivery order has a delivery address (and no `contact`: the address is how the
+    customer is reached); a pickup order has none."""
+    pickup = attrs.get("fulfilment", {}).get("type") == Fulfilment.PICKUP
+    address, contact = attrs.get("delivery_address"), attrs.get("contact")
+    if pickup and address is not None:
+        detail = "A pickup order has no delivery address (give `contact` instead)."
+        raise _refused("delivery_address", detail, "not_allowed")
+    if not pickup and address is None:
+        raise _refused("delivery_address", "Required, unless `fulfilment` is a pickup.", "required")
+    if not pickup and contact is not None:
+        detail = "Only for pickup orders: a delivery reaches the customer at its address."
+        raise _refused("contact", detail, "not_allowed")
+
+
+def _refused(field: str, detail: str, code: str) -> serializers.ValidationError:
+    return serializers.ValidationError({field: [serializers.ErrorDetail(detail, code=code)]})
+
+
 def _money(value: Any) -> str:
     return f"{value:.2f}"
+
+
+class OrderCollectIn(StrictSerializer):
+    pickup_code = serializers.RegexField(
+        r"^[0-9]{6}$", error_messages={"invalid": "A pickup code is six digits."}
+    )
 
 
 class CancelLineIn(StrictSerializer):
@@ -124,6 +181,7 @@ class OrderOut(serializers.BaseSerializer):
         lines = related.get("lines", {}).get(order.pk)
         events = related.get("events", {}).get(order.pk)
         offers = related.get("substitutions", {}).get(order.pk)
+        pickup = related.get("pickups", {}).get(order.pk)
         return {
             "id": str(order.pk),
             "number": order.number,
@@ -163,6 +221,7 @@ class OrderOut(serializers.BaseSerializer):
             "currency": order.currency,
             "on_partial": order.on_partial,
             "delivery_address": order.delivery_address,
+            **_pickup_fields(order, pickup),
             "prescription_id": str(order.prescription_id) if order.prescription_id else None,
             "payment": {
                 "method": order.payment_method,
@@ -222,6 +281,36 @@ class OrderOut(serializers.BaseSerializer):
 
 def _iso(value: Any) -> str:
     return value.isoformat().replace("+00:00", "Z")
+
+
+def _iso_or_none(value: Any) -> str | None:
+    return None if value is None else _iso(value)
+
+
+def _pickup_fields(order: Order, pickup: Pickup | None) -> dict[str, Any]:
+    """How the order reaches its customer: as placed, and for an in-store pickup the
+    code to collect it with and where the pickup stands (null until it is ready)."""
+    if not order.is_pickup:
+        return {
+            "fulfilment": {"type": order.fulfilment},
+            "contact": None,
+            "pickup_code": None,
+            "pickup": None,
+        }
+    return {
+        "fulfilment": {"type": order.fulfilment, "center": order.pickup_center},
+        "contact": order.contact,
+        # Only the order's own client reads the order: the customer shows it at the counter.
+        "pickup_code": pickup.code if pickup else None,
+        "pickup": None
+        if pickup is None
+        else {
+            "ready_at": _iso(pickup.ready_at),
+            "collect_by": _iso(pickup.collect_by),
+            "collected_at": _iso_or_none(pickup.collected_at),
+            "locked": pickup.locked_at is not None,
+        },
+    }
 
 
 UPI_ID = RegexValidator(

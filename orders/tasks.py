@@ -22,7 +22,7 @@ from core import metrics
 from core.http import ExternalError
 from core.logs import log_context
 from orders.enums import Step
-from orders.services import expiry, holds, payment_retry, steps, substitution, sweeper
+from orders.services import expiry, holds, payment_retry, pickup, steps, substitution, sweeper
 from orders.services.ending import order_compensate
 from orders.services.retry_policy import order_step_exhausted, order_step_gives_up
 from orders.services.step_runs import NeedsAttention, StepIncomplete
@@ -144,6 +144,11 @@ def expire_reservations() -> int:
 @shared_task(name="orders.expire_holds", ignore_result=True)
 def expire_holds() -> int:
     return holds.order_expire_holds()
+
+
+@shared_task(name="orders.expire_pickups", ignore_result=True)
+def expire_pickups() -> int:
+    return pickup.order_expire_pickups()
 
 
 @shared_task(name="orders.expire_substitutions", ignore_result=True)

@@ -2,6 +2,7 @@ from django.urls import path
 
 from orders.api import (
     OrderCancelApi,
+    OrderCollectApi,
     OrderDetailApi,
     OrderListCreateApi,
     OrderPaymentRetryApi,
@@ -13,6 +14,7 @@ urlpatterns = [
     path("orders/", OrderListCreateApi.as_view(), name="order-list"),
     path("orders/<uuid:order_id>/", OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<uuid:order_id>/cancel/", OrderCancelApi.as_view(), name="order-cancel"),
+    path("orders/<uuid:order_id>/collect/", OrderCollectApi.as_view(), name="order-collect"),
     path("orders/<uuid:order_id>/returns/", OrderReturnsApi.as_view(), name="order-returns"),
     path(
         "orders/<uuid:order_id>/payment/",

@@ -123,7 +123,10 @@ class ReviewForm(NoteForm):
                 for target in targets
                 if target.sku == item.sku
                 for substitute in product_substitutes(
-                    sku=item.sku, pincode=target.pincode, quantity=target.quantity
+                    sku=item.sku,
+                    pincode=target.pincode,
+                    center=target.center,
+                    quantity=target.quantity,
                 )
             ]
             if options:

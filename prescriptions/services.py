@@ -301,6 +301,8 @@ class SubstitutionTarget:
     sku: str
     quantity: int
     pincode: str
+    # An in-store pickup order's centre: substitutes come from its stock (pincode is "").
+    center: str = ""
 
 
 # Sent with `prescription_id`; `orders` answers with the SubstitutionTargets of the orders

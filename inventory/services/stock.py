@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from inventory.enums import ReservationStatus
 from inventory.models import FulfillmentCenter, Reservation, ReservationItem, StockBatch
-from inventory.selectors import centers_serving, shelf_life_floor
+from inventory.selectors import centers_for, shelf_life_floor
 
 UNSERVICEABLE_PINCODE = "unserviceable_pincode"
 OUT_OF_STOCK = "out_of_stock"
@@ -165,19 +165,21 @@ def stock_reserve(
     *,
     order_id: uuid.UUID,
     lines: list[LineRequest],
-    pincode: str,
+    pincode: str = "",
+    center: str = "",
     today: datetime.date | None = None,
 ) -> ReserveOutcome:
     """Reserve every line at the highest-priority centre that serves the pincode and can
-    serve the whole order, else split over the fewest serving centres.
-    Idempotent: a second call returns the first call's outcome."""
+    serve the whole order, else split over the fewest serving centres. With `center` (an
+    in-store pickup), at that centre only: short there, or the centre inactive, is
+    out_of_stock. Idempotent: a second call returns the first call's outcome."""
     # One line per SKU, so a plan never counts a batch's free units twice.
     merged: dict[str, int] = {}
     for line in lines:
         merged[line.sku] = merged.get(line.sku, 0) + line.quantity
     lines = [LineRequest(sku=sku, quantity=quantity) for sku, quantity in merged.items()]
-    centers = centers_serving(pincode=pincode)
-    if not centers:
+    centers = centers_for(pincode=pincode, center=center)
+    if not centers and not center:
         existing = _existing_outcome(order_id)
         return existing or ReserveOutcome(ok=False, reason=UNSERVICEABLE_PINCODE)
     floor = shelf_life_floor(today=today)
@@ -378,17 +380,19 @@ def stock_swap_held_sku(
     sku: str,
     substitute_sku: str,
     quantity: int,
-    pincode: str,
+    pincode: str = "",
+    center: str = "",
     today: datetime.date | None = None,
 ) -> ReserveOutcome:
     """Hold `quantity` units of `substitute_sku` for the order instead of its held units
     of `sku` (a substitute the customer accepted), in one transaction: FEFO from the
-    highest-priority serving centre that has them all, else split like any reservation.
+    highest-priority serving centre that has them all, else split like any reservation
+    (with `center`, an in-store pickup's, from that centre only).
     Returns the reservation's allocations after the swap; not ok (changing nothing) when
     the reservation is not held or the substitute cannot be reserved any more.
     Idempotent: once the swap happened (no unit of `sku`, some of `substitute_sku`), a
     second call returns the same allocations."""
-    centers = centers_serving(pincode=pincode)
+    centers = centers_for(pincode=pincode, center=center)
     floor = shelf_life_floor(today=today)
     with transaction.atomic():
         # The reservation row first, as `_settle` takes it.

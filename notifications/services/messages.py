@@ -1,6 +1,7 @@
-"""Customer messages (SMS to the delivery phone, e-mail where the order has one) for the
-order events that matter to a customer; at most one per order, event and channel, or per
-event and channel for the events an order may have several of (`PER_EVENT`)."""
+"""Customer messages (SMS to the delivery phone, or a pickup order's contact phone; e-mail
+where the order has one) for the order events that matter to a customer; at most one per
+order, event and channel, or per event and channel for the events an order may have
+several of (`PER_EVENT`)."""
 
 from __future__ import annotations
 
@@ -103,7 +104,15 @@ def _order_loader(order_id: uuid.UUID) -> Callable[[], Order]:
     # What making a message reads of the order (message_context, the address).
     return functools.cache(
         lambda: Order.objects.only(
-            "number", "status", "failure_reason", "delivery_address", "currency", "total_amount"
+            "number",
+            "status",
+            "failure_reason",
+            "delivery_address",
+            "contact",
+            "fulfilment",
+            "pickup_center",
+            "currency",
+            "total_amount",
         ).get(pk=order_id)
     )
 
@@ -194,7 +203,7 @@ def _notification_make(
     """The channel's row, made with the rendered text and its first attempt counted:
     (row, True). When another sender made it first: (its row, False), whose
     text is what goes out. (None, False) when there is nothing to send."""
-    to = str(order.delivery_address.get(ADDRESS_FIELD[channel]) or "")
+    to = str(order.recipient.get(ADDRESS_FIELD[channel]) or "")
     if not to:
         return None, False
     event = None

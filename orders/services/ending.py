@@ -16,11 +16,15 @@ from django.db import transaction
 from core.http import ExternalError
 from inventory.services import stock_release, stock_restock
 from logistics.services import shipment_cancel
-from orders.enums import ENDABLE, ENDED, EventType
-from orders.models import Order
+from orders.enums import ENDABLE, ENDED, EventType, Step
+from orders.models import Order, OrderStep
 from orders.services.transitions import STATUS_EVENTS, order_event_record, order_transition
 from payments.services import payment_cancel
-from prescriptions.services import prescription_return
+from prescriptions.services import (
+    ReturnedUnit,
+    prescription_return,
+    prescription_units_returned,
+)
 
 # The timeline events that say an order ended: each one starts its compensation.
 ENDING_EVENTS = frozenset(STATUS_EVENTS[status] for status in ENDED)
@@ -46,14 +50,34 @@ def order_end(
         if stock_release(order_id=order.pk):
             order_event_record(order_id=order.pk, type=EventType.INVENTORY_RELEASED, data=data)
         elif stock_restock(order_id=order.pk):
-            # A confirmed order's stock left the shelf when it was committed: it goes back.
+            # A confirmed (or ready for pickup) order's stock left the shelf when it was
+            # committed: it goes back.
             order_event_record(
                 order_id=order.pk,
                 type=EventType.INVENTORY_RELEASED,
                 data={**(data or {}), "restocked": True},
             )
+            _committed_units_returned(order)
         prescription_return(order_id=order.pk)
     return True
+
+
+def _committed_units_returned(order: Order) -> None:
+    """The units of an order cancelled after its stock was committed never reached the
+    customer: the Schedule H1 register, which recorded them as dispensed, gets its
+    `returned` rows beside those (as for cancelled lines); the prescription quantities go
+    back with them."""
+    if order.prescription_id is None:
+        return
+    stock = OrderStep.objects.filter(order=order, step=Step.STOCK).values_list("data", flat=True)
+    allocations = (stock.first() or {}).get("allocations", [])
+    units = [
+        ReturnedUnit(sku=a["sku"], batch=a["batch"], quantity=a["quantity"]) for a in allocations
+    ]
+    if units:
+        prescription_units_returned(
+            order_id=order.pk, order_number=order.number, reference="cancel", lines=units
+        )
 
 
 def order_compensate(order_id: uuid.UUID) -> None:

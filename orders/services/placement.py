@@ -12,7 +12,8 @@ from django.db import IntegrityError, transaction
 from core.models import ApiClient
 from core.money import to_money
 from inventory.models import Product
-from orders.enums import EventType, OnPartial
+from inventory.selectors import center_is_active
+from orders.enums import EventType, Fulfilment, OnPartial
 from orders.models import Order, OrderEvent, OrderLine, OrderNumber
 from orders.services.transitions import order_event_record
 
@@ -25,6 +26,14 @@ class UnknownSku(Exception):
     def __init__(self, index: int, sku: str) -> None:
         super().__init__(f"unknown or inactive SKU {sku!r}")
         self.index, self.sku = index, sku
+
+
+class UnknownCenter(Exception):
+    """An in-store pickup at a centre that does not exist or is not active."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"No active centre {code!r} for pickup.")
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -58,7 +67,7 @@ def order_place(
     client: ApiClient,
     customer_id: str,
     items: list[ItemRequest],
-    delivery_address: dict[str, Any],
+    delivery_address: dict[str, Any] | None,
     payment_method: str,
     payment_token: str,
     prescription_id: uuid.UUID | None,
@@ -66,14 +75,19 @@ def order_place(
     fingerprint: str = "",
     request_id: str = "",
     on_partial: str = OnPartial.REJECT,
+    pickup_center: str = "",
+    contact: dict[str, Any] | None = None,
 ) -> Placed:
     """Persist a received order; its `order.received` event starts the pipeline after
     commit (orders/receivers.py).
 
     With an idempotency key already used with the same body, the original order comes
     back, replayed. `on_partial` says what lines failing the prescription rules do: reject
-    the order, or drop out of it (`ship_available`). Raises IdempotencyKeyReused,
-    UnknownSku."""
+    the order, or drop out of it (`ship_available`). With `pickup_center` (and no
+    `delivery_address`) the order is an in-store pickup there, its customer reached
+    through `contact` if given. Raises IdempotencyKeyReused, UnknownSku, UnknownCenter."""
+    if (delivery_address is None) == (not pickup_center):
+        raise ValueError("an order needs exactly one of delivery_address and pickup_center")
     if idempotency_key and (existing := _replay(client, idempotency_key, fingerprint)):
         return existing
 
@@ -83,6 +97,8 @@ def order_place(
     for index, item in enumerate(items):
         if item.sku not in products:
             raise UnknownSku(index, item.sku)
+    if pickup_center and not center_is_active(code=pickup_center):
+        raise UnknownCenter(pickup_center)
 
     lines = []
     for item in items:
@@ -112,6 +128,9 @@ def order_place(
                 payment_token=payment_token,
                 total_amount=to_money(sum((line.line_total for line in lines), start=0)),
                 on_partial=on_partial,
+                fulfilment=Fulfilment.PICKUP if pickup_center else Fulfilment.DELIVERY,
+                pickup_center=pickup_center,
+                contact=contact,
                 idempotency_key=idempotency_key or None,
                 request_fingerprint=fingerprint,
                 request_id=request_id,

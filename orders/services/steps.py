@@ -41,6 +41,7 @@ from orders.services.header_decision import (
     prescription_verdict,
 )
 from orders.services.payment_retry import order_await_payment
+from orders.services.pickup import order_pickup_ready
 from orders.services.step_runs import (
     ENDED_MEANWHILE,
     StepIncomplete,
@@ -58,6 +59,8 @@ from prescriptions.enums import CheckResult
 from prescriptions.services import H1Line, h1_register_record
 
 S = OrderStatus
+# The shipment step's outcome for an in-store pickup order: no courier is booked.
+PICKUP_NOTHING_BOOKED = "pickup"
 # What `order_resume_after_review` returns when it moved the order back to processing:
 # the rest of the pipeline (charge, shipment, confirm) is to be started.
 RESUMED = "resumed"
@@ -95,7 +98,9 @@ def order_reserve_stock(order_id: uuid.UUID) -> str:
     outcome = stock_reserve(
         order_id=order.pk,
         lines=[LineRequest(sku=l.sku, quantity=l.quantity) for l in lines],
-        pincode=order.delivery_address["pincode"],
+        # An in-store pickup takes stock only from its centre.
+        pincode=order.delivery_pincode,
+        center=order.pickup_center,
     )
     allocations = [asdict(a) for a in outcome.allocations]
     if outcome.ok:
@@ -219,6 +224,9 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
     row = step_begin(order, Step.SHIPMENT)
     if row.ok is not None:
         return row.result
+    if order.is_pickup:
+        # The customer comes to the centre: nothing to book.
+        return step_finish(row, ok=True, result=PICKUP_NOTHING_BOOKED).result
     # Prescription drugs are handed over only against the customer's delivery OTP.
     otp_skus = set(
         order.lines.filter(schedule__in=(Schedule.H, Schedule.H1)).values_list("sku", flat=True)
@@ -236,7 +244,7 @@ def order_book_shipment(order_id: uuid.UUID) -> str:
     outcome = shipment_book(
         order_id=order.pk,
         reference=order.number,
-        pincode=order.delivery_address["pincode"],
+        pincode=order.delivery_pincode,
         parcels=dict(parcels),
     )
     if not outcome.ok:
@@ -280,12 +288,12 @@ def order_confirm(order_id: uuid.UUID) -> str:
             raise StepIncomplete(f"order {order_id}: shipment not booked yet")
         committed = stock_commit(order_id=order.pk)
         _record_h1_register(order)
-        order_transition(
-            order=order,
-            to=S.CONFIRMED,
-            expected=S.PROCESSING,
-            events=[(EventType.INVENTORY_COMMITTED, {})] if committed else [],
-        )
+        events = [(EventType.INVENTORY_COMMITTED, {})] if committed else []
+        if order.is_pickup:
+            # Set aside at the centre, waiting for the customer's code.
+            order_pickup_ready(order=order, events=events)
+            return S.READY_FOR_PICKUP
+        order_transition(order=order, to=S.CONFIRMED, expected=S.PROCESSING, events=events)
     return S.CONFIRMED
 
 

@@ -81,7 +81,10 @@ def substitution_offer(*, prescription_id: uuid.UUID, offers: Sequence[LineRevie
         found = {
             s.sku: s
             for s in product_substitutes(
-                sku=line.sku, pincode=order.delivery_address["pincode"], quantity=line.quantity
+                sku=line.sku,
+                pincode=order.delivery_pincode,
+                center=order.pickup_center,
+                quantity=line.quantity,
             )
         }
         substitute = found.get(offer.substitute_sku)
@@ -132,7 +135,8 @@ def substitution_targets(*, prescription_id: uuid.UUID) -> list[SubstitutionTarg
             order_number=line.order.number,
             sku=line.sku,
             quantity=line.quantity,
-            pincode=str(line.order.delivery_address.get("pincode", "")),
+            pincode=line.order.delivery_pincode,
+            center=line.order.pickup_center,
         )
         for line in lines
     ]
@@ -209,7 +213,8 @@ def _apply_accepted(order: Order, substitution: Substitution) -> bool:
         sku=substitution.sku,
         substitute_sku=substitution.substitute_sku,
         quantity=line.quantity,
-        pincode=order.delivery_address["pincode"],
+        pincode=order.delivery_pincode,
+        center=order.pickup_center,
     )
     if not outcome.ok:
         return False

@@ -19,14 +19,16 @@ from django.utils import timezone
 
 from core import metrics
 from orders import sql
-from orders.enums import TERMINAL, EventType, FailureReason, OrderStatus
+from orders.enums import FULFILLED, TERMINAL, EventType, FailureReason, OrderStatus
 from orders.models import Order, OrderEvent, OrderStep
 
 logger = logging.getLogger(__name__)
 S = OrderStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
     S.RECEIVED: frozenset({S.PROCESSING, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED}),
-    S.PROCESSING: frozenset({S.ON_HOLD, S.CONFIRMED, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED}),
+    S.PROCESSING: frozenset(
+        {S.ON_HOLD, S.CONFIRMED, S.READY_FOR_PICKUP, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED}
+    ),
     S.ON_HOLD: frozenset({S.PROCESSING, S.REJECTED, S.PAYMENT_FAILED, S.CANCELLED}),
     S.CONFIRMED: frozenset({S.SHIPPED, S.DELIVERED, S.RETURNED, S.CANCELLED}),
     S.SHIPPED: frozenset({S.DELIVERED, S.RETURNED}),
@@ -35,6 +37,10 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     S.REJECTED: frozenset(),
     S.PAYMENT_FAILED: frozenset(),
     S.CANCELLED: frozenset(),
+    # In-store pickup: handed over against the code, or cancelled (not collected in time,
+    # the client, ops).
+    S.READY_FOR_PICKUP: frozenset({S.COLLECTED, S.CANCELLED}),
+    S.COLLECTED: frozenset(),
 }
 # Payment retry: a declined charge waits for the client's other payment method, which
 # goes on from the charge; the window's end fails the payment, and the client may cancel.
@@ -52,6 +58,8 @@ STATUS_EVENTS: dict[str, str] = {
     S.PAYMENT_FAILED: EventType.PAYMENT_FAILED,
     S.CANCELLED: EventType.ORDER_CANCELLED,
     S.AWAITING_PAYMENT: EventType.PAYMENT_RETRY_REQUESTED,
+    S.READY_FOR_PICKUP: EventType.ORDER_READY_FOR_PICKUP,
+    S.COLLECTED: EventType.ORDER_COLLECTED,
 }
 
 # Sent after commit with `order_id`, `event_id` and `event_type`; `orders` does not know
@@ -171,7 +179,7 @@ def order_transition(
     fields: dict[str, Any] = {"status": to, "updated_at": now}
     if failure_reason is not None:
         fields["failure_reason"] = failure_reason
-    if to == S.CONFIRMED:
+    if to in FULFILLED:
         fields["confirmed_at"] = now
     event_data = dict(data or {})
     if failure_reason is not None:
@@ -191,12 +199,12 @@ def order_transition(
 
 
 def _count(order: Order, status: str, at: Any, failure_reason: str | None) -> None:
-    if status == S.CONFIRMED:
+    if status in FULFILLED:
         metrics.ORDER_DURATION_SECONDS.observe((at - order.created_at).total_seconds())
     elif status == S.PAYMENT_FAILED:
         metrics.error_count(metrics.PAYMENT_ERROR)
     elif status == S.CANCELLED and failure_reason == FailureReason.FULFILMENT_UNAVAILABLE:
         metrics.error_count(metrics.FULFILMENT_ERROR)
     # Last, so that a scrape that sees the order counted sees the rest of it too.
-    if status == S.CONFIRMED or status in TERMINAL:
+    if status in FULFILLED or status in TERMINAL:
         metrics.ORDERS_TOTAL.labels(channel=order.channel, status=status).inc()
