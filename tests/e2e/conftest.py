@@ -22,7 +22,17 @@ from celery import Celery
 from conftest import ROOT, Simulator, free_port, stop_process, wait_for_http
 
 QUEUES = "pipeline,payments,logistics,notifications,maintenance"
-TERMINAL = {"confirmed", "rejected", "payment_failed", "cancelled", "on_hold", "delivered"}
+TERMINAL = {
+    "confirmed",
+    "rejected",
+    "payment_failed",
+    "cancelled",
+    "on_hold",
+    "delivered",
+    "awaiting_payment",
+    "ready_for_pickup",
+    "collected",
+}
 
 
 def _database_url(settings_dict: dict[str, Any]) -> str:
