@@ -190,6 +190,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "COT – Common Order Taking",
     "DESCRIPTION": "Order API of the online pharmacy. See docs/API.md.",
     "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI's assets are served from this installation, not from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
