@@ -152,7 +152,7 @@ ERROR_DESCRIPTIONS = {
     "500": "A bug: the X-Request-ID header finds its log lines.",
     "503": "A dependency (the database) is briefly unreachable: retry later.",
 }
-# drf-standardized-errors' own schemas for these; the others are ours.
+# Our bodies for these statuses (drf-standardized-errors' for the others).
 ERROR_SCHEMAS = {
     "413": PayloadTooLargeResponse,
     "429": RateLimitedResponse,
@@ -282,8 +282,10 @@ WWW_AUTHENTICATE = OpenApiParameter(
 
 
 class CotAutoSchema(AutoSchema):
-    """drf-standardized-errors' schema class (its documented extension points), adding
-    what every operation of this API can answer: see the module docstring."""
+    """drf-standardized-errors' schema class, adding what every operation of this API can
+    answer (see the module docstring) through the hooks its documentation shows for
+    custom statuses, a custom 400 and custom examples (`_should_add_error_response`,
+    `_get_http400_serializer`, `_get_error_response_examples`, ...; the version is pinned)."""
 
     def get_tags(self) -> list[str]:
         # /api/v1/<tag>/...: the generated client's module for the operation.
