@@ -77,9 +77,7 @@ class LiveSchema:
     """The live schema, compiled; `check` is an httpx response hook."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.spec = spec
         self.openapi = OpenAPI.from_dict(_closed_objects(spec))
-        self.checked = 0
 
     @classmethod
     def fetch(cls, api_url: str) -> LiveSchema:
@@ -105,7 +103,6 @@ class LiveSchema:
         if not response.request.url.path.startswith(CHECKED_PREFIX):
             return
         response.read()
-        self.checked += 1
         problems = self.errors(response)
         if problems:
             request = response.request
@@ -128,6 +125,6 @@ def _describe(exc: BaseException) -> Iterator[str]:
         message = getattr(error, "message", str(error))
         yield f"{type(exc).__name__} at {where}: {message}"
         # oneOf/anyOf: say why no branch fitted.
-        for sub in sorted(getattr(error, "context", None) or [], key=lambda e: e.path):
+        for sub in getattr(error, "context", None) or []:
             sub_where = "/".join(str(part) for part in sub.absolute_path) or "(body)"
             yield f"    at {sub_where}: {sub.message}"
