@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench lint format migrate clean
+.PHONY: run test bench lint format migrate client clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,5 +42,13 @@ format: $(VENV)/.dev
 migrate: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate
 
+## client: a typed Python client (package cot_client) from the API schema into clients/python/
+client: $(VENV)/.dev
+	$(BIN)/python manage.py spectacular --format openapi-json --validate --fail-on-warn \
+		--file clients/openapi.json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/openapi-python-client generate --overwrite --meta setup \
+		--path clients/openapi.json --config clients/openapi-python-client.yaml \
+		--output-path clients/python
+
 clean:
-	rm -rf $(VENV) .run staticfiles db.sqlite3* test_db.sqlite3*
+	rm -rf $(VENV) .run staticfiles db.sqlite3* test_db.sqlite3* clients/python clients/openapi.json

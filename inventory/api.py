@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.validators import RegexValidator
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -15,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.permissions import IsApiClient
+from core.schema import cursor_page
 from inventory import selectors
 from inventory.enums import Schedule
 from inventory.models import Product
@@ -25,9 +25,17 @@ PINCODE = RegexValidator(r"^[1-9][0-9]{5}$", "A pincode is six digits, the first
 class ProductListIn(serializers.Serializer):
     """Query parameters (pagination's `cursor` and `page_size` are the paginator's)."""
 
-    search = serializers.CharField(required=False, allow_blank=True, max_length=100)
-    sku = serializers.CharField(required=False, allow_blank=True, max_length=64)
-    pincode = serializers.CharField(required=False, validators=[PINCODE])
+    search = serializers.CharField(
+        required=False, allow_blank=True, max_length=100, help_text="Part of the SKU or name."
+    )
+    sku = serializers.CharField(
+        required=False, allow_blank=True, max_length=64, help_text="Exactly this SKU."
+    )
+    pincode = serializers.CharField(
+        required=False,
+        validators=[PINCODE],
+        help_text="The delivery pincode; without it `available_quantity` is null.",
+    )
 
 
 class ProductOut(serializers.Serializer):
@@ -50,6 +58,9 @@ class ProductOut(serializers.Serializer):
         return None if available is None else available[product.pk]
 
 
+ProductPage = cursor_page(ProductOut, "ProductPage")
+
+
 class ProductPagination(CursorPagination):
     ordering = ("sku",)
     page_size = 50
@@ -61,17 +72,8 @@ class ProductListApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
 
     @extend_schema(
-        responses={200: ProductOut(many=True)},
-        parameters=[
-            OpenApiParameter("search", OpenApiTypes.STR, description="part of the SKU or name"),
-            OpenApiParameter("sku", OpenApiTypes.STR, description="exactly this SKU"),
-            OpenApiParameter(
-                "pincode",
-                OpenApiTypes.STR,
-                description="delivery pincode; without it `available_quantity` is null",
-            ),
-            OpenApiParameter("page_size", OpenApiTypes.INT),
-        ],
+        responses={200: ProductPage},
+        parameters=[ProductListIn],
         summary="List active products with price and availability for a pincode",
         operation_id="products_list",
     )

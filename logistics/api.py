@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.errors import Conflict
+from core.schema import WEBHOOK_SIGNATURE_NOTE, conflict_response
 from core.serializers import StrictSerializer
 from core.webhooks import SignedWebhookApi
 from logistics.enums import (
@@ -21,12 +21,24 @@ from logistics.enums import (
     ShipmentStatus,
 )
 from logistics.services import shipment_tracking_apply
-from logistics.services.tracking import OTP_REQUIRED
+from logistics.services.tracking import (
+    ALREADY_APPLIED,
+    APPLIED,
+    IGNORED,
+    OTP_REQUIRED,
+    STALE,
+    UNKNOWN_REFERENCE,
+)
+
+# What COT made of an update (200 whatever it was: a partner retries anything else).
+TRACKING_RESULTS = [APPLIED, ALREADY_APPLIED, STALE, IGNORED, UNKNOWN_REFERENCE]
+# What a partner may send as `status` (with the older alias of delivery_failed).
+TRACKING_UPDATE_STATUSES = [*map(str, TRACKING_STATUSES), *STATUS_ALIASES]
 
 
 class TrackingUpdateIn(StrictSerializer):
     awb = serializers.CharField(max_length=64)
-    status = serializers.ChoiceField(choices=[*map(str, TRACKING_STATUSES), *STATUS_ALIASES])
+    status = serializers.ChoiceField(choices=TRACKING_UPDATE_STATUSES)
     at = serializers.DateTimeField()
     # Which delivery attempt the update is about; without it, the current one.
     attempt = serializers.IntegerField(min_value=1, max_value=100, required=False)
@@ -46,14 +58,25 @@ class TrackingUpdateIn(StrictSerializer):
         return attrs
 
 
+class TrackingUpdateOut(serializers.Serializer):
+    result = serializers.ChoiceField(choices=TRACKING_RESULTS)
+
+
 class LogisticsWebhookApi(SignedWebhookApi):
     def secret(self) -> str:
         return settings.LOGISTICS_WEBHOOK_SECRET
 
     @extend_schema(
         request=TrackingUpdateIn,
-        responses={200: OpenApiTypes.OBJECT, 409: OpenApiTypes.OBJECT},
+        responses={
+            200: TrackingUpdateOut,
+            409: conflict_response("webhooks_logistics_tracking", OTP_REQUIRED),
+        },
         summary="Logistics partner tracking update (signed with X-COT-Signature)",
+        description=WEBHOOK_SIGNATURE_NOTE + " 409 `otp_required`: a parcel that needs the "
+        "customer's delivery OTP was reported delivered without `otp_verified: true`; "
+        "nothing changed.",
+        operation_id="webhooks_logistics_tracking",
     )
     def post(self, request: Request) -> Response:
         update = TrackingUpdateIn(data=self.verified_json(request))

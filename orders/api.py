@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -23,9 +24,19 @@ from core.logs import log_context_bind
 from core.models import ApiClient
 from core.permissions import IsApiClient
 from core.ratelimits import ClientRequestThrottle, OrderPlacementThrottle
+from core.schema import conflict_response
 from orders import pipeline, selectors
 from orders.filters import OrderFilter
 from orders.models import Order, Substitution
+from orders.schema import (
+    ORDER_PLACE_EXAMPLE,
+    ORDER_RECEIVED_EXAMPLE,
+    OrderDoc,
+    OrderListQueryDoc,
+    OrderPage,
+    ReturnDoc,
+    ReturnListDoc,
+)
 from orders.serializers import (
     OrderCancelIn,
     OrderCollectIn,
@@ -80,6 +91,21 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
+def _replayed_header(status_code: int) -> OpenApiParameter:
+    return OpenApiParameter(
+        "Idempotent-Replayed",
+        OpenApiTypes.STR,
+        OpenApiParameter.HEADER,
+        response=[status_code],
+        enum=["true"],
+        description="Present when the answer replays an earlier request's (same key and body).",
+    )
+
+
+# Errors the view itself raises on a line's SKU (the catalog's or the order's).
+SKU_ERRORS = ["unknown_sku", "duplicate"]
+
+
 def _fingerprint(data: Any) -> str:
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
@@ -122,15 +148,34 @@ class OrderPagination(CursorPagination):
     max_page_size = 200
 
 
+@extend_validation_errors(SKU_ERRORS, field_name="items.INDEX.sku", methods=["post"])
 class OrderListCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
     throttle_classes = [ClientRequestThrottle, OrderPlacementThrottle]
 
     @extend_schema(
         request=OrderPlaceIn,
-        responses={202: OpenApiTypes.OBJECT},
-        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            202: OrderDoc,
+            409: conflict_response("orders_place", "idempotency_key_reused"),
+        },
+        parameters=[
+            IDEMPOTENCY_HEADER,
+            _replayed_header(202),
+            OpenApiParameter(
+                "Location",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                response=[202],
+                required=True,
+                description="The order's URL.",
+            ),
+        ],
+        examples=[ORDER_PLACE_EXAMPLE, ORDER_RECEIVED_EXAMPLE],
         summary="Place an order",
+        description="202 with the order as committed (`received`); the pipeline decides "
+        "the rest. 409 `idempotency_key_reused` when the Idempotency-Key came with "
+        "another body.",
         operation_id="orders_place",
     )
     def post(self, request: Request) -> Response:
@@ -195,13 +240,8 @@ class OrderListCreateApi(APIView):
         return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT},
-        parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR),
-            OpenApiParameter("customer_id", OpenApiTypes.STR),
-            OpenApiParameter("created_after", OpenApiTypes.DATETIME),
-            OpenApiParameter("created_before", OpenApiTypes.DATETIME),
-        ],
+        responses={200: OrderPage},
+        parameters=[OrderListQueryDoc],
         summary="List the client's orders, newest first",
         operation_id="orders_list",
     )
@@ -218,9 +258,7 @@ class OrderListCreateApi(APIView):
 class OrderDetailApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
 
-    @extend_schema(
-        responses={200: OpenApiTypes.OBJECT}, summary="Get one order", operation_id="orders_get"
-    )
+    @extend_schema(responses={200: OrderDoc}, summary="Get one order", operation_id="orders_get")
     def get(self, request: Request, order_id: uuid.UUID) -> Response:
         order = selectors.order_get_for_client(client=request.user, order_id=order_id)
         if order is None:
@@ -228,12 +266,18 @@ class OrderDetailApi(APIView):
         return Response(_render([order])[0])
 
 
+@extend_validation_errors(SKU_ERRORS, field_name="lines.INDEX.sku", methods=["post"])
 class OrderCancelApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
 
     @extend_schema(
         request=OrderCancelIn,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: OrderDoc,
+            409: conflict_response(
+                "orders_cancel", "invalid_transition", "quantity_exceeded", "already_shipped"
+            ),
+        },
         summary="Cancel an order that has not shipped, or some of its units",
         description="Releases stock, voids or refunds the payment and cancels the "
         "shipment booking (the last two right after the answer). 409 `invalid_transition` "
@@ -277,7 +321,12 @@ class OrderCollectApi(APIView):
 
     @extend_schema(
         request=OrderCollectIn,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: OrderDoc,
+            409: conflict_response(
+                "orders_collect", "invalid_transition", "pickup_code_invalid", "pickup_locked"
+            ),
+        },
         summary="Hand an in-store pickup order over against its pickup code",
         description="The order must be `ready_for_pickup` (else 409 `invalid_transition`); "
         "it becomes `collected`. A wrong code is 409 `pickup_code_invalid` and is counted: "
@@ -351,13 +400,25 @@ def _lines_cancel(client: ApiClient, order: Order, data: dict[str, Any]) -> None
         logger.info("order %s: units cancelled by the client (lines:%s)", order.number, done.number)
 
 
+@extend_validation_errors(SKU_ERRORS, field_name="lines.INDEX.sku", methods=["post"])
+@extend_validation_errors(["required"], field_name="refund_vpa", methods=["post"])
 class OrderReturnsApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
 
     @extend_schema(
         request=ReturnRequestIn,
-        responses={201: OpenApiTypes.OBJECT},
-        parameters=[IDEMPOTENCY_HEADER],
+        responses={
+            201: ReturnDoc,
+            409: conflict_response(
+                "orders_returns_request",
+                "not_delivered",
+                "return_window_closed",
+                "not_returnable",
+                "quantity_exceeded",
+                "idempotency_key_reused",
+            ),
+        },
+        parameters=[IDEMPOTENCY_HEADER, _replayed_header(201)],
         summary="Ask to return delivered units",
         description="409 `not_delivered`, `return_window_closed`, `not_returnable` or "
         "`quantity_exceeded` when the units cannot be returned; nothing is written then.",
@@ -418,7 +479,7 @@ class OrderReturnsApi(APIView):
         return Response(ReturnOut(ret).data, status=status.HTTP_201_CREATED, headers=headers)
 
     @extend_schema(
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: ReturnListDoc},
         summary="List the order's returns, oldest first",
         operation_id="orders_returns_list",
     )
@@ -435,7 +496,15 @@ class SubstitutionAnswerApi(APIView):
 
     @extend_schema(
         request=None,
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: OrderDoc,
+            409: conflict_response("orders_substitution_answer", "substitution_closed"),
+        },
+        parameters=[
+            OpenApiParameter(
+                "answer", OpenApiTypes.STR, OpenApiParameter.PATH, enum=["accept", "decline"]
+            )
+        ],
         summary="Accept or decline a substitute a pharmacist offered for a line",
         description="`accept` or `decline` (the order's own client only: 404 otherwise). "
         "Accepted, the line becomes the substitute at its price; declined, the line is "
@@ -475,7 +544,10 @@ class OrderPaymentRetryApi(APIView):
 
     @extend_schema(
         request=OrderPaymentRetryIn,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={
+            202: OrderDoc,
+            409: conflict_response("orders_payment_retry", "invalid_transition"),
+        },
         summary="Pay an order awaiting payment another way (payment retry)",
         description="For an order whose payment was declined and whose client has a payment "
         "retry window: `payment_method` and `payment_token` as when placing it (the order's "

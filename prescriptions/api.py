@@ -12,7 +12,8 @@ from typing import Any
 import filetype
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import exceptions, parsers, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -22,6 +23,7 @@ from core.errors import Conflict
 from core.models import ApiClient
 from core.parsers import TextJSONParser, json_text_check
 from core.permissions import IsApiClient
+from core.schema import conflict_response
 from core.serializers import StrictSerializer
 from inventory.selectors import product_skus_known
 from prescriptions.enums import LineDecision, LineRejection, PrescriptionStatus
@@ -103,11 +105,20 @@ class PrescriptionCreateIn(StrictSerializer):
         return image
 
 
+class PrescriptionCreateJsonIn(PrescriptionCreateIn):
+    """The JSON body (schema only): an image travels in a multipart form."""
+
+    image = None
+
+
+# A line's decision in a review, and the review's own (named: schema enums).
+REVIEW_LINE_DECISIONS = [LineDecision.APPROVED, LineDecision.REJECTED, SUBSTITUTE]
+REVIEW_DECISIONS = [PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED, PARTIAL]
+
+
 class ReviewLineIn(StrictSerializer):
     sku = serializers.CharField(max_length=64)
-    decision = serializers.ChoiceField(
-        choices=[LineDecision.APPROVED, LineDecision.REJECTED, SUBSTITUTE]
-    )
+    decision = serializers.ChoiceField(choices=REVIEW_LINE_DECISIONS)
     reason = serializers.ChoiceField(
         choices=LineRejection.choices, required=False, allow_blank=True, default=""
     )
@@ -126,9 +137,7 @@ class ReviewLineIn(StrictSerializer):
 
 
 class ReviewIn(StrictSerializer):
-    decision = serializers.ChoiceField(
-        choices=[PrescriptionStatus.APPROVED, PrescriptionStatus.REJECTED, PARTIAL]
-    )
+    decision = serializers.ChoiceField(choices=REVIEW_DECISIONS)
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     # Per line; required for `partial` (unlisted lines are approved).
     lines = serializers.ListField(
@@ -156,6 +165,10 @@ class ReviewIn(StrictSerializer):
         return attrs
 
 
+# A reviewed line's decision (null until reviewed).
+RX_LINE_DECISIONS = [LineDecision.APPROVED, LineDecision.REJECTED]
+
+
 class RxItemOut(serializers.Serializer):
     sku = serializers.CharField()
     quantity = serializers.IntegerField()
@@ -164,7 +177,7 @@ class RxItemOut(serializers.Serializer):
     decision = serializers.SerializerMethodField()
     rejection_reason = serializers.SerializerMethodField()
 
-    @extend_schema_field(serializers.ChoiceField(choices=["approved", "rejected"], allow_null=True))
+    @extend_schema_field(serializers.ChoiceField(choices=RX_LINE_DECISIONS, allow_null=True))
     def get_decision(self, item: PrescriptionItem) -> str | None:
         return item.decision or None
 
@@ -174,7 +187,7 @@ class RxItemOut(serializers.Serializer):
 
 
 class ReviewOut(serializers.Serializer):
-    decision = serializers.CharField(source="status")
+    decision = serializers.ChoiceField(choices=PrescriptionStatus.choices, source="status")
     note = serializers.CharField(source="review_note")
     reviewed_at = serializers.DateTimeField(default_timezone=datetime.UTC)
 
@@ -218,16 +231,29 @@ def _multipart_items(data: Any) -> Any:
     return data
 
 
+@extend_validation_errors(["unknown_sku", "duplicate"], field_name="items.INDEX.sku")
+@extend_validation_errors(["too_large", "unsupported_file_type"], field_name="image")
 class PrescriptionCreateApi(APIView):
     permission_classes = [permissions.IsAuthenticated, IsApiClient]
     parser_classes = [TextJSONParser, parsers.MultiPartParser]
 
     @extend_schema(
+        # In the multipart form `items` is a JSON text, as OpenAPI sends an array there.
         request={
-            "application/json": PrescriptionCreateIn,
-            "multipart/form-data": OpenApiTypes.OBJECT,
+            "application/json": PrescriptionCreateJsonIn,
+            "multipart/form-data": PrescriptionCreateIn,
         },
         responses={201: PrescriptionOut},
+        parameters=[
+            OpenApiParameter(
+                "Location",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                response=[201],
+                required=True,
+                description="The prescription's URL.",
+            )
+        ],
         summary="Upload a prescription (JSON, or multipart with an image)",
         operation_id="prescriptions_create",
     )
@@ -286,12 +312,16 @@ class CanReviewPrescriptions(permissions.BasePermission):
         )
 
 
+@extend_validation_errors(["unknown_line", "invalid_substitute"], field_name="lines")
 class PrescriptionReviewApi(APIView):
     permission_classes = [permissions.IsAuthenticated, CanReviewPrescriptions]
 
     @extend_schema(
         request=ReviewIn,
-        responses={200: PrescriptionOut},
+        responses={
+            200: PrescriptionOut,
+            409: conflict_response("prescriptions_review", "already_reviewed"),
+        },
         summary="Approve or reject a prescription (pharmacists)",
         operation_id="prescriptions_review",
     )

@@ -20,6 +20,7 @@ import redis
 from celery import Celery
 
 from conftest import ROOT, Simulator, free_port, stop_process, wait_for_http
+from tests.e2e.live_schema import LiveSchema
 
 QUEUES = "pipeline,payments,logistics,notifications,maintenance"
 TERMINAL = {
@@ -55,12 +56,16 @@ class Stack:
     # How to start each process again (the chaos tests stop and restart them).
     commands: dict[str, list[str]] = field(default_factory=dict)
 
-    def client(self, name: str = "web") -> httpx.Client:
-        return httpx.Client(
-            base_url=self.api_url,
-            headers={"Authorization": f"Api-Key {self.keys[name]}"},
-            timeout=10.0,
-        )
+    def client(self, name: str | None = "web", **options: Any) -> httpx.Client:
+        """An HTTP client of the API as API client `name` (its key; None: no key, e.g. for
+        webhooks or a staff login given in `options`). Every /api/v1/ answer it gets is
+        checked against the published schema: one it does not describe fails the test."""
+        headers = {"Authorization": f"Api-Key {self.keys[name]}"} if name else {}
+        headers.update(options.pop("headers", {}))
+        options.setdefault("timeout", 10.0)
+        hooks = options.pop("event_hooks", {})
+        hooks = {**hooks, "response": [*hooks.get("response", []), live_schema(self).check]}
+        return httpx.Client(base_url=self.api_url, headers=headers, event_hooks=hooks, **options)
 
     def wait_for(
         self,
@@ -95,6 +100,18 @@ class Stack:
             stop_process(proc)
         for log in sorted(self.log_dir.glob("*.log")):
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
+
+
+_live_schema: LiveSchema | None = None
+
+
+def live_schema(stack: Stack) -> LiveSchema:
+    """The schema the API serves, fetched and compiled once per session (every stack runs
+    the same code)."""
+    global _live_schema
+    if _live_schema is None:
+        _live_schema = LiveSchema.fetch(stack.api_url)
+    return _live_schema
 
 
 def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> subprocess.Popen:

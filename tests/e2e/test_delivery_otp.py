@@ -30,11 +30,12 @@ def track(stack, awb: str, status: str, **extra: Any) -> httpx.Response:
     body = {"awb": awb, "status": status, "at": "2026-01-05T10:00:00Z", **extra}
     raw = json.dumps(body).encode()
     signature = webhook_signature(settings.LOGISTICS_WEBHOOK_SECRET, raw)
-    return httpx.post(
-        f"{stack.api_url}/api/v1/webhooks/logistics/",
-        content=raw,
-        headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
-    )
+    with stack.client(None) as partner:
+        return partner.post(
+            "/api/v1/webhooks/logistics/",
+            content=raw,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
 
 
 def approved_prescription(client: httpx.Client, reviewer: httpx.Client, customer: str) -> str:

@@ -26,7 +26,7 @@ def test_fifty_simultaneous_identical_requests_make_one_order(stack, django_db_b
     headers = {"Authorization": f"Api-Key {stack.keys['web']}", "Idempotency-Key": key}
 
     def one(_: int) -> httpx.Response:
-        with httpx.Client(base_url=stack.api_url, headers=headers, timeout=30) as client:
+        with stack.client(None, headers=headers, timeout=30) as client:
             start.wait()  # every request leaves at once
             return client.post("/api/v1/orders/", json=body)
 
@@ -45,9 +45,8 @@ def test_fifty_simultaneous_identical_requests_make_one_order(stack, django_db_b
         assert Order.objects.filter(idempotency_key=key).count() == 1
 
     changed = {**body, "payment_token": "tok_decline"}
-    reused = httpx.post(
-        f"{stack.api_url}/api/v1/orders/", json=changed, headers=headers, timeout=10
-    )
+    with stack.client(None, headers=headers) as client:
+        reused = client.post("/api/v1/orders/", json=changed)
     assert reused.status_code == 409
     assert reused.json()["errors"][0]["code"] == "idempotency_key_reused"
     with django_db_blocker.unblock():

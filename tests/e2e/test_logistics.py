@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import httpx
 import pytest
 
 from core.webhooks import SIGNATURE_HEADER, webhook_signature
@@ -23,11 +22,12 @@ def track(stack, awb, status, *, secret=None):
 
     raw = json.dumps({"awb": awb, "status": status, "at": "2026-01-05T10:00:00Z"}).encode()
     signature = webhook_signature(secret or settings.LOGISTICS_WEBHOOK_SECRET, raw)
-    return httpx.post(
-        f"{stack.api_url}/api/v1/webhooks/logistics/",
-        content=raw,
-        headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
-    )
+    with stack.client(None) as partner:
+        return partner.post(
+            "/api/v1/webhooks/logistics/",
+            content=raw,
+            headers={"Content-Type": "application/json", SIGNATURE_HEADER: signature},
+        )
 
 
 def tracked(stack, awb, status):
@@ -85,10 +85,11 @@ def test_tracking_to_delivered_collects_cash_and_ignores_replays_and_stale_news(
 
         # Bad signatures: 401 and nothing changes.
         assert track(stack, awb, "delivered", secret="not-the-secret").status_code == 401
-        unsigned = httpx.post(
-            f"{stack.api_url}/api/v1/webhooks/logistics/",
-            json={"awb": awb, "status": "delivered", "at": "2026-01-05T10:00:00Z"},
-        )
+        with stack.client(None) as partner:
+            unsigned = partner.post(
+                "/api/v1/webhooks/logistics/",
+                json={"awb": awb, "status": "delivered", "at": "2026-01-05T10:00:00Z"},
+            )
         assert unsigned.status_code == 401
         assert unsigned.json()["errors"][0]["code"] == "bad_signature"
         assert client.get(f"/api/v1/orders/{order_id}/").json()["status"] == "confirmed"

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
-import httpx
 import pytest
 from celery import Celery
 from celery.result import allow_join_result
@@ -68,9 +67,7 @@ def broker(live_stack: Stack) -> Iterator[Celery]:
 
 
 def place_and_confirm(stack: Stack, key: str, **address) -> dict:
-    with httpx.Client(
-        base_url=stack.api_url, headers={"Authorization": f"Api-Key {key}"}, timeout=10
-    ) as client:
+    with stack.client(None, headers={"Authorization": f"Api-Key {key}"}) as client:
         data = body(delivery_address={**ADDRESS, **address})
         response = client.post("/api/v1/orders/", json=data)
         assert response.status_code == 202, response.text

@@ -175,9 +175,8 @@ def test_malformed_bodies_are_400_and_write_nothing(stack, data, attr):
 def test_bad_key_is_401_and_probes_answer(stack):
     import httpx
 
-    response = httpx.get(
-        f"{stack.api_url}/api/v1/orders/", headers={"Authorization": "Api-Key x.y"}
-    )
+    with stack.client(None, headers={"Authorization": "Api-Key x.y"}) as client:
+        response = client.get("/api/v1/orders/")
     assert response.status_code == 401
     assert httpx.get(f"{stack.api_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{stack.api_url}/readyz")

@@ -15,14 +15,11 @@ import pytest
 from celery.result import allow_join_result
 from django.utils import timezone
 
-from tests.e2e import test_hold_timeout
 from tests.e2e.test_hold_timeout import sms_about, wait_until
 from tests.e2e.test_stock_flow import product, stock
 
 pytestmark = pytest.mark.e2e
 READY = "ready_for_pickup"
-# The live stack's broker, to hand beat's sweep to the worker.
-broker = test_hold_timeout.broker
 
 
 @pytest.fixture

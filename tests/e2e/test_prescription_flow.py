@@ -6,7 +6,6 @@ import copy
 import datetime
 import uuid
 
-import httpx
 import pytest
 
 from orders.tests.factories import ORDER_BODY
@@ -26,7 +25,7 @@ def pharmacist(django_db_blocker, live_stack):
         roles_sync()
         user = User.objects.create_user(username, password=PASSWORD, is_staff=True)
         user.groups.add(Group.objects.get(name="pharmacist"))
-    return httpx.Client(base_url=live_stack.api_url, auth=(username, PASSWORD), timeout=10)
+    return live_stack.client(None, auth=(username, PASSWORD))
 
 
 def new_customer():

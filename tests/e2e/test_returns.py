@@ -27,14 +27,15 @@ def track(stack, awb: str, status: str) -> None:
     # Now, not a fixed date: the return window counts from the courier's time of delivery.
     at = datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
     raw = json.dumps({"awb": awb, "status": status, "at": at}).encode()
-    response = httpx.post(
-        f"{stack.api_url}/api/v1/webhooks/logistics/",
-        content=raw,
-        headers={
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: webhook_signature(settings.LOGISTICS_WEBHOOK_SECRET, raw),
-        },
-    )
+    with stack.client(None) as partner:
+        response = partner.post(
+            "/api/v1/webhooks/logistics/",
+            content=raw,
+            headers={
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: webhook_signature(settings.LOGISTICS_WEBHOOK_SECRET, raw),
+            },
+        )
     assert response.status_code == 200, response.text
     assert response.json()["result"] == "applied"
 

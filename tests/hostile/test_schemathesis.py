@@ -1,14 +1,19 @@
 """Every operation of /api/schema/, fuzzed by schemathesis in process (WSGI), with a
-valid API key and without: never a 500, every error in the contract's shape, and the
-database unchanged by every rejected request. Bounded and deterministic (derandomized,
-a few dozen examples per operation)."""
+valid API key and without: never a 500, every error in the contract's shape and described
+by the schema (its status, headers and body), and the database unchanged by every
+rejected request. Bounded and deterministic (derandomized, a few dozen examples per
+operation)."""
 
 from __future__ import annotations
 
+import json
+
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from tests.e2e.live_schema import LiveSchema
 from tests.hostile.test_hostile_bodies import counts
 
 MAX_EXAMPLES = 25
@@ -21,7 +26,9 @@ def _openapi() -> dict:
     return SchemaGenerator().get_schema(request=None, public=True)
 
 
-schema = schemathesis.openapi.from_dict(_openapi())
+SPEC = json.loads(json.dumps(_openapi(), default=str))
+schema = schemathesis.openapi.from_dict(SPEC)
+LIVE = LiveSchema(SPEC)
 
 
 @pytest.fixture
@@ -59,6 +66,18 @@ def assert_contract_error(response) -> None:
             assert {"code", "detail", "attr"} <= set(error), body
 
 
+def assert_described_by_the_schema(case, response) -> None:
+    """As the end-to-end suite checks live answers: status, headers and body declared."""
+    answer = httpx.Response(
+        response.status_code,
+        headers=[(name, v) for name, values in response.headers.items() for v in values],
+        content=response.content,
+        request=httpx.Request(case.method, f"http://testserver{case.formatted_path}"),
+    )
+    problems = LIVE.errors(answer)
+    assert not problems, (case.method, case.formatted_path, problems, response.content[:300])
+
+
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,
@@ -71,5 +90,8 @@ def test_no_500_contract_errors_and_nothing_written_on_rejection(case, app, key)
         before = counts()
         response = case.call(app=app, headers=headers)
         assert_contract_error(response)
+        if case.method.upper() == case.operation.method.upper():
+            # (Other methods are schemathesis' own probes: 405, which no operation has.)
+            assert_described_by_the_schema(case, response)
         if response.status_code >= 400:
             assert counts() == before, (case.method, case.path, response.status_code)
