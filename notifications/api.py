@@ -6,8 +6,7 @@ import logging
 import uuid
 
 from django.db import transaction
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, permissions, serializers
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -17,9 +16,9 @@ from rest_framework.views import APIView
 from core.models import ApiClient
 from core.permissions import IsApiClient
 from notifications import selectors
-from notifications.enums import WebhookStatus
 from notifications.filters import WebhookDeliveryFilter
 from notifications.serializers import (
+    WebhookDeliveryListQueryIn,
     WebhookDeliveryOut,
     WebhookDeliveryPageOut,
     WebhookDeliveryResendIn,
@@ -42,12 +41,7 @@ class WebhookDeliveryListApi(APIView):
 
     @extend_schema(
         responses={200: WebhookDeliveryPageOut},
-        parameters=[
-            OpenApiParameter("status", OpenApiTypes.STR, enum=WebhookStatus.values),
-            OpenApiParameter("order_id", OpenApiTypes.UUID),
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="From `next`/`previous`."),
-            OpenApiParameter("page_size", OpenApiTypes.INT, description="1-200; 50 by default."),
-        ],
+        parameters=[WebhookDeliveryListQueryIn],
         summary="List the client's webhook deliveries, newest first",
         operation_id="webhook_deliveries_list",
     )

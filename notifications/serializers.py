@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from core.schema import cursor_page
 from core.serializers import StrictSerializer
 from notifications.enums import WebhookStatus
 
@@ -38,13 +39,16 @@ class WebhookDeliveryOut(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class WebhookDeliveryPageOut(serializers.Serializer):
-    """A page of the client's deliveries, newest first."""
-
-    next = serializers.URLField(allow_null=True, help_text="The next page; null on the last.")
-    previous = serializers.URLField(allow_null=True)
-    results = WebhookDeliveryOut(many=True)
+WebhookDeliveryPageOut = cursor_page(WebhookDeliveryOut, "WebhookDeliveryPage")
 
 
 class WebhookDeliveryResendIn(StrictSerializer):
     """No fields: the body is empty or `{}`."""
+
+
+class WebhookDeliveryListQueryIn(serializers.Serializer):
+    """The list's query filters, as `notifications.filters.WebhookDeliveryFilter` reads
+    them (a bad value is a 400 on it); for the schema."""
+
+    status = serializers.ChoiceField(choices=WebhookStatus.choices, required=False)
+    order_id = serializers.UUIDField(required=False)
