@@ -6,7 +6,11 @@ same shape to what never reaches DRF (unknown URLs, oversized bodies, crashes).
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from drf_standardized_errors.handler import ExceptionHandler
 from rest_framework import exceptions, status
@@ -33,10 +37,34 @@ class RateLimited(exceptions.Throttled):
     default_code = "rate_limited"
 
 
+logger = logging.getLogger(__name__)
+
+# The database refused or dropped the connection (restarting, failing over, out of
+# connections): nothing this request did is at fault and a retry soon may succeed. A
+# query that merely fails (a bug) raises other DatabaseErrors and stays a 500.
+DEPENDENCY_DOWN = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 5
+
+
+class ServiceUnavailable(exceptions.APIException):
+    """503: a dependency is down; the request changed nothing that will not be rolled back."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The service is briefly unavailable; retry later."
+    default_code = "service_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wait = RETRY_AFTER_SECONDS  # sent as Retry-After
+
+
 class CotExceptionHandler(ExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, RequestDataTooBig):
             return PayloadTooLarge()
+        if isinstance(exc, DEPENDENCY_DOWN):
+            logger.warning("database unavailable: %s", exc)
+            return ServiceUnavailable()
         if isinstance(exc, exceptions.Throttled) and not isinstance(exc, RateLimited):
             # DRF raises its own Throttled for every throttle; clients are promised
             # `rate_limited`, with Retry-After (in whole seconds, from `wait`).
@@ -58,6 +86,12 @@ def not_found_view(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error_view(request: HttpRequest) -> JsonResponse:
+    # Django calls this inside its `except` block, so the exception is at hand: a database
+    # outage outside DRF (middleware, admin) is a 503 too, not a crash.
+    if isinstance(sys.exc_info()[1], DEPENDENCY_DOWN):
+        response = json_error(503, "service_unavailable", ServiceUnavailable.default_detail)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
     return json_error(500, "error", "A server error occurred.")
 
 
