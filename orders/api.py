@@ -136,6 +136,25 @@ def _unknown_sku(field: str, index: int, detail: str) -> serializers.ValidationE
     )
 
 
+def _own_order(request: Request, order_id: uuid.UUID) -> Order:
+    """The calling client's order, or 404 (another client's answers exactly like none)."""
+    order = selectors.order_get_for_client(client=request.user, order_id=order_id)
+    if order is None:
+        raise exceptions.NotFound("No such order.")
+    return order
+
+
+def _valid_body(
+    request: Request, serializer: type[serializers.Serializer], **kwargs: Any
+) -> serializers.Serializer:
+    """The request's JSON object, validated by `serializer` (else 400)."""
+    if not isinstance(request.data, dict):
+        raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    payload = serializer(data=request.data, **kwargs)
+    payload.is_valid(raise_exception=True)
+    return payload
+
+
 def _render(orders: list[Order]) -> list[dict[str, Any]]:
     context = {"related": selectors.order_related(orders)}
     return OrderOut(orders, many=True, context=context).data
@@ -181,10 +200,7 @@ class OrderListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         client: ApiClient = request.user
         key = _idempotency_key(request)
-        if not isinstance(request.data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        payload = OrderPlaceIn(data=request.data, context={"client": client})
-        payload.is_valid(raise_exception=True)
+        payload = _valid_body(request, OrderPlaceIn, context={"client": client})
         data = payload.validated_data
         address, contact = data.get("delivery_address"), data.get("contact")
         try:
@@ -260,9 +276,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(responses={200: OrderDoc}, summary="Get one order", operation_id="orders_get")
     def get(self, request: Request, order_id: uuid.UUID) -> Response:
-        order = selectors.order_get_for_client(client=request.user, order_id=order_id)
-        if order is None:
-            raise exceptions.NotFound("No such order.")
+        order = _own_order(request, order_id)
         return Response(_render([order])[0])
 
 
@@ -288,13 +302,8 @@ class OrderCancelApi(APIView):
     )
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
         client: ApiClient = request.user
-        order = selectors.order_get_for_client(client=client, order_id=order_id)
-        if order is None:
-            raise exceptions.NotFound("No such order.")
-        if not isinstance(request.data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        payload = OrderCancelIn(data=request.data)
-        payload.is_valid(raise_exception=True)
+        order = _own_order(request, order_id)
+        payload = _valid_body(request, OrderCancelIn)
         log_context_bind(order_id=order.pk)
         if "lines" in payload.validated_data:
             _lines_cancel(client, order, payload.validated_data)
@@ -336,13 +345,8 @@ class OrderCollectApi(APIView):
     )
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
         client: ApiClient = request.user
-        order = selectors.order_get_for_client(client=client, order_id=order_id)
-        if order is None:
-            raise exceptions.NotFound("No such order.")
-        if not isinstance(request.data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        payload = OrderCollectIn(data=request.data)
-        payload.is_valid(raise_exception=True)
+        order = _own_order(request, order_id)
+        payload = _valid_body(request, OrderCollectIn)
         log_context_bind(order_id=order.pk)
         try:
             order_collect(
@@ -427,13 +431,8 @@ class OrderReturnsApi(APIView):
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
         client: ApiClient = request.user
         key = _idempotency_key(request)
-        order = selectors.order_get_for_client(client=client, order_id=order_id)
-        if order is None:
-            raise exceptions.NotFound("No such order.")
-        if not isinstance(request.data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        payload = ReturnRequestIn(data=request.data)
-        payload.is_valid(raise_exception=True)
+        order = _own_order(request, order_id)
+        payload = _valid_body(request, ReturnRequestIn)
         data = payload.validated_data
         log_context_bind(order_id=order.pk)
         try:
@@ -484,9 +483,7 @@ class OrderReturnsApi(APIView):
         operation_id="orders_returns_list",
     )
     def get(self, request: Request, order_id: uuid.UUID) -> Response:
-        order = selectors.order_get_for_client(client=request.user, order_id=order_id)
-        if order is None:
-            raise exceptions.NotFound("No such order.")
+        order = _own_order(request, order_id)
         returns = return_list_for_order(order_id=order.pk)
         return Response({"results": ReturnOut(returns, many=True).data})
 
@@ -559,13 +556,8 @@ class OrderPaymentRetryApi(APIView):
     )
     def post(self, request: Request, order_id: uuid.UUID) -> Response:
         client: ApiClient = request.user
-        order = selectors.order_get_for_client(client=client, order_id=order_id)
-        if order is None:
-            raise exceptions.NotFound("No such order.")
-        if not isinstance(request.data, dict):
-            raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        payload = OrderPaymentRetryIn(data=request.data)
-        payload.is_valid(raise_exception=True)
+        order = _own_order(request, order_id)
+        payload = _valid_body(request, OrderPaymentRetryIn)
         log_context_bind(order_id=order.pk)
         try:
             order_payment_retry(
