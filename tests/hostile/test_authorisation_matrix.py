@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
 from core.tests.factories import ApiClientFactory, api_key_for
+from notifications.models import WebhookDelivery
 from orders.tests.factories import ORDER_BODY, place_order
 from prescriptions.enums import PrescriptionStatus
 from prescriptions.tests.factories import prescription_with
@@ -30,11 +31,16 @@ def world(demo_catalog, simulator):
     )
     staff = User.objects.create_user("inv-1", password="pw-inv-1", is_staff=True)
     staff.groups.add(Group.objects.get(name="inventory"))
+    event = order.events.order_by("pk").first()
+    delivery = WebhookDelivery.objects.create(
+        client=owner, order=order, event=event, event_type=event.type
+    )
     return {
         "owner": api_key_for(owner),
         "other": api_key_for(other),
         "order": order,
         "rx": rx,
+        "delivery": delivery,
     }
 
 
@@ -59,6 +65,17 @@ def endpoints(world: dict) -> list[tuple[str, str, dict | None]]:
         ("POST", "/api/v1/prescriptions/", RX_BODY),
         ("GET", f"/api/v1/prescriptions/{rx.pk}/", None),
         ("POST", f"/api/v1/prescriptions/{rx.pk}/review/", {"decision": "approved"}),
+        ("POST", f"/api/v1/orders/{order.pk}/cancel/", {"reason": "x"}),
+        ("POST", f"/api/v1/orders/{order.pk}/collect/", {"pickup_code": "123456"}),
+        ("POST", f"/api/v1/orders/{order.pk}/payment/", {"payment_method": "cod"}),
+        ("GET", f"/api/v1/orders/{order.pk}/returns/", None),
+        (
+            "POST",
+            f"/api/v1/orders/{order.pk}/returns/",
+            {"reason": "damaged", "lines": [{"sku": "PARA-500", "quantity": 1}]},
+        ),
+        ("GET", "/api/v1/webhook-deliveries/", None),
+        ("POST", f"/api/v1/webhook-deliveries/{world['delivery'].pk}/resend/", {}),
     ]
 
 
@@ -75,13 +92,21 @@ EXPECTED = {
         "POST /api/v1/prescriptions/": 201,
         "GET /api/v1/prescriptions/{id}/": 404,
         "POST /api/v1/prescriptions/{id}/review/": 403,  # a client is never a pharmacist
+        "POST /api/v1/orders/{id}/cancel/": 404,
+        "POST /api/v1/orders/{id}/collect/": 404,
+        "POST /api/v1/orders/{id}/payment/": 404,
+        "GET /api/v1/orders/{id}/returns/": 404,
+        "POST /api/v1/orders/{id}/returns/": 404,
+        "GET /api/v1/webhook-deliveries/": 200,  # its own: none
+        "POST /api/v1/webhook-deliveries/{delivery}/resend/": 404,
     },
     "staff_without_role": {"*": 403},
 }
 
 
 def shape(path: str, world: dict) -> str:
-    return path.replace(str(world["order"].pk), "{id}").replace(str(world["rx"].pk), "{id}")
+    path = path.replace(str(world["order"].pk), "{id}").replace(str(world["rx"].pk), "{id}")
+    return path.replace(f"/{world['delivery'].pk}/", "/{delivery}/")
 
 
 @pytest.mark.parametrize("kind", ["none", "bad", "other", "staff_without_role"])
@@ -103,6 +128,8 @@ def test_authorisation_matrix(world, kind, django_capture_on_commit_callbacks):
             assert counts() == before, (kind, method, path)
     world["rx"].refresh_from_db()
     assert world["rx"].status == PrescriptionStatus.PENDING_REVIEW
+    world["order"].refresh_from_db()
+    assert not world["order"].status.startswith("cancel")
 
 
 def test_payments_webhook_without_a_valid_signature_is_401_for_everyone(world):
