@@ -155,6 +155,11 @@ def _valid_body(
     return payload
 
 
+def _order_now(client: ApiClient, order_id: uuid.UUID) -> dict[str, Any]:
+    """The order's body as it stands now (after a change the view just made)."""
+    return _render([selectors.order_get_for_client(client=client, order_id=order_id)])[0]
+
+
 def _render(orders: list[Order]) -> list[dict[str, Any]]:
     context = {"related": selectors.order_related(orders)}
     return OrderOut(orders, many=True, context=context).data
@@ -239,8 +244,7 @@ class OrderListCreateApi(APIView):
         headers = {"Location": f"/api/v1/orders/{order.pk}/"}
         if replayed or settings.COT_PIPELINE_MODE == "inline":
             # A replay shows the order as it stands now; inline, the pipeline has run.
-            order = selectors.order_get_for_client(client=client, order_id=order.pk)
-            body = _render([order])[0]
+            body = _order_now(client, order.pk)
         else:
             # A new order as committed, from the objects in hand (it has no payment or
             # shipment yet): reading it back would cost five queries. Had a worker moved
@@ -307,8 +311,7 @@ class OrderCancelApi(APIView):
         log_context_bind(order_id=order.pk)
         if "lines" in payload.validated_data:
             _lines_cancel(client, order, payload.validated_data)
-            order = selectors.order_get_for_client(client=client, order_id=order.pk)
-            return Response(_render([order])[0])
+            return Response(_order_now(client, order.pk))
         try:
             order_cancel(
                 order=order,
@@ -321,8 +324,7 @@ class OrderCancelApi(APIView):
                 f"An order that is {exc.current} cannot be cancelled.", code="invalid_transition"
             ) from None
         logger.info("order %s cancelled by the client", order.number)
-        order = selectors.order_get_for_client(client=client, order_id=order.pk)
-        return Response(_render([order])[0])
+        return Response(_order_now(client, order.pk))
 
 
 class OrderCollectApi(APIView):
@@ -370,8 +372,7 @@ class OrderCollectApi(APIView):
                 code="pickup_locked",
             ) from None
         logger.info("order %s collected", order.number)
-        order = selectors.order_get_for_client(client=client, order_id=order.pk)
-        return Response(_render([order])[0])
+        return Response(_order_now(client, order.pk))
 
 
 def _lines_cancel(client: ApiClient, order: Order, data: dict[str, Any]) -> None:
@@ -532,8 +533,7 @@ class SubstitutionAnswerApi(APIView):
             ) from None
         if settled.resumed:
             pipeline.resume(order_id)
-        order = selectors.order_get_for_client(client=client, order_id=order_id)
-        return Response(_render([order])[0])
+        return Response(_order_now(client, order_id))
 
 
 class OrderPaymentRetryApi(APIView):
@@ -581,5 +581,4 @@ class OrderPaymentRetryApi(APIView):
             logger.warning(
                 "could not resume order %s after its payment retry", order.pk, exc_info=True
             )
-        order = selectors.order_get_for_client(client=client, order_id=order.pk)
-        return Response(_render([order])[0], status=status.HTTP_202_ACCEPTED)
+        return Response(_order_now(client, order.pk), status=status.HTTP_202_ACCEPTED)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -17,11 +18,11 @@ def grace_hours(value: str) -> float:
     return hours
 
 
-class Command(BaseCommand):
-    help = (
-        "Issue a client a new API key and print it (shown once). The client's older keys "
-        "keep working for --grace-hours (default 24; 0 ends them at once), then answer 401."
-    )
+class RotateCommand(BaseCommand):
+    """`<command> NAME [--grace-hours N]`: `rotate` gives the named client a new credential
+    and the command prints it."""
+
+    rotate: Callable[..., str]  # a staticmethod: (client=, grace=) -> the new value
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
@@ -31,4 +32,12 @@ class Command(BaseCommand):
         client = ApiClient.objects.filter(name=name).first()
         if client is None:
             raise CommandError(f"no client named {name!r}")
-        self.stdout.write(api_key_rotate(client=client, grace=timedelta(hours=grace_hours)))
+        self.stdout.write(self.rotate(client=client, grace=timedelta(hours=grace_hours)))
+
+
+class Command(RotateCommand):
+    help = (
+        "Issue a client a new API key and print it (shown once). The client's older keys "
+        "keep working for --grace-hours (default 24; 0 ends them at once), then answer 401."
+    )
+    rotate = staticmethod(api_key_rotate)
