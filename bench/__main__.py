@@ -1,9 +1,9 @@
-"""`make bench`: `python -m bench [--quick] [--publish]`.
+"""`make bench`: `python -m bench [--quick] [--soak] [--publish]`.
 
 Starts the stack (bench/stack.py), runs the scenarios `floor`, `zero`, `seed`, `inline`
-one after another in one run, prints a table, writes bench/results/latest.json and, with
---publish, writes the run into docs/BENCHMARKS.md (its latest full run and a history
-row). Method: docs/BENCHMARKS.md.
+(and, with --soak, `soak`) one after another in one run, prints a table, writes
+bench/results/latest.json and, with --publish, writes the run into docs/BENCHMARKS.md
+(its latest full run and a history row). Method: docs/BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from bench.measure import (
     python_loop_seconds,
     ramp_next,
     schedule,
+    soak_verdict,
     summary,
     within_target,
 )
@@ -74,6 +75,9 @@ FULL = {
     "inline_rate": 4,
     "drain": 40.0,
 }
+# The soak: a long run at a share of zero's sustained rate under the seed latencies,
+# judged by how its first and last windows compare (bench.measure.soak_verdict).
+SOAK = {"minutes": 20.0, "share_of_zero": 0.7, "window_minutes": 5.0, "drain": 120.0}
 QUICK = {
     **FULL,
     "warmup": 2.0,
@@ -99,6 +103,8 @@ class Sampler:
         self.peak = 0
         self.peak_pss = 0
         self.peak_by_part: dict[str, int] = {}
+        # (time, bytes) every second: how the stack's memory moved over a long run.
+        self.pss_series: list[tuple[float, int]] = []
         self._stop = threading.Event()
 
     def _parts(self) -> dict:
@@ -124,8 +130,10 @@ class Sampler:
             self.window_snapshots.append(self._parts())
 
     def _memory(self, parts: dict) -> None:
+        pss = proc.pss_bytes(parts)
+        self.pss_series.append((time.time(), pss))
         self.peak = max(self.peak, proc.rss_bytes(parts))
-        self.peak_pss = max(self.peak_pss, proc.pss_bytes(parts))
+        self.peak_pss = max(self.peak_pss, pss)
         for name, size in proc.rss_bytes_by_part(parts).items():
             self.peak_by_part[name] = max(self.peak_by_part.get(name, 0), size)
 
@@ -284,6 +292,77 @@ def _within_p95_target(step: dict) -> bool:
     )
 
 
+def run_soak(stack: Stack, rate: float, minutes: float) -> dict:
+    """`rate` orders/s for `minutes` under the seed latencies: errors, unfinished orders,
+    and the first window against the last (p99 end to end, the stack's PSS)."""
+    tag = f"soak{int(rate)}-{int(time.time())}"
+    duration = minutes * 60
+    window = min(SOAK["window_minutes"] * 60, duration / 4)
+    times = schedule(rate, duration, seed=int(rate) + 4)
+    print(f"  soak at {rate}/s for {minutes:g} min ({len(times)} orders)…", flush=True)
+    start = time.time() + 1.0
+    with Sampler(stack, (start, start + duration)) as sampler:
+        sends = asyncio.run(load.orders_drive(stack.api_url, stack.api_key, tag, times, start))
+        accepted = sum(1 for s in sends if s.ok)
+        rows = _wait_done(lambda: _orders(stack, tag), accepted, SOAK["drain"])
+    verdict = soak_verdict(
+        [(r[2], r[3]) for r in rows if r[1] == "confirmed"],
+        sampler.pss_series,
+        start=start,
+        duration=duration,
+        window=window,
+    )
+    confirmed = sum(1 for r in rows if r[1] == "confirmed")
+    result = {
+        "scenario": "soak",
+        "offered_per_s": round(len(times) / duration, 1),
+        "minutes": minutes,
+        "window_minutes": round(window / 60, 2),
+        "orders_sent": len(times),
+        "orders_confirmed": confirmed,
+        "e2e_s": {k: _round(v) for k, v in summary([r[3] - r[2] for r in rows if r[3]]).items()},
+        "cpu_ms_per_order": round(1000 * sum(sampler.cpu.values()) / confirmed, 1)
+        if confirmed
+        else None,
+        "peak_pss_mib": round(sampler.peak_pss / 2**20),
+        "errors": {
+            "http": sum(1 for s in sends if not s.ok),
+            "failed_orders": sum(
+                1 for r in rows if r[1] not in ("received", "processing", "confirmed")
+            ),
+            "unfinished": accepted - sum(1 for r in rows if r[1] not in ("received", "processing")),
+        },
+        **{k: (_round(v) if isinstance(v, float) else v) for k, v in verdict.items()},
+        # One point a minute is enough to see a trend in the doc.
+        "pss_mib_by_minute": [
+            round(size / 2**20) for t, size in sampler.pss_series if int(t - start) % 60 == 0
+        ],
+    }
+    result["held"] = (
+        sum(result["errors"].values()) == 0 and result["p99_held"] and result["pss_held"]
+    )
+    print(f"    → {soak_line(result)}", flush=True)
+    return result
+
+
+def soak_line(r: dict) -> str:
+    def pct(value: float | None) -> str:
+        return "–" if value is None else f"{100 * value:+.0f} %"
+
+    err = r["errors"]
+    mib = lambda b: "–" if b is None else f"{b / 2**20:.0f}"  # noqa: E731
+    return (
+        f"soak at {r['offered_per_s']}/s for {r['minutes']:g} min under the seed latencies: "
+        f"{r['orders_confirmed']} of {r['orders_sent']} orders confirmed, errors "
+        f"{err['http']}/{err['failed_orders']}/{err['unfinished']} (http/failed/unfinished); "
+        f"p99 {_ms(r['p99_first_s'])} ms in the first {r['window_minutes']:g} min, "
+        f"{_ms(r['p99_last_s'])} ms in the last ({pct(r['p99_drift'])}); PSS "
+        f"{mib(r['pss_after_first_window_bytes'])} MiB after the first window, "
+        f"{mib(r['pss_end_bytes'])} MiB at the end ({pct(r['pss_growth'])}); "
+        f"CPU {r['cpu_ms_per_order']} ms/order; {'held' if r['held'] else 'NOT held'}."
+    )
+
+
 def _best(steps: list[dict]) -> dict:
     ok = [s for s in steps if s["sustained"]]
     best = max(ok, key=lambda s: s["completed_per_s"]) if ok else steps[0]
@@ -357,6 +436,9 @@ def table(results: dict) -> str:
             for s in results["scenarios"][name]["ramp"]
         )
         rows.append(f"{name} ramp (offered→completed): {ramp}.")
+    if "soak" in results["scenarios"]:
+        soak = results["scenarios"]["soak"]
+        rows.append(f"{soak_line(soak)} PSS by minute (MiB): {soak['pss_mib_by_minute']}.")
     for name in ("floor", "zero", "seed", "inline"):
         by_part = results["scenarios"][name].get("cpu_ms_per_order_by_part") or {}
         if by_part:
@@ -400,6 +482,18 @@ def main() -> None:
     parser.add_argument("--database", default=os.environ.get("BENCH_DATABASE", "cot_bench"))
     parser.add_argument("--note", default="", help="a line about this run, for the doc")
     parser.add_argument(
+        "--soak",
+        action="store_true",
+        help=f"then the soak: {SOAK['minutes']:g} min at {SOAK['share_of_zero']:.0%}% of zero's "
+        "sustained rate under the seed latencies (with --only soak, at --rates' first rate)",
+    )
+    parser.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=SOAK["minutes"],
+        help="the soak's length (development; the published soak is the default)",
+    )
+    parser.add_argument(
         "--only",
         default="floor,zero,seed,inline",
         help="comma-separated scenarios to run (development; a partial run is never published)",
@@ -413,8 +507,16 @@ def main() -> None:
     args = parser.parse_args()
     cfg = dict(QUICK if args.quick else FULL)
     only = set(args.only.split(","))
+    if args.soak:
+        only.add("soak")
     fixed_rates = args.rates
-    partial = only != {"floor", "zero", "seed", "inline"} or bool(args.rates)
+    if only == {"soak"} and not fixed_rates:
+        parser.error("--only soak needs --rates (the soak's rate comes from zero otherwise)")
+    partial = (
+        only - {"soak"} != {"floor", "zero", "seed", "inline"}
+        or bool(args.rates)
+        or args.soak_minutes != SOAK["minutes"]
+    )
     if args.publish and partial:
         parser.error("--publish needs the whole run (no --only, no --rates)")
     began = time.time()
@@ -535,6 +637,15 @@ def main() -> None:
                     )
                 ]
             )
+        if "soak" in only:
+            print("soak: a long run under the seed latencies", flush=True)
+            _restart_with_latencies(stack, "celery")
+            rate = (
+                fixed_rates[0]
+                if only == {"soak"}
+                else round(SOAK["share_of_zero"] * scenarios["zero"]["completed_per_s"], 1)
+            )
+            scenarios["soak"] = run_soak(stack, rate, args.soak_minutes)
     finally:
         stack.stop()
     return _finish(args, scenarios, began, partial, loop_before)
@@ -557,6 +668,9 @@ def _finish(
     if partial:
         # A development run: print each scenario's line, keep latest.json for full runs.
         for name, result in scenarios.items():
+            if name == "soak":
+                print(soak_line(result))
+                continue
             print(f"{name}: {_line(result)}")
             print(f"    cpu s by part: {result['cpu_s_by_part']}, ramp: {result['ramp']}")
         return

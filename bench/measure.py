@@ -166,3 +166,46 @@ def python_loop_seconds(iterations: int = 2_000_000, repeats: int = 3) -> float:
             total += i
         best = min(best, time.process_time() - began)
     return best
+
+
+def soak_verdict(
+    orders: list[tuple[float, float | None]],
+    pss: list[tuple[float, int]],
+    *,
+    start: float,
+    duration: float,
+    window: float,
+    p99_drift_limit: float = 0.2,
+    pss_growth_limit: float = 0.05,
+) -> dict:
+    """How a long run at one rate aged: p99 end to end of the orders received in its first
+    and in its last `window` seconds, and the stack's PSS growth after the first window.
+
+    `orders` are (received, finished or None) wall times; `pss` (time, bytes) samples. The
+    PSS baseline is the mean over the minute after the first window (start-up and warm
+    caches are done by then), the end the mean over the run's last minute: means of
+    one-second samples, so one collection or one pool growing for a moment does not decide.
+    """
+    end = start + duration
+
+    def p99_received_in(low: float, high: float) -> float | None:
+        return percentile([d - r for r, d in orders if d is not None and low <= r < high], 99)
+
+    def mean_pss(low: float, high: float) -> float | None:
+        sizes = [size for t, size in pss if low <= t < high]
+        return sum(sizes) / len(sizes) if sizes else None
+
+    first, last = p99_received_in(start, start + window), p99_received_in(end - window, end)
+    baseline, final = mean_pss(start + window, start + window + 60), mean_pss(end - 60, end)
+    drift = last / first - 1 if first and last is not None else None
+    growth = final / baseline - 1 if baseline and final is not None else None
+    return {
+        "p99_first_s": first,
+        "p99_last_s": last,
+        "p99_drift": drift,
+        "pss_after_first_window_bytes": baseline,
+        "pss_end_bytes": final,
+        "pss_growth": growth,
+        "p99_held": drift is not None and drift <= p99_drift_limit,
+        "pss_held": growth is not None and growth <= pss_growth_limit,
+    }

@@ -16,6 +16,7 @@ from bench.measure import (
     python_loop_seconds,
     ramp_next,
     schedule,
+    soak_verdict,
     within_target,
 )
 
@@ -201,3 +202,29 @@ def test_a_published_run_replaces_the_latest_one_and_adds_a_history_row():
     assert [row.split(" | ")[0] for row in rows] == ["| 2026-12-01", "| 2026-12-05", "| 2026-12-06"]
     assert rows[1].endswith("| 81 | 25 | 22 | 2.9 | 40.0 | first |")
     assert twice.endswith("|---|---|")  # the next section's table is untouched
+
+
+def test_soak_verdict_compares_the_first_and_last_windows() -> None:
+    start, duration, window = 1000.0, 1200.0, 300.0
+    # Steady latency 1 s for the first 15 minutes, 1.5 s in the last 5: p99 up 50 %.
+    orders = [
+        (start + t, start + t + (1.5 if t >= duration - window else 1.0))
+        for t in range(0, int(duration))
+    ]
+    # 100 MiB flat until the end's minute, which averages 104 MiB: growth 4 %.
+    pss = [(start + t, (104 if t >= duration - 60 else 100) * 2**20) for t in range(int(duration))]
+    verdict = soak_verdict(orders, pss, start=start, duration=duration, window=window)
+    assert verdict["p99_first_s"] == pytest.approx(1.0)
+    assert verdict["p99_last_s"] == pytest.approx(1.5)
+    assert verdict["p99_drift"] == pytest.approx(0.5)
+    assert not verdict["p99_held"]
+    assert verdict["pss_growth"] == pytest.approx(0.04)
+    assert verdict["pss_held"]
+
+
+def test_soak_verdict_without_finished_orders_holds_nothing() -> None:
+    verdict = soak_verdict(
+        [(1000.0, None)], [(1000.0, 1)], start=1000.0, duration=1200.0, window=300.0
+    )
+    assert verdict["p99_first_s"] is None and verdict["p99_drift"] is None
+    assert not verdict["p99_held"] and not verdict["pss_held"]
