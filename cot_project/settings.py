@@ -371,6 +371,11 @@ COT_NOTIFICATION_SWEEP_GRACE_SECONDS = env.int("COT_NOTIFICATION_SWEEP_GRACE_SEC
 PAYMENTS_WEBHOOK_SECRET = env.str("PAYMENTS_WEBHOOK_SECRET", default="dev-only-payments-secret")
 LOGISTICS_WEBHOOK_SECRET = env.str("LOGISTICS_WEBHOOK_SECRET", default="dev-only-logistics-secret")
 
+# --- Operations ---------------------------------------------------------------------------
+# `user:password` that /metrics asks for (HTTP basic auth); empty: /metrics is open (keep it
+# on a private network then).
+METRICS_BASIC_AUTH = env.str("METRICS_BASIC_AUTH", default="")
+
 # --- Logging ------------------------------------------------------------------------------
 # One JSON object per line in production; readable lines when DEBUG is on (or
 # COT_LOG_FORMAT=console, which `make run` picks). Fields: docs/OPERATIONS.md.

@@ -29,3 +29,5 @@ COT_WEBHOOK_RETRY_BASE_SECONDS = env.float("COT_WEBHOOK_RETRY_BASE_SECONDS", def
 COT_WEBHOOK_RETRY_MAX_SECONDS = env.float("COT_WEBHOOK_RETRY_MAX_SECONDS", default=1)
 # The tests' webhook receivers listen on 127.0.0.1 over plain http.
 COT_ALLOW_PRIVATE_WEBHOOKS = env.bool("COT_ALLOW_PRIVATE_WEBHOOKS", default=True)
+# /metrics behind basic auth, as production should run it: the tests scrape with these.
+METRICS_BASIC_AUTH = env.str("METRICS_BASIC_AUTH", default="prometheus:test-metrics-password")
