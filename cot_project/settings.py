@@ -6,6 +6,7 @@ would be a secret in production is marked DEV-ONLY and must be overridden there.
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import environ
@@ -41,6 +42,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "drf_standardized_errors",
     "django_filters",
+    # Admin logins: locked after repeated failures (AXES_* below).
+    "axes",
     # The audit trail's triggers (PostgreSQL) and their event tables (audit/models.py).
     "pgtrigger",
     "pghistory",
@@ -69,6 +72,8 @@ MIDDLEWARE = [
     # Admin changes run inside an audit context: the trail records who, what and why.
     "audit.middleware.StaffAuditContextMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Refuses a locked-out login with the lock-out page (AXES_* below).
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -138,6 +143,22 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.ba
         _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it counts failed logins (admin form, API basic auth) and refuses a
+# locked-out username from this address before a password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Locked after this many failed logins of one username from one address...
+AXES_FAILURE_LIMIT = env.int("COT_LOGIN_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# ...for this long (or until `manage.py axes_reset_username NAME`); a success resets the count.
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("COT_LOGIN_LOCKOUT_MINUTES", default=30))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
+# The successful logins are in the sessions already; keep axes' table to the failures.
+AXES_DISABLE_ACCESS_LOG = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from axes.utils import reset as axes_reset
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
@@ -45,5 +46,7 @@ class Command(BaseCommand):
         admin.is_staff = admin.is_superuser = True
         admin.set_password(password)
         admin.save()
+        # A fresh `make run` is a fresh start: earlier failed logins no longer lock it.
+        axes_reset(username="admin")
         self.stdout.write(f"COT_DEMO_API_KEY={key}")
         self.stdout.write(f"COT_ADMIN_USER=admin COT_ADMIN_PASSWORD={password}")
