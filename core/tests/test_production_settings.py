@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SECRETS = ("DJANGO_SECRET_KEY", "PAYMENTS_WEBHOOK_SECRET", "LOGISTICS_WEBHOOK_SECRET")
 
 
-def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    """`manage.py` in a fresh process with the production settings module, DEBUG off, and
-    nothing from this shell's DJANGO_*/secret variables unless given."""
+def _run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """`python ARGS` in a fresh process with the production settings module, and nothing
+    from this shell's DJANGO_*/COT_*/secret variables unless given."""
     base = {
         k: v
         for k, v in os.environ.items()
@@ -29,7 +29,7 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
         and k != "DATABASE_URL"
     }
     return subprocess.run(
-        [sys.executable, "manage.py", *args],
+        [sys.executable, *args],
         cwd=ROOT,
         env={**base, "DJANGO_SETTINGS_MODULE": "cot_project.settings", **env},
         capture_output=True,
@@ -48,26 +48,29 @@ def _production_env() -> dict[str, str]:
 
 
 def test_check_deploy_is_clean_in_production():
-    result = _manage("check", "--deploy", "--fail-level", "WARNING", **_production_env())
+    result = _run("manage.py", "check", "--deploy", "--fail-level", "WARNING", **_production_env())
     assert result.returncode == 0, result.stdout + result.stderr
     # The one silenced warning (HSTS preload) is documented in settings.
     assert "System check identified no issues (1 silenced)." in result.stdout
 
 
 def test_startup_refuses_dev_only_secrets_with_debug_off():
-    result = _manage("check", DJANGO_DEBUG="false")
-    assert result.returncode != 0
-    message = result.stderr.strip().splitlines()[-1]
-    assert "ImproperlyConfigured: DEV-ONLY default secrets" in message
-    for name in SECRETS:
+    serve = ("-c", "import cot_project.wsgi")
+    dev_flower = {"FLOWER_BASIC_AUTH": "flower:flower-dev-only"}
+    refused = _run(*serve, DJANGO_DEBUG="false", **dev_flower)
+    assert refused.returncode != 0
+    message = refused.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured: DEV-ONLY default secrets with DJANGO_DEBUG off" in message
+    for name in (*SECRETS, "FLOWER_BASIC_AUTH"):
         assert name in message
 
-    flower = _manage("check", **_production_env(), FLOWER_BASIC_AUTH="flower:flower-dev-only")
-    assert flower.returncode != 0
-    assert "set FLOWER_BASIC_AUTH to real values" in flower.stderr
+    # Commands still run (migrate before the secrets are in place); the deploy check says it.
+    deploy = _run("manage.py", "check", "--deploy", DJANGO_DEBUG="false")
+    assert deploy.returncode != 0
+    assert "(cot.E001) DEV-ONLY default secrets" in deploy.stderr
 
     # A developer's machine with DEBUG on may use them.
-    assert _manage("check", DJANGO_DEBUG="true").returncode == 0
+    assert _run(*serve, DJANGO_DEBUG="true", **dev_flower).returncode == 0
 
 
 @pytest.mark.django_db
