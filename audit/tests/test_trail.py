@@ -9,6 +9,7 @@ import io
 import pytest
 from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
+from django.utils import timezone
 
 from audit.models import AuditEntry, AuditRecordError, ShipmentAudit, StockBatchAudit
 from audit.selectors import audit_entries
@@ -80,6 +81,13 @@ def test_an_ops_edit_of_a_shipment_and_of_a_stock_batch_is_in_the_trail(confirme
     assert "courier scanned it late" in text
     assert f"{before_on_hand} → {before_on_hand + 7}" in text
     assert "booked → picked_up" in text
+    today = timezone.localdate().isoformat()
+    by_model_and_date = ops.get(
+        "/admin/audit/auditentry/",
+        {"model": "inventory.stockbatch", "pgh_created_at__gte": today},
+    ).content.decode()
+    assert f"{before_on_hand} → {before_on_hand + 7}" in by_model_and_date
+    assert "courier scanned it late" not in by_model_and_date
     # Each object's change page links its own trail.
     change_page = ops.get(f"/admin/logistics/shipment/{shipment.pk}/change/").content.decode()
     assert f"?object=logistics.shipment%3A{shipment.pk}" in change_page
