@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -92,6 +93,8 @@ class Stack:
     api_url: str = ""
     simulator_url: str = ""
     api_key: str = ""
+    # This run's stand-in for every server secret (DEBUG is off: DEV-ONLY ones are refused).
+    run_secret: str = field(default_factory=lambda: secrets.token_urlsafe(48))
 
     # --- pieces ---------------------------------------------------------------------------
     def _start(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -163,6 +166,13 @@ class Stack:
             "COT_LOG_FORMAT": "json",
             "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prometheus"),
             "PYTHONUNBUFFERED": "1",
+            # DEBUG is off, so the DEV-ONLY secrets are refused: this run's own (the
+            # simulator, started with the same environment, signs with them too).
+            "DJANGO_SECRET_KEY": self.run_secret,
+            "PAYMENTS_WEBHOOK_SECRET": self.run_secret,
+            "LOGISTICS_WEBHOOK_SECRET": self.run_secret,
+            # Plain http on 127.0.0.1.
+            "DJANGO_SECURE_SSL_REDIRECT": "false",
         }
         env.pop("COT_REDIS_KEY_PREFIX", None)
         env.update(extra)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hmac
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
@@ -15,6 +18,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import multiprocess
 
 from core import metrics as cot_metrics
+from core.errors import json_error
 from core.sql import database_ping
 
 PROBE_TIMEOUT_SECONDS = 1.0
@@ -84,7 +88,14 @@ def readyz(request: HttpRequest) -> JsonResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format: every process's counters and histograms (the multiprocess
     directory, or this process's registry when there is none), django-prometheus' request
-    and database metrics among them, plus the scrape-time collectors."""
+    and database metrics among them, plus the scrape-time collectors. Behind HTTP basic
+    auth when METRICS_BASIC_AUTH (`user:password`) is set."""
+    if not metrics_credentials_valid(request):
+        response = json_error(
+            401, "not_authenticated", "/metrics needs the METRICS_BASIC_AUTH credentials."
+        )
+        response["WWW-Authenticate"] = 'Basic realm="metrics", charset="UTF-8"'
+        return response
     registry = prometheus_client.CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)
@@ -96,3 +107,19 @@ def metrics(request: HttpRequest) -> HttpResponse:
         prometheus_client.generate_latest(registry),
         content_type=prometheus_client.CONTENT_TYPE_LATEST,
     )
+
+
+def metrics_credentials_valid(request: HttpRequest) -> bool:
+    """True when /metrics is open (no METRICS_BASIC_AUTH) or the request's basic-auth
+    `user:password` is the configured one, compared in constant time."""
+    expected = settings.METRICS_BASIC_AUTH
+    if not expected:
+        return True
+    scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        given = base64.b64decode(encoded.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(given, expected.encode())

@@ -8,11 +8,12 @@ import logging.config
 import os
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import beat_init, celeryd_init, setup_logging
 from django.conf import settings
 from kombu import Queue
 
 from cot_project import celery_results
+from cot_project.apps import dev_only_secrets_refuse
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cot_project.settings")
 
@@ -118,3 +119,10 @@ def _use_django_logging(**_: object) -> None:
     """With a receiver here Celery leaves logging alone: workers and beat log through
     Django's LOGGING (JSON lines in production, with the order fields) like the API."""
     logging.config.dictConfig(settings.LOGGING)
+
+
+@celeryd_init.connect
+@beat_init.connect
+def _refuse_dev_only_secrets(**_: object) -> None:
+    # A worker or beat with DEBUG off does not start on a DEV-ONLY secret.
+    dev_only_secrets_refuse()

@@ -6,9 +6,11 @@ would be a secret in production is marked DEV-ONLY and must be overridden there.
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 from core.logs import logging_config
 
@@ -19,12 +21,24 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-# DEV-ONLY default: production must set DJANGO_SECRET_KEY.
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
+# The DEV-ONLY defaults, by environment variable: with DEBUG off, every process refuses to
+# start while one of them is in use (cot_project/apps.py); `make run` supplies its own.
+DEV_ONLY_DEFAULTS = {
+    "DJANGO_SECRET_KEY": "dev-only-insecure-secret-key-change-me",
+    "PAYMENTS_WEBHOOK_SECRET": "dev-only-payments-secret",
+    "LOGISTICS_WEBHOOK_SECRET": "dev-only-logistics-secret",
+    "FLOWER_BASIC_AUTH": "flower:flower-dev-only",
+    "COT_ADMIN_PASSWORD": "admin",
+}
+COT_REFUSE_DEV_SECRETS = not DEBUG
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=DEV_ONLY_DEFAULTS["DJANGO_SECRET_KEY"])
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # Before the admin: its object-tools template adds the "Audit trail" link to the
+    # change page of every audited object.
+    "audit",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -38,6 +52,12 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "drf_standardized_errors",
     "django_filters",
+    "csp",
+    # Admin logins: locked after repeated failures (AXES_* below).
+    "axes",
+    # The audit trail's triggers (PostgreSQL) and their event tables (audit/models.py).
+    "pgtrigger",
+    "pghistory",
     "core",
     "inventory",
     "prescriptions",
@@ -54,13 +74,18 @@ MIDDLEWARE = [
     "core.middleware.RequestContextMiddleware",
     "core.middleware.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Admin changes run inside an audit context: the trail records who, what and why.
+    "audit.middleware.StaffAuditContextMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Refuses a locked-out login with the lock-out page (AXES_* below).
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -130,6 +155,65 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.ba
         _db["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it counts failed logins (admin form, API basic auth) and refuses a
+# locked-out username from this address before a password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Locked after this many failed logins of one username from one address...
+AXES_FAILURE_LIMIT = env.int("COT_LOGIN_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# ...for this long (or until `manage.py axes_reset_username NAME`); a success resets the count.
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("COT_LOGIN_LOCKOUT_MINUTES", default=30))
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/login_locked.html"
+# The successful logins are in the sessions already; keep axes' table to the failures.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+
+# --- HTTPS and browser protections -------------------------------------------------------
+# On in production (DEBUG off); `make run` serves plain http on 127.0.0.1 and turns the
+# redirect, the secure-only cookies and HSTS off through these variables.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=not DEBUG)
+# Probes and the Prometheus scrape come over plain http from inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (and strips it from clients),
+# so that Django knows the request came over https.
+if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = [
+    # HSTS preload is the domain owner's decision (a list that is hard to leave): opt in
+    # with DJANGO_SECURE_HSTS_PRELOAD=true.
+    "security.W021",
+]
+# Content-Security-Policy (django-csp) on every answer: only this server's own scripts,
+# no inline script, nothing framed. Styles may be inline: the admin's charts and status
+# colours are drawn with style attributes, and Swagger UI injects its styles.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -360,8 +444,21 @@ COT_ALLOW_PRIVATE_WEBHOOKS = env.bool("COT_ALLOW_PRIVATE_WEBHOOKS", default=Fals
 # enqueues it again (notifications.notification_sweep, every COT_SWEEP_INTERVAL_SECONDS).
 COT_NOTIFICATION_SWEEP_GRACE_SECONDS = env.int("COT_NOTIFICATION_SWEEP_GRACE_SECONDS", default=60)
 # DEV-ONLY defaults: production must set the partners' real webhook secrets.
-PAYMENTS_WEBHOOK_SECRET = env.str("PAYMENTS_WEBHOOK_SECRET", default="dev-only-payments-secret")
-LOGISTICS_WEBHOOK_SECRET = env.str("LOGISTICS_WEBHOOK_SECRET", default="dev-only-logistics-secret")
+PAYMENTS_WEBHOOK_SECRET = env.str(
+    "PAYMENTS_WEBHOOK_SECRET", default=DEV_ONLY_DEFAULTS["PAYMENTS_WEBHOOK_SECRET"]
+)
+LOGISTICS_WEBHOOK_SECRET = env.str(
+    "LOGISTICS_WEBHOOK_SECRET", default=DEV_ONLY_DEFAULTS["LOGISTICS_WEBHOOK_SECRET"]
+)
+# Read by Flower (the Procfile) and by `seed_demo --print-credentials`; here only so that
+# startup can refuse their DEV-ONLY values.
+FLOWER_BASIC_AUTH = env.str("FLOWER_BASIC_AUTH", default="")
+COT_ADMIN_PASSWORD = env.str("COT_ADMIN_PASSWORD", default="")
+
+# --- Operations ---------------------------------------------------------------------------
+# `user:password` that /metrics asks for (HTTP basic auth); empty: /metrics is open (keep it
+# on a private network then).
+METRICS_BASIC_AUTH = env.str("METRICS_BASIC_AUTH", default="")
 
 # --- Logging ------------------------------------------------------------------------------
 # One JSON object per line in production; readable lines when DEBUG is on (or

@@ -21,6 +21,9 @@ CACHES = {
         "KEY_PREFIX": COT_REDIS_KEY_PREFIX,
     },
 }
+# The test processes share the simulator's DEV-ONLY webhook secrets (the simulator is a
+# separate process with the same defaults): allowed here, and only here, with DEBUG off.
+COT_REFUSE_DEV_SECRETS = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Short waits, so the end-to-end tests see retries and re-drives within seconds.
 COT_STEP_RETRY_BACKOFF_MAX = env.int("COT_STEP_RETRY_BACKOFF_MAX", default=2)
@@ -29,3 +32,9 @@ COT_WEBHOOK_RETRY_BASE_SECONDS = env.float("COT_WEBHOOK_RETRY_BASE_SECONDS", def
 COT_WEBHOOK_RETRY_MAX_SECONDS = env.float("COT_WEBHOOK_RETRY_MAX_SECONDS", default=1)
 # The tests' webhook receivers listen on 127.0.0.1 over plain http.
 COT_ALLOW_PRIVATE_WEBHOOKS = env.bool("COT_ALLOW_PRIVATE_WEBHOOKS", default=True)
+# /metrics behind basic auth, as production should run it: the tests scrape with these.
+METRICS_BASIC_AUTH = env.str("METRICS_BASIC_AUTH", default="prometheus:test-metrics-password")
+# The test client and the live test servers speak plain http on 127.0.0.1.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)

@@ -44,6 +44,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "stockwriteoff"): ("view",),
         ("prescriptions", "prescription"): ("view",),
         ("prescriptions", "h1registerentry"): ("view",),
+        # The audit trail of staff changes (read-only for everyone).
+        ("audit", "auditentry"): ("view",),
     },
     "inventory": {
         ("inventory", "product"): ("view", "add", "change"),

@@ -22,3 +22,19 @@ class ApiClientFactory(factory.django.DjangoModelFactory):
 def api_key_for(client: ApiClient) -> str:
     _, key = ClientAPIKey.objects.create_key(name=f"{client.name} key", client=client)
     return key
+
+
+def metrics_auth() -> tuple[str, str]:
+    """The (user, password) the test settings put /metrics behind (METRICS_BASIC_AUTH)."""
+    from django.conf import settings
+
+    user, _, password = settings.METRICS_BASIC_AUTH.partition(":")
+    return user, password
+
+
+def metrics_auth_header() -> dict[str, str]:
+    """Django test client keyword arguments that carry the /metrics credentials."""
+    import base64
+
+    token = base64.b64encode(":".join(metrics_auth()).encode()).decode()
+    return {"HTTP_AUTHORIZATION": f"Basic {token}"}

@@ -1,5 +1,7 @@
 """/metrics in-process: scrape-time collectors, and what counts errors."""
 
+import base64
+
 import pytest
 from celery import shared_task
 from django.http import HttpResponse
@@ -9,7 +11,7 @@ from rest_framework.test import APIClient
 
 from core import metrics
 from core.middleware import RequestContextMiddleware
-from core.tests.factories import ApiClientFactory, api_key_for
+from core.tests.factories import ApiClientFactory, api_key_for, metrics_auth_header
 
 pytestmark = pytest.mark.django_db
 
@@ -25,7 +27,10 @@ def test_registered_collectors_are_served(db):
 
     metrics.collector_register("test_answer", Answer())
     try:
-        assert "cot_test_answer 42.0" in APIClient().get("/metrics").content.decode()
+        assert (
+            "cot_test_answer 42.0"
+            in APIClient().get("/metrics", **metrics_auth_header()).content.decode()
+        )
     finally:
         metrics._collectors.pop("test_answer")
 
@@ -56,3 +61,29 @@ def test_a_task_that_fails_outright_counts_an_unknown_error(db):
     result = explodes.apply()
     assert result.failed()
     assert errors("unknown_error") == before + 1
+
+
+def test_metrics_ask_for_the_configured_basic_auth(settings):
+    settings.METRICS_BASIC_AUTH = "scraper:s3cret:with-colon"
+    client = APIClient()
+
+    def basic(credentials: bytes) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": "Basic " + base64.b64encode(credentials).decode()}
+
+    for refused in (
+        {},
+        basic(b"scraper:wrong"),
+        basic(b"scraper:s3cret"),
+        {"HTTP_AUTHORIZATION": "Basic not-base64!"},
+        {"HTTP_AUTHORIZATION": "Bearer scraper:s3cret:with-colon"},
+    ):
+        response = client.get("/metrics", **refused)
+        assert response.status_code == 401, refused
+        assert response["WWW-Authenticate"].startswith("Basic ")
+        assert response.json()["errors"][0]["code"] == "not_authenticated"
+    response = client.get("/metrics", **basic(b"scraper:s3cret:with-colon"))
+    assert response.status_code == 200
+    assert "cot_errors_total" in response.content.decode()
+
+    settings.METRICS_BASIC_AUTH = ""  # unset: open, as on a private network
+    assert client.get("/metrics").status_code == 200

@@ -126,9 +126,9 @@ def test_bad_query_parameters_are_400_in_the_contract_shape(api, params, attr):
 
 def test_only_channel_clients_may_list_products(db):
     assert APIClient().get(URL).status_code == 401
-    User.objects.create_user("ops", password="pw", is_staff=True)
+    user = User.objects.create_user("ops", password="pw", is_staff=True)
     staff = APIClient()
-    staff.login(username="ops", password="pw")
+    staff.force_login(user)
     response = staff.get(URL)
     assert response.status_code == 403
     assert response.json()["errors"][0]["code"] == "permission_denied"

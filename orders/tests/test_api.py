@@ -140,9 +140,9 @@ def test_a_revoked_key_is_401(key):
 
 
 def test_staff_logins_cannot_use_the_client_endpoints(key):
-    User.objects.create_user("ops", password="pw-12345678", is_staff=True)
+    user = User.objects.create_user("ops", password="pw-12345678", is_staff=True)
     client = APIClient()
-    client.login(username="ops", password="pw-12345678")
+    client.force_login(user)
     assert client.get(URL).status_code == 403
 
 

@@ -4,7 +4,7 @@ import pytest
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
-from core.tests.factories import ApiClientFactory
+from core.tests.factories import ApiClientFactory, metrics_auth_header
 from orders.enums import OrderStatus
 from orders.services.transitions import order_transition
 from orders.tests.factories import place_order
@@ -22,7 +22,7 @@ def test_metrics_serve_the_contract_names_and_the_in_flight_gauge(demo_catalog):
     ended = place_order(client, items=[("PARA-500", 1)])
     order_transition(order=ended, to=OrderStatus.REJECTED, failure_reason="out_of_stock")
 
-    response = APIClient().get("/metrics")
+    response = APIClient().get("/metrics", **metrics_auth_header())
 
     assert response.status_code == 200
     text = response.content.decode()

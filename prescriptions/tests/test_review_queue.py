@@ -15,7 +15,7 @@ from django.utils import timezone
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
-from core.tests.factories import ApiClientFactory, api_key_for
+from core.tests.factories import ApiClientFactory, api_key_for, metrics_auth_header
 from prescriptions.enums import PrescriptionStatus
 from prescriptions.models import Prescription, PrescriptionItem
 from prescriptions.services import prescription_claim, prescription_unclaim
@@ -384,7 +384,7 @@ def test_the_dashboard_tile_and_the_metrics_count_the_queue(
     assert "<strong" in tile and ">2</strong> pending review" in tile
     assert "1 over SLA" in tile and "2\xa0hours" in tile and QUEUE in tile
 
-    metrics = Client().get("/metrics").content.decode()
+    metrics = Client().get("/metrics", **metrics_auth_header()).content.decode()
     assert "\ncot_rx_pending_reviews 2.0\n" in metrics
     oldest_wait = float(re.search(r"\ncot_rx_oldest_wait_seconds (\S+)\n", metrics).group(1))
     assert 7200 <= oldest_wait < 7260
@@ -400,7 +400,10 @@ def test_the_dashboard_tile_and_the_metrics_count_the_queue(
     assert REGISTRY.get_sample_value("cot_rx_review_seconds_bucket", {"le": "7200.0"}) == (
         before_2h
     )
-    assert "\ncot_rx_pending_reviews 1.0\n" in Client().get("/metrics").content.decode()
+    assert (
+        "\ncot_rx_pending_reviews 1.0\n"
+        in Client().get("/metrics", **metrics_auth_header()).content.decode()
+    )
 
 
 @pytest.mark.django_db

@@ -47,12 +47,24 @@ def browser(chromium_paths: tuple[str, str]) -> Iterator[Any]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     options.add_argument("--window-size=1400,1000")
+    # The console's errors, so that a test can see what the Content-Security-Policy blocked.
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
     chrome = webdriver.Chrome(service=Service(driver), options=options)
     chrome.implicitly_wait(5)
     try:
         yield chrome
     finally:
         chrome.quit()
+
+
+def csp_violations(browser: Any) -> list[str]:
+    """Console errors since the last call that say the Content-Security-Policy blocked
+    something (a script, a style, an image) on the pages visited."""
+    return [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
 
 
 def wait_for_title(browser: Any, text: str, timeout: float = 10) -> None:

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.tests.factories import metrics_auth
 from orders.tests.factories import ORDER_BODY
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +31,7 @@ def body(**changes: Any) -> dict[str, Any]:
 
 
 def scrape(stack) -> str:
-    response = httpx.get(f"{stack.api_url}/metrics", timeout=10.0)
+    response = httpx.get(f"{stack.api_url}/metrics", auth=metrics_auth(), timeout=10.0)
     assert response.status_code == 200
     return response.text
 
@@ -108,6 +109,10 @@ def test_metrics_output_passes_promtool(stack):
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+    # The stack runs with METRICS_BASIC_AUTH set: without its credentials, no metrics.
+    refused = httpx.get(f"{stack.api_url}/metrics", auth=("prometheus", "wrong"), timeout=10.0)
+    assert refused.status_code == 401
+    assert refused.headers["WWW-Authenticate"].startswith("Basic ")
 
 
 def _log_lines(path) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
+from core.tests.factories import metrics_auth
 from inventory.models import StockBatch
 from orders.models import OrderStep
 from orders.tests.factories import ORDER_BODY as BODY
@@ -181,4 +182,4 @@ def test_bad_key_is_401_and_probes_answer(stack):
     assert httpx.get(f"{stack.api_url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{stack.api_url}/readyz")
     assert ready.status_code == 200, ready.text
-    assert "cot_orders_total" in httpx.get(f"{stack.api_url}/metrics").text
+    assert "cot_orders_total" in httpx.get(f"{stack.api_url}/metrics", auth=metrics_auth()).text

@@ -18,6 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import free_port, stop_process, wait_for_http
+from core.tests.factories import metrics_auth
 from tests.e2e.conftest import Stack, _start
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,7 @@ def new_client(django_db_blocker: Any, **limits: int) -> tuple[str, str]:
 
 
 def rate_limited_total(url: str, client: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=10.0).text
+    text = httpx.get(f"{url}/metrics", auth=metrics_auth(), timeout=10.0).text
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
+from axes.utils import reset as axes_reset
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from core.enums import Channel
@@ -39,11 +40,18 @@ class Command(BaseCommand):
         self.stdout.write(f"demo client {DEMO_CLIENT!r} ready")
         if not print_credentials:
             return
-        # DEV-ONLY default password for the local demo admin; set COT_ADMIN_PASSWORD.
-        password = os.environ.get("COT_ADMIN_PASSWORD", "admin")
+        # DEV-ONLY default password for the local demo admin; set COT_ADMIN_PASSWORD (with
+        # DEBUG off it must be set: `make run` does).
+        password = settings.COT_ADMIN_PASSWORD
+        if not password:
+            if settings.COT_REFUSE_DEV_SECRETS:
+                raise CommandError("set COT_ADMIN_PASSWORD: the demo admin has no default here")
+            password = settings.DEV_ONLY_DEFAULTS["COT_ADMIN_PASSWORD"]
         admin, _ = User.objects.get_or_create(username="admin")
         admin.is_staff = admin.is_superuser = True
         admin.set_password(password)
         admin.save()
+        # A fresh `make run` is a fresh start: earlier failed logins no longer lock it.
+        axes_reset(username="admin")
         self.stdout.write(f"COT_DEMO_API_KEY={key}")
         self.stdout.write(f"COT_ADMIN_USER=admin COT_ADMIN_PASSWORD={password}")
