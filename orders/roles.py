@@ -44,6 +44,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "stockwriteoff"): ("view",),
         ("prescriptions", "prescription"): ("view",),
         ("prescriptions", "h1registerentry"): ("view",),
+        # A customer's data rights: export it, erase it (admin, "Customer data").
+        ("privacy", "privacyrequest"): ("view", "export", "erase"),
     },
     "inventory": {
         ("inventory", "product"): ("view", "add", "change"),
