@@ -63,7 +63,7 @@ class RetentionRun:
 def _lock(kind: str, subject_id: uuid.UUID) -> bool:
     """Lock the record's row for this transaction; False when it is gone."""
     model = Prescription if kind == RedactionKind.PRESCRIPTION else Order
-    return model.objects.select_for_update().filter(pk=subject_id).exists()
+    return bool(list(model.objects.select_for_update().filter(pk=subject_id).values_list("pk")))
 
 
 def _redact_record(
