@@ -10,12 +10,12 @@ import io
 from pathlib import Path
 
 import pytest
+from celery import current_app as app
 from django.core.management import call_command
 from django.utils import timezone
 from prometheus_client import REGISTRY
 
 from core.tests.factories import ApiClientFactory
-from cot_project.celery import app
 from notifications.models import Notification
 from orders.models import Order, OrderEvent
 from orders.services.transitions import order_event_record
