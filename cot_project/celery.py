@@ -8,6 +8,7 @@ import logging.config
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import beat_init, celeryd_init, setup_logging
 from django.conf import settings
 from kombu import Queue
@@ -47,6 +48,7 @@ TASK_ROUTES = {
     "payments.*": {"queue": "payments"},
     "logistics.*": {"queue": "logistics"},
     "notifications.*": {"queue": "notifications"},
+    "privacy.*": {"queue": "maintenance"},
     "maintenance.*": {"queue": "maintenance"},
 }
 
@@ -106,6 +108,14 @@ def _configure() -> None:
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             }
             for name, task in SWEEPS.items()
+        }
+        | {
+            # Daily, at a quiet hour (UTC): personal data past its retention is redacted.
+            "redact-expired-pii": {
+                "task": "privacy.redact_expired_pii",
+                "schedule": crontab(hour=2, minute=30),
+                "options": {"queue": "maintenance", "expires": 6 * 3600},
+            }
         },
     )
 

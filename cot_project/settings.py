@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "logistics",
     "orders",
     "notifications",
+    "privacy",
     # Loads the Celery app with Django (cot_project/apps.py).
     "cot_project",
 ]
@@ -399,6 +400,9 @@ COT_PRESCRIPTION_VALIDITY_DAYS_H1 = env.int("COT_PRESCRIPTION_VALIDITY_DAYS_H1",
 COT_REVIEW_SLA_SECONDS = env.int("COT_REVIEW_SLA_SECONDS", default=1800)
 # Days after delivery a customer may ask to return delivered units.
 COT_RETURN_WINDOW_DAYS = env.int("COT_RETURN_WINDOW_DAYS", default=7)
+# Days after an order ends (a final status, and nothing since) before its delivery address,
+# phone, names and notes are redacted everywhere they are copied (docs/PRIVACY.md).
+COT_PII_RETENTION_DAYS = env.int("COT_PII_RETENTION_DAYS", default=365)
 COT_PAYMENT_GATEWAYS = env.list("COT_PAYMENT_GATEWAYS", default=["alpha", "beta"])
 COT_LOGISTICS_PARTNERS = env.list("COT_LOGISTICS_PARTNERS", default=["swift", "roadie"])
 # Attempts a pipeline step gets (Celery retries with exponential backoff) before the task

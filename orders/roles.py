@@ -46,6 +46,8 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("prescriptions", "h1registerentry"): ("view",),
         # The audit trail of staff changes (read-only for everyone).
         ("audit", "auditentry"): ("view",),
+        # A customer's data rights: export it, erase it (admin, "Customer data").
+        ("privacy", "privacyrequest"): ("view", "export", "erase"),
     },
     "inventory": {
         ("inventory", "product"): ("view", "add", "change"),
