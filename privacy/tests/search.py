@@ -57,6 +57,8 @@ def columns_holding(value: str) -> set[str]:
     """`app.Model.field` of every text or JSON column holding `value` (in this transaction)."""
     found = set()
     for model in apps.get_models():
+        if model._meta.proxy:
+            continue  # its table is its concrete model's, searched there
         for field in model._meta.concrete_fields:
             if isinstance(field, models.CharField | models.TextField | models.JSONField):
                 lookup = {f"{field.name}__contains": value}
