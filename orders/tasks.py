@@ -163,3 +163,16 @@ def expire_substitutions() -> int:
 @shared_task(name="orders.expire_payment_retries", ignore_result=True)
 def expire_payment_retries() -> int:
     return payment_retry.order_expire_payment_retries()
+
+
+# The pipeline step each order task runs, by task name (what a dead-lettered message's
+# flag names: cot_project/tasks.py).
+STEP_OF_TASK = {
+    check_prescription.name: Step.PRESCRIPTION,
+    reserve_stock.name: Step.STOCK,
+    prepare_payment.name: Step.PAYMENT_PREPARE,
+    charge_payment.name: Step.CHARGE,
+    book_shipment.name: Step.SHIPMENT,
+    confirm_order.name: Step.CONFIRM,
+    resume_after_review.name: Step.PRESCRIPTION,
+}
