@@ -44,7 +44,7 @@ class CotCelery(Celery):
 app = CotCelery("cot")
 
 # One queue per domain, so a slow SMS provider never starves payments and each queue can
-# get its own workers; `make run` starts one worker that consumes them all.
+# get its own workers (the Procfile's roles: docs/OPERATIONS.md).
 QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
 # The periodic sweeps, each on the maintenance queue every COT_SWEEP_INTERVAL_SECONDS:
 # beat entry name -> task.
