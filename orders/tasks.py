@@ -166,13 +166,14 @@ def expire_payment_retries() -> int:
 
 
 # The pipeline step each order task runs, by task name (what a dead-lettered message's
-# flag names: cot_project/tasks.py).
+# flag names: cot_project/tasks.py). Names, not `task.name`: reading a shared task's
+# attribute at import would bind it to Celery's fallback app before ours exists.
 STEP_OF_TASK = {
-    check_prescription.name: Step.PRESCRIPTION,
-    reserve_stock.name: Step.STOCK,
-    prepare_payment.name: Step.PAYMENT_PREPARE,
-    charge_payment.name: Step.CHARGE,
-    book_shipment.name: Step.SHIPMENT,
-    confirm_order.name: Step.CONFIRM,
-    resume_after_review.name: Step.PRESCRIPTION,
+    "orders.check_prescription": Step.PRESCRIPTION,
+    "orders.reserve_stock": Step.STOCK,
+    "orders.prepare_payment": Step.PAYMENT_PREPARE,
+    "orders.charge_payment": Step.CHARGE,
+    "orders.book_shipment": Step.SHIPMENT,
+    "orders.confirm_order": Step.CONFIRM,
+    "orders.resume_after_review": Step.PRESCRIPTION,
 }

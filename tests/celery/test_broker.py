@@ -110,3 +110,18 @@ def test_other_dead_letters_flag_nothing():
             broker.DeadLetter(task, "t", args, "pipeline", "delivery_limit", deliveries=11)
         )
     assert not Order.objects.filter(needs_attention=True).exists()
+
+
+def test_the_cot_app_is_celerys_default_in_every_thread():
+    """Tasks sent from other threads (the API's, a test's race) go through our app: an
+    import that touched a shared task before it existed would leave Celery's fallback app
+    (no broker, not eager) as the default."""
+    import threading
+
+    from celery import current_app
+
+    seen: list[str] = []
+    thread = threading.Thread(target=lambda: seen.append(current_app.main))
+    thread.start()
+    thread.join()
+    assert seen == ["cot"]
