@@ -26,9 +26,9 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev
 	scripts/test
 
-## bench: the benchmark (docs/BENCHMARKS.md); QUICK=1 for about a minute, SOAK=1 adds the 20-minute soak, PUBLISH=1 writes it into docs/BENCHMARKS.md (NOTE="...")
+## bench: the benchmark (docs/BENCHMARKS.md); QUICK=1 for about a minute, SOAK=1 adds the 20-minute soak, BENCH_BROKER=amqp on RabbitMQ, PUBLISH=1 writes it into docs/BENCHMARKS.md (NOTE="...")
 bench: $(VENV)/.runtime
-	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(SOAK),--soak) $(if $(PUBLISH),--publish) $(if $(NOTE),--note "$(NOTE)")
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(SOAK),--soak) $(if $(BENCH_BROKER),--broker $(BENCH_BROKER)) $(if $(PUBLISH),--publish) $(if $(NOTE),--note "$(NOTE)")
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

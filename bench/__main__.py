@@ -494,6 +494,12 @@ def main() -> None:
         help="the soak's length (development; the published soak is the default)",
     )
     parser.add_argument(
+        "--broker",
+        choices=("redis", "amqp"),
+        default=os.environ.get("BENCH_BROKER", "redis"),
+        help="the broker: its own redis-server, or a vhost of its own on the local RabbitMQ",
+    )
+    parser.add_argument(
         "--only",
         default="floor,zero,seed,inline",
         help="comma-separated scenarios to run (development; a partial run is never published)",
@@ -523,7 +529,9 @@ def main() -> None:
     loop_before = python_loop_seconds()
     speed = REFERENCE_LOOP_S / loop_before
     workdir = Path(tempfile.mkdtemp(prefix="cot-bench-"))
-    stack = Stack(workdir=workdir, pg_url=args.pg_url.rstrip("/"), database=args.database)
+    stack = Stack(
+        workdir=workdir, pg_url=args.pg_url.rstrip("/"), database=args.database, broker=args.broker
+    )
     print(
         f"COT benchmark ({'quick' if args.quick else 'full'}); logs in {workdir}; "
         f"Python loop {loop_before:.2f} s ({speed:.2f}x the machine the start rates were set on)",
@@ -564,8 +572,10 @@ def main() -> None:
 
     try:
         stack.redis_start()
+        stack.broker_start()
         # The floor canvas is sent from this process too.
         os.environ["BENCH_REDIS_URL"] = stack.redis_url
+        os.environ["BENCH_BROKER_URL"] = stack.broker_url
         if "floor" in only:
             print("floor: no-op canvas on the same broker and pools", flush=True)
             stack.workers_start("bench.floor_app")
@@ -648,6 +658,7 @@ def main() -> None:
             scenarios["soak"] = run_soak(stack, rate, args.soak_minutes)
     finally:
         stack.stop()
+        stack.broker_stop()
     return _finish(args, scenarios, began, partial, loop_before)
 
 
@@ -693,6 +704,7 @@ def _finish(
             "workers": list(WORKERS),
             "database": "PostgreSQL",
             "redis": "own redis-server, AOF everysec",
+            "broker": "Redis" if args.broker == "redis" else "RabbitMQ, quorum queues",
         },
         "scenarios": scenarios,
         "ratios": {

@@ -14,19 +14,46 @@ import time
 
 import redis
 from celery import Celery, chord, group
-from kombu import Queue
+from kombu import Exchange, Queue
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
+BROKER_URL = os.environ.get("BENCH_BROKER_URL") or REDIS_URL
+AMQP = BROKER_URL.startswith("amqp")
 DONE_KEY = "bench:floor:done"
 QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
+if AMQP:
+    # As cot_project.broker.task_queues declares them on RabbitMQ (a delivery limit of
+    # its default; no dead letters arise here).
+    TASK_QUEUES = [
+        Queue(
+            name,
+            Exchange(name, type="topic"),
+            routing_key=name,
+            queue_arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": 10,
+                "x-dead-letter-exchange": "dead_letters",
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+        for name in QUEUES
+    ]
+    TRANSPORT: dict = {"broker_transport_options": {"confirm_publish": True}}
+else:
+    TASK_QUEUES = [Queue(name) for name in QUEUES]
+    TRANSPORT = {
+        "broker_transport": "cot_project.kombu_redis:Transport",
+        "broker_transport_options": {"visibility_timeout": 3600, "max_connections": 200},
+    }
 
 
 app = Celery("bench_floor")
 app.conf.update(
-    broker_url=REDIS_URL,
+    broker_url=BROKER_URL,
     # The pipeline's transport and result backend, named by strings: kombu and Celery
     # import them (they import no Django), this outside peer does not.
-    broker_transport="cot_project.kombu_redis:Transport",
+    **TRANSPORT,
     result_backend=f"cot_project.celery_results:RedisBackend+{REDIS_URL}",
     task_serializer="json",
     result_serializer="json",
@@ -35,13 +62,12 @@ app.conf.update(
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    broker_transport_options={"visibility_timeout": 3600, "max_connections": 200},
     result_backend_transport_options={"visibility_timeout": 3600},
     result_expires=3600,
     result_backend_thread_safe=True,
     task_time_limit=120,
     task_soft_time_limit=110,
-    task_queues=[Queue(name) for name in QUEUES],
+    task_queues=TASK_QUEUES,
     task_default_queue="pipeline",
     # The same queue for each step as the real pipeline (cot_project.celery.TASK_ROUTES).
     task_routes={

@@ -26,32 +26,47 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
-# The worker layout, shared by the real pipeline and the `floor` canvas: one process for
-# the database-bound steps and one that keeps many outside calls in flight. Two processes
-# on two cores; threads, because the steps mostly wait (on PostgreSQL, Redis, the
-# gateways) and a threads pool keeps its database connection pool across tasks.
+# The worker layout, shared by the real pipeline and the `floor` canvas: the Procfile's
+# roles, one process per queue group (docs/OPERATIONS.md, "Process roles"). Threads, as
+# there, because the steps mostly wait (on PostgreSQL, Redis, the gateways) and a threads
+# pool keeps its database connection pool across tasks; the counts are this machine's
+# (2 cores): the database-bound steps in one pool, many outside calls in flight in another.
 WORKERS = (
     {
         "name": "w-pipeline",
-        "queues": "pipeline,maintenance",
+        "queues": "pipeline",
         "pool": "threads",
         "concurrency": 16,
         "db_pool": 16,
     },
     {
-        "name": "w-io",
-        # Customer messages are outside calls too (SMS/e-mail providers); here they also
-        # take load off the busier database-bound process (docs/BENCHMARKS.md).
-        "queues": "payments,logistics,notifications",
+        "name": "w-payments",
+        "queues": "payments,logistics",
         "pool": "threads",
         "concurrency": 100,
         "db_pool": 40,
+    },
+    {
+        # Customer messages are outside calls too (SMS/e-mail providers).
+        "name": "w-notifications",
+        "queues": "notifications",
+        "pool": "threads",
+        "concurrency": 20,
+        "db_pool": 10,
+    },
+    {
+        "name": "w-maintenance",
+        "queues": "maintenance",
+        "pool": "threads",
+        "concurrency": 2,
+        "db_pool": 2,
     },
 )
 if os.environ.get("BENCH_WORKERS"):
     # Development: try another layout, e.g. '[{"name": "w-all", "queues": "...", ...}]'.
     WORKERS = tuple(json.loads(os.environ["BENCH_WORKERS"]))
 API_WORKERS = int(os.environ.get("BENCH_API_WORKERS", "3"))  # the Procfile's default
+RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672")
 
 
 def free_port() -> int:
@@ -83,6 +98,11 @@ def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
         process.wait()
 
 
+def _rabbitmqctl(*args: str, check: bool = True) -> None:
+    ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    subprocess.run([ctl, "-q", *args], check=check, capture_output=True, timeout=60)
+
+
 @dataclass
 class Stack:
     workdir: Path
@@ -90,6 +110,9 @@ class Stack:
     database: str
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     redis_url: str = ""
+    # "redis" (its own redis-server) or "amqp" (a vhost of its own on the local RabbitMQ)
+    broker: str = "redis"
+    broker_url: str = ""
     api_url: str = ""
     simulator_url: str = ""
     api_key: str = ""
@@ -147,8 +170,29 @@ class Stack:
                 time.sleep(0.05)
         raise RuntimeError("redis-server did not start")
 
+    def broker_start(self) -> None:
+        """The broker: the stack's Redis itself, or a fresh vhost on RabbitMQ."""
+        if self.broker == "redis":
+            self.broker_url = self.redis_url
+            return
+        vhost = f"cot-bench-{os.getpid()}"
+        self.broker_url = f"{RABBITMQ_URL}/{vhost}"
+        user = RABBITMQ_URL.split("://", 1)[1].split(":", 1)[0]
+        _rabbitmqctl("delete_vhost", vhost, check=False)
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+
+    def broker_stop(self) -> None:
+        if self.broker == "amqp" and self.broker_url:
+            _rabbitmqctl("delete_vhost", self.broker_url.rsplit("/", 1)[1], check=False)
+
     def redis_flush(self) -> None:
+        """Everything queued or counted between scenarios goes: Redis, and the RabbitMQ
+        vhost's queues (a new vhost)."""
         redis.Redis.from_url(self.redis_url).flushall()
+        if self.broker == "amqp":
+            self.broker_stop()
+            self.broker_start()
 
     @property
     def database_url(self) -> str:
@@ -161,7 +205,9 @@ class Stack:
             "DJANGO_DEBUG": "false",
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
+            "BROKER_URL": self.broker_url,
             "BENCH_REDIS_URL": self.redis_url,
+            "BENCH_BROKER_URL": self.broker_url,
             "SIMULATOR_URL": self.simulator_url,
             "COT_LOG_FORMAT": "json",
             "PROMETHEUS_MULTIPROC_DIR": str(self.workdir / "prometheus"),

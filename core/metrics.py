@@ -58,6 +58,12 @@ RETURNS_TOTAL = Counter(
     "cot_returns_total", "Returns requested by customers, by reason.", ["reason"]
 )
 REFUNDED_TOTAL = Counter("cot_refunded_total", "INR refunded or paid out to customers.")
+DEAD_LETTERS_TOTAL = Counter(
+    "cot_dead_letters_total",
+    "Task messages the broker dead-lettered after its delivery limit (RabbitMQ), by queue "
+    "and task.",
+    ["queue", "task"],
+)
 STOCK_WRITTEN_OFF_TOTAL = Counter(
     "cot_stock_written_off_total",
     "Units that came back and could not be sold again, by reason.",

@@ -1,27 +1,52 @@
 """The Celery app. Broker settings here are what the pipeline's safety rests on: late
 acknowledgement, redelivery of a lost worker's tasks, and a visibility timeout longer
-than any task may take."""
+than any task may take (Redis) or quorum queues with a delivery limit (RabbitMQ:
+cot_project/broker.py)."""
 
 from __future__ import annotations
 
 import logging.config
 import os
+from datetime import datetime
+from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
-from celery.signals import beat_init, celeryd_init, setup_logging
+from celery.signals import beat_init, celeryd_init, setup_logging, worker_ready
 from django.conf import settings
-from kombu import Queue
 
-from cot_project import celery_results
+from cot_project import broker, celery_results
 from cot_project.apps import dev_only_secrets_refuse
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cot_project.settings")
 
-app = Celery("cot")
+
+class CotCelery(Celery):
+    """Celery, with delays in whole seconds on RabbitMQ (broker.whole_seconds_countdown):
+    a retry's jittered sub-second countdown would otherwise fail to publish there."""
+
+    whole_second_delays = False
+
+    def send_task(
+        self,
+        name: str,
+        args: Any = None,
+        kwargs: Any = None,
+        countdown: float | None = None,
+        eta: datetime | str | None = None,
+        **options: Any,
+    ) -> Any:
+        if self.whole_second_delays and (countdown or eta):
+            if isinstance(eta, str):
+                eta = datetime.fromisoformat(eta)
+            countdown, eta = broker.whole_seconds_countdown(countdown, eta, self.now())
+        return super().send_task(name, args, kwargs, countdown=countdown, eta=eta, **options)
+
+
+app = CotCelery("cot")
 
 # One queue per domain, so a slow SMS provider never starves payments and each queue can
-# get its own workers; `make run` starts one worker that consumes them all.
+# get its own workers (the Procfile's roles: docs/OPERATIONS.md).
 QUEUES = ("pipeline", "payments", "logistics", "notifications", "maintenance")
 # The periodic sweeps, each on the maintenance queue every COT_SWEEP_INTERVAL_SECONDS:
 # beat entry name -> task.
@@ -37,6 +62,8 @@ SWEEPS = {
     "webhook-outbox-sweep": "notifications.webhook_sweep",
     "notification-outbox-sweep": "notifications.notification_sweep",
 }
+# On RabbitMQ only: what the broker dead-lettered becomes a flag ops see (tasks.py).
+AMQP_SWEEPS = {"drain-dead-letters": "maintenance.drain_dead_letters"}
 TASK_ROUTES = {
     # Exact names first: the pipeline's outside calls go to their domain's queue.
     "orders.prepare_payment": {"queue": "payments"},
@@ -54,11 +81,15 @@ TASK_ROUTES = {
 
 
 def _configure() -> None:
-    app.conf.update(
-        broker_url=settings.CELERY_BROKER_URL,
+    amqp = broker.is_amqp(settings.CELERY_BROKER_URL)
+    app.whole_second_delays = amqp
+    sweeps = {**SWEEPS, **(AMQP_SWEEPS if amqp else {})}
+    if not amqp:
         # kombu's Redis transport with one shared redis-py client per channel instead of a
         # new client per publish/ack (the largest item in a worker's profile): kombu_redis.py.
-        broker_transport="cot_project.kombu_redis:Transport",
+        app.conf.broker_transport = "cot_project.kombu_redis:Transport"
+    app.conf.update(
+        broker_url=settings.CELERY_BROKER_URL,
         # Celery's Redis backend, minus subscriptions to results nobody waits for (the
         # pipeline's chord, built in a worker's task): celery_results.py.
         result_backend=celery_results.backend_url(settings.CELERY_RESULT_BACKEND),
@@ -72,13 +103,11 @@ def _configure() -> None:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        # Redis re-delivers a message that was not acked within the visibility timeout, so
-        # it must exceed every time limit and every countdown (retries, ETA).
-        broker_transport_options={
-            "visibility_timeout": settings.COT_VISIBILITY_TIMEOUT,
-            "max_connections": 200,
-            "global_keyprefix": settings.COT_REDIS_KEY_PREFIX,
-        },
+        broker_transport_options=broker.transport_options(
+            amqp=amqp,
+            visibility_timeout=settings.COT_VISIBILITY_TIMEOUT,
+            key_prefix=settings.COT_REDIS_KEY_PREFIX,
+        ),
         result_backend_transport_options={
             "visibility_timeout": settings.COT_VISIBILITY_TIMEOUT,
             "global_keyprefix": settings.COT_REDIS_KEY_PREFIX,
@@ -91,7 +120,9 @@ def _configure() -> None:
         result_backend_thread_safe=True,
         task_time_limit=settings.COT_TASK_TIME_LIMIT,
         task_soft_time_limit=settings.COT_TASK_TIME_LIMIT - 10,
-        task_queues=[Queue(name) for name in QUEUES],
+        task_queues=broker.task_queues(
+            QUEUES, amqp=amqp, delivery_limit=settings.COT_BROKER_DELIVERY_LIMIT
+        ),
         task_default_queue="pipeline",
         task_routes=TASK_ROUTES,
         # Task events let Flower show every step of the pipeline, and cost about a tenth of
@@ -107,7 +138,7 @@ def _configure() -> None:
                 "schedule": float(settings.COT_SWEEP_INTERVAL_SECONDS),
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             }
-            for name, task in SWEEPS.items()
+            for name, task in sweeps.items()
         }
         | {
             # Daily, at a quiet hour (UTC): personal data past its retention is redacted.
@@ -122,6 +153,15 @@ def _configure() -> None:
 
 _configure()
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _declare_dead_letters(sender: Any = None, **_: object) -> None:
+    """On RabbitMQ, the dead-letter queue exists before any task queue can use it (a
+    message dead-lettered to a missing exchange is dropped)."""
+    if broker.is_amqp(app.conf.broker_url):
+        with app.connection_for_write() as conn:
+            broker.dead_letter_queue()(conn.default_channel).declare()
 
 
 @setup_logging.connect

@@ -142,6 +142,11 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.ba
     _db["OPTIONS"]["server_side_binding"] = env.bool("DB_SERVER_SIDE_BINDING", default=True)
     _prepare = env.str("DB_PREPARE_THRESHOLD", default="5")
     _db["OPTIONS"]["prepare_threshold"] = None if _prepare == "off" else int(_prepare)
+    # `.iterator()` (the admin's CSV exports) reads through a server-side cursor declared
+    # WITH HOLD outside a transaction; behind PgBouncer in transaction mode the next
+    # statement may reach another server connection, where the cursor does not exist:
+    # DB_SERVER_SIDE_CURSORS=false there (Django then fetches the rows in one go).
+    _db["DISABLE_SERVER_SIDE_CURSORS"] = not env.bool("DB_SERVER_SIDE_CURSORS", default=True)
     if env.bool("DB_POOL", default=True):
         # psycopg 3's pool (Django >= 5.1) instead of one connection per request or task;
         # Celery's Django fixup "closes" connections around every task, which with a pool
@@ -345,7 +350,15 @@ COT_VISIBILITY_TIMEOUT = env.int("COT_VISIBILITY_TIMEOUT", default=3600)
 # Prefix for every key Celery keeps in Redis, so that several stacks (test runs, say) can
 # share one Redis database without consuming each other's tasks.
 COT_REDIS_KEY_PREFIX = env.str("COT_REDIS_KEY_PREFIX", default="")
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
+# The broker: Redis (default: REDIS_URL) or RabbitMQ (amqp://user:pass@host:5672/vhost),
+# cot_project/broker.py. CELERY_BROKER_URL is the older name of the same setting.
+CELERY_BROKER_URL = (
+    env.str("BROKER_URL", default="") or env.str("CELERY_BROKER_URL", default="") or REDIS_URL
+)
+# RabbitMQ: deliveries of one message without an ack (its worker died, or lost the broker)
+# before the broker dead-letters it instead of delivering it again. Retries are new
+# messages and do not count.
+COT_BROKER_DELIVERY_LIMIT = env.int("COT_BROKER_DELIVERY_LIMIT", default=10)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = False
 

@@ -176,3 +176,20 @@ def expire_substitutions() -> int:
 @shared_task(name="orders.expire_payment_retries", ignore_result=True)
 def expire_payment_retries() -> int:
     return payment_retry.order_expire_payment_retries()
+
+
+# The pipeline step each order task runs, by task name (what a dead-lettered message's
+# flag names: cot_project/tasks.py). Names, not `task.name`: reading a shared task's
+# attribute at import would bind it to Celery's fallback app before ours exists.
+STEP_OF_TASK = {
+    "orders.check_prescription": Step.PRESCRIPTION,
+    "orders.reserve_stock": Step.STOCK,
+    "orders.prepare_payment": Step.PAYMENT_PREPARE,
+    "orders.charge_payment": Step.CHARGE,
+    # Fulfilment books, then confirms: a message that keeps dying there is named by the
+    # step that comes first (the order's timeline says which one finished).
+    "orders.fulfil_order": Step.SHIPMENT,
+    "orders.book_shipment": Step.SHIPMENT,
+    "orders.confirm_order": Step.CONFIRM,
+    "orders.resume_after_review": Step.PRESCRIPTION,
+}

@@ -125,18 +125,21 @@ def order_status_now(order: Order) -> str:
     return order.status
 
 
-def order_flag_needs_attention(*, order_id: uuid.UUID, step: str, attempts: int) -> bool:
-    """Flag the order for a person (compare-and-set, one event however many deliveries)."""
+def order_flag_needs_attention(
+    *, order_id: uuid.UUID, step: str, attempts: int, dead_lettered_task: str = ""
+) -> bool:
+    """Flag the order for a person (compare-and-set, one event however many deliveries).
+    `dead_lettered_task`: the broker gave up on this task's message (its delivery limit)
+    and `attempts` counts its deliveries."""
+    data: dict[str, Any] = {"step": step, "attempts": attempts}
+    if dead_lettered_task:
+        data.update(task=dead_lettered_task, dead_lettered=True)
     with transaction.atomic():
         flagged = Order.objects.filter(pk=order_id, needs_attention=False).update(
             needs_attention=True, updated_at=timezone.now()
         )
         if flagged:
-            order_event_record(
-                order_id=order_id,
-                type=EventType.ORDER_NEEDS_ATTENTION,
-                data={"step": step, "attempts": attempts},
-            )
+            order_event_record(order_id=order_id, type=EventType.ORDER_NEEDS_ATTENTION, data=data)
     return bool(flagged)
 
 

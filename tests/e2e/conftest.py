@@ -1,6 +1,7 @@
 """The live stack for end-to-end tests: the API server (gunicorn), a real Celery worker
-on the real Redis, and the simulator, all as subprocesses sharing the test database.
-Tests speak HTTP to it, as a client would."""
+on the real Redis (or RabbitMQ with COT_TEST_BROKER=amqp: tests/brokers.py), and the
+simulator, all as subprocesses sharing the test database. Tests speak HTTP to it, as a
+client would."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import redis
 from celery import Celery
 
 from conftest import ROOT, Simulator, free_port, stop_process, wait_for_http
+from tests.brokers import celery_client, stack_broker
 from tests.e2e.live_schema import LiveSchema
 
 QUEUES = "pipeline,payments,logistics,notifications,maintenance"
@@ -55,6 +57,8 @@ class Stack:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     # How to start each process again (the chaos tests stop and restart them).
     commands: dict[str, list[str]] = field(default_factory=dict)
+    # Called once the processes are stopped (the broker's vhost is deleted, say).
+    cleanups: list[Callable[[], None]] = field(default_factory=list)
 
     def client(self, name: str | None = "web", **options: Any) -> httpx.Client:
         """An HTTP client of the API as API client `name` (its key; None: no key, e.g. for
@@ -95,9 +99,15 @@ class Stack:
         stop_process(self.processes[name])
         return self.start(name, **env)
 
+    @property
+    def broker_url(self) -> str:
+        return self.env.get("TEST_BROKER_URL") or self.env["TEST_REDIS_URL"]
+
     def stop(self) -> None:
         for proc in self.processes.values():
             stop_process(proc)
+        while self.cleanups:
+            self.cleanups.pop()()
         for log in sorted(self.log_dir.glob("*.log")):
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
 
@@ -158,10 +168,13 @@ def stack_start(
     concurrency: int = 4,
     beat: bool = False,
     env: dict[str, str] | None = None,
+    broker: str | None = None,
 ) -> Stack:
     """Start the API server (gunicorn), a prefork Celery worker and, with `beat`, Celery
-    beat (the sweeper), all on `redis_url` and the test database."""
+    beat (the sweeper), all on `redis_url` and the test database. The broker is `broker`
+    (`redis` or `amqp`; default COT_TEST_BROKER, tests/brokers.py)."""
     api_port = free_port()
+    broker_env, broker_cleanup = stack_broker(run, broker)
     log_dir = tmp_path_factory.mktemp("live-stack")
     # Shared by gunicorn's workers and the Celery worker's children, as in production.
     metrics_dir = tmp_path_factory.mktemp("prometheus")
@@ -182,6 +195,7 @@ def stack_start(
         "COT_PAYMENT_MAX_WAIT_SECONDS": "6",
         # The tests' webhook receivers listen on 127.0.0.1 over plain http.
         "COT_ALLOW_PRIVATE_WEBHOOKS": "true",
+        **broker_env,
         **(env or {}),
     }
     celery = [sys.executable, "-m", "celery", "-A", "cot_project"]
@@ -224,6 +238,7 @@ def stack_start(
         log_dir=log_dir,
         keys=keys,
         commands=commands,
+        cleanups=[broker_cleanup],
     )
     try:
         for name in commands:
@@ -262,12 +277,9 @@ def live_stack(
 
 @pytest.fixture(scope="session")
 def broker(live_stack: Stack) -> Iterator[Celery]:
-    """The live stack's broker (its key prefix), to hand a sweep's task to the worker as
-    beat would."""
-    prefix = {"global_keyprefix": live_stack.env["COT_REDIS_KEY_PREFIX"]}
-    url = live_stack.env["TEST_REDIS_URL"]
-    app = Celery("e2e-sweeps", broker=url, backend=url, set_as_current=False)
-    app.conf.update(broker_transport_options=prefix, result_backend_transport_options=prefix)
+    """The live stack's broker (its key prefix or vhost), to hand a sweep's task to the
+    worker as beat would."""
+    app = celery_client(live_stack.env)
     yield app
     app.close()
 

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from notifications.tests.receiver import WebhookReceiver, webhook_receiver
 from orders.tests.factories import ADDRESS
+from tests.brokers import celery_client
 from tests.e2e.conftest import Stack
 from tests.e2e.test_order_flow import body
 
@@ -58,10 +59,7 @@ def hooked(live_stack: Stack, receiver: WebhookReceiver, django_db_blocker) -> d
 def broker(live_stack: Stack) -> Iterator[Celery]:
     """The live stack's broker and result backend (its key prefix), to hand tasks to the
     live worker as beat or a redelivery would."""
-    prefix = {"global_keyprefix": live_stack.env["COT_REDIS_KEY_PREFIX"]}
-    url = live_stack.env["TEST_REDIS_URL"]
-    app = Celery("e2e-broker", broker=url, backend=url, set_as_current=False)
-    app.conf.update(broker_transport_options=prefix, result_backend_transport_options=prefix)
+    app = celery_client(live_stack.env)
     yield app
     app.close()
 
