@@ -130,6 +130,22 @@ elif _db["ENGINE"] in ("django.db.backends.postgresql", "django_prometheus.db.ba
     _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
     # A database that does not answer must not hang a request or /readyz for minutes.
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env.int("DB_CONNECT_TIMEOUT", default=5)
+    # A client that vanishes mid-transaction (its host lost, its network cut) leaves its
+    # session "idle in transaction", holding its row locks until the server's TCP keepalive
+    # notices, hours by default, and every other worker queues behind those locks. No
+    # transaction of ours waits on its client for long, so the server ends one that sits
+    # idle this many seconds (0: leave it to the server's own setting).
+    _idle_seconds = env.int("DB_IDLE_IN_TRANSACTION_TIMEOUT", default=30)
+    if _idle_seconds:
+        _db["OPTIONS"]["options"] = " ".join(
+            filter(
+                None,
+                [
+                    _db["OPTIONS"].get("options", ""),
+                    f"-c idle_in_transaction_session_timeout={_idle_seconds * 1000}",
+                ],
+            )
+        )
     # Parameters travel apart from the SQL (psycopg's server-side binding): no Python time
     # goes into quoting values into SQL, and the same statement text repeats, so it can be
     # prepared. Django turns psycopg's prepared statements off (prepare_threshold=None)

@@ -10,8 +10,9 @@ REDIS_URL = env.str("TEST_REDIS_URL", default="redis://127.0.0.1:6379/15")
 # Keys of this test process's own (Celery, breakers), so runs sharing a Redis database
 # never see each other's state; the live stacks of the e2e tests set their own.
 COT_REDIS_KEY_PREFIX = env.str("COT_REDIS_KEY_PREFIX", default=f"test-{os.getpid()}:")
-# The broker of the live stacks the end-to-end tests start (RabbitMQ: a vhost of their
-# own, tests/brokers.py); this process itself runs tasks eagerly.
+# The broker: the test Redis unless a test stack names another (the end-to-end tests'
+# RabbitMQ vhosts, tests/brokers.py; the cluster tests' own broker); this process itself
+# runs tasks eagerly.
 CELERY_BROKER_URL = env.str("TEST_BROKER_URL", default="") or REDIS_URL
 CELERY_RESULT_BACKEND = REDIS_URL
 # Rate-limit counters in the test Redis too, under this run's key prefix.

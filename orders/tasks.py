@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from core import metrics
+from core.attempts import AttemptInProgress
 from core.http import ExternalError
 from core.logs import log_context
 from orders.enums import Step
@@ -29,6 +30,12 @@ from orders.services.step_runs import NeedsAttention, StepIncomplete
 
 logger = logging.getLogger(__name__)
 RETRYABLE = (ExternalError, StepIncomplete, DatabaseError)
+# Trouble that says nothing about the gateway or courier a step talks to: the database
+# itself failing (restarting, failing over), or another process holding the call's lease
+# (a sender that died or lost the database holds it until it ends). A step that runs out
+# of retries on these does not end the order: it stays in `processing` and the sweeper
+# re-drives it (the attempt cap still bounds a cause that never goes away).
+NOT_THE_PEERS_FAULT = (DatabaseError, AttemptInProgress)
 
 
 def _backoff(retries: int) -> float:
@@ -64,6 +71,11 @@ def _run(task: Task, step: str, function: Callable[[uuid.UUID], str], order_id: 
                 # say): that says nothing about this step, so the order is left in
                 # `processing` for the sweeper to re-drive rather than ended for this step.
                 logger.error("step %s: waited out its retries for an earlier step", step)
+                return "incomplete"
+            if isinstance(exc, NOT_THE_PEERS_FAULT) and task.request.retries >= (
+                settings.COT_STEP_MAX_RETRIES
+            ):
+                logger.error("step %s: retries exhausted, left for the sweeper (%s)", step, exc)
                 return "incomplete"
             if order_step_gives_up(uuid.UUID(order_id), step, task.request.retries):
                 logger.error("step %s: retries exhausted (%s)", step, exc)

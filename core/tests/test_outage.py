@@ -84,3 +84,14 @@ def test_an_admin_page_answers_503_while_the_database_is_down(database_down):
     with database_down():
         assert_unavailable(browser.get("/admin/"))
     assert browser.get("/admin/").status_code == 200
+
+
+def test_the_database_ends_a_transaction_whose_client_went_silent():
+    """A worker host lost mid-transaction must not hold its row locks for hours: every
+    session asks the server to end a transaction left idle (DB_IDLE_IN_TRANSACTION_TIMEOUT,
+    30 s). tests/cluster proves the effect with a host really lost."""
+    if connection.vendor != "postgresql":
+        pytest.skip("a PostgreSQL session setting")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW idle_in_transaction_session_timeout")
+        assert cursor.fetchone() == ("30s",)

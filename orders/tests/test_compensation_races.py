@@ -1,9 +1,11 @@
 """Races between a running step and the order ending under it (found in review)."""
 
 import pytest
+from django.db import OperationalError as DjangoOperationalError
 from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
+from core.attempts import AttemptInProgress
 from orders import tasks
 from orders.enums import OrderStatus
 from orders.models import Order, OrderStep
@@ -132,6 +134,37 @@ def test_a_charge_that_waited_out_its_retries_for_a_missing_header_step_leaves_t
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.PROCESSING)
     # No header step ever recorded its outcome (say, it gave up on the database).
     result = tasks.charge_payment.apply(args=[str(order.pk)], retries=settings.COT_STEP_MAX_RETRIES)
+    assert result.get() == "incomplete"
+    order.refresh_from_db()
+    assert (order.status, order.failure_reason) == (OrderStatus.PROCESSING, None)
+
+
+@pytest.mark.parametrize("step", ["charge_payment", "book_shipment"])
+@pytest.mark.parametrize(
+    "trouble",
+    [
+        DjangoOperationalError("terminating connection due to administrator command"),
+        AttemptInProgress("logistics/swift", "sent by another process"),
+    ],
+    ids=["database_restarting", "lease_held_by_a_lost_sender"],
+)
+def test_a_step_out_of_retries_for_trouble_not_the_peers_leaves_the_order_for_the_sweeper(
+    place, settings, monkeypatch, step, trouble
+):
+    """PostgreSQL restarting, or a sender that lost its host or the database while its call
+    was out (its lease holds the call until it ends), is no reason to fail a payment or
+    cancel a booking: the order waits in `processing` for the sweeper (tests/cluster causes
+    both for real)."""
+    order = place(items=[("PARA-500", 1)], run=False)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PROCESSING)
+
+    def fails(order_id):
+        raise trouble
+
+    service = {"charge_payment": "order_charge_payment", "book_shipment": "order_book_shipment"}
+    monkeypatch.setattr(steps, service[step], fails)
+    task = getattr(tasks, step)
+    result = task.apply(args=[str(order.pk)], retries=settings.COT_STEP_MAX_RETRIES)
     assert result.get() == "incomplete"
     order.refresh_from_db()
     assert (order.status, order.failure_reason) == (OrderStatus.PROCESSING, None)

@@ -112,6 +112,63 @@ class Stack:
             print(f"--- {log.name} (last lines)\n" + "\n".join(log.read_text().splitlines()[-15:]))
 
 
+def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
+    """Poll `condition` every quarter second until it holds; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.25)
+
+
+class RedisServer:
+    """A redis-server of a test stack's own on a free port of `host`, without persistence
+    (a restart loses every queue): the machine's shared Redis (other test runs use it) is
+    never stopped."""
+
+    def __init__(self, directory: Path, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = free_port(host)
+        self.directory = directory
+        self.url = f"redis://{host}:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                self.host,
+                # Off only where nothing but this machine's test namespaces can reach it.
+                "--protected-mode",
+                "yes" if self.host == "127.0.0.1" else "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+
+
 _live_schema: LiveSchema | None = None
 
 
@@ -157,6 +214,42 @@ def api_keys(django_db_blocker: Any, run: str) -> dict[str, str]:
         }
 
 
+CELERY = [sys.executable, "-m", "celery", "-A", "cot_project"]
+
+
+def stack_environment(
+    *,
+    database_url: str,
+    redis_url: str,
+    simulator_url: str,
+    run: str,
+    metrics_dir: Path,
+    env: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of every process of a live stack (API server, workers, beat), with
+    `env` over it. `metrics_dir` is shared by the processes of one machine, as in
+    production."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "cot_project.settings_test",
+        "DATABASE_URL": database_url,
+        "TEST_REDIS_URL": redis_url,
+        "SIMULATOR_URL": simulator_url,
+        "COT_PIPELINE_MODE": "celery",
+        # Queues of their own: another test run on this Redis never takes these tasks.
+        "COT_REDIS_KEY_PREFIX": f"e2e-{run}:",
+        "PYTHONUNBUFFERED": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "COT_LOG_FORMAT": "json",
+        # Short windows, so breaker probes and the bounded payment wait happen in seconds.
+        "COT_BREAKER_RESET_SECONDS": "5",
+        "COT_PAYMENT_MAX_WAIT_SECONDS": "6",
+        # The tests' webhook receivers listen on 127.0.0.1 over plain http.
+        "COT_ALLOW_PRIVATE_WEBHOOKS": "true",
+        **(env or {}),
+    }
+
+
 def stack_start(
     *,
     database_url: str,
@@ -176,29 +269,15 @@ def stack_start(
     api_port = free_port()
     broker_env, broker_cleanup = stack_broker(run, broker)
     log_dir = tmp_path_factory.mktemp("live-stack")
-    # Shared by gunicorn's workers and the Celery worker's children, as in production.
-    metrics_dir = tmp_path_factory.mktemp("prometheus")
-    stack_env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "cot_project.settings_test",
-        "DATABASE_URL": database_url,
-        "TEST_REDIS_URL": redis_url,
-        "SIMULATOR_URL": simulator.url,
-        "COT_PIPELINE_MODE": "celery",
-        # Queues of their own: another test run on this Redis never takes these tasks.
-        "COT_REDIS_KEY_PREFIX": f"e2e-{run}:",
-        "PYTHONUNBUFFERED": "1",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "COT_LOG_FORMAT": "json",
-        # Short windows, so breaker probes and the bounded payment wait happen in seconds.
-        "COT_BREAKER_RESET_SECONDS": "5",
-        "COT_PAYMENT_MAX_WAIT_SECONDS": "6",
-        # The tests' webhook receivers listen on 127.0.0.1 over plain http.
-        "COT_ALLOW_PRIVATE_WEBHOOKS": "true",
-        **broker_env,
-        **(env or {}),
-    }
-    celery = [sys.executable, "-m", "celery", "-A", "cot_project"]
+    stack_env = stack_environment(
+        database_url=database_url,
+        redis_url=redis_url,
+        simulator_url=simulator.url,
+        run=run,
+        metrics_dir=tmp_path_factory.mktemp("prometheus"),
+        env={**broker_env, **(env or {})},
+    )
+    celery = CELERY
     commands = {
         "api": [
             sys.executable,

@@ -26,7 +26,7 @@ import pytest
 
 from conftest import ROOT, Simulator, free_port, stop_process, wait_for_http
 from orders.tests.factories import ORDER_BODY
-from tests.e2e.conftest import Stack, api_keys, stack_start
+from tests.e2e.conftest import RedisServer, Stack, api_keys, stack_start, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -35,51 +35,6 @@ STUCK_SECONDS = 10
 SWEEP_SECONDS = 2
 BREAKER_RESET_SECONDS = 2
 BREAKER_THRESHOLD = 5
-
-
-class RedisServer:
-    """A redis-server of the chaos stack's own on a free port, without persistence: the
-    machine's shared Redis (other test runs use it) is never stopped."""
-
-    def __init__(self, directory: Path) -> None:
-        self.port = free_port()
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        import redis
-
-        client = redis.Redis.from_url(self.url)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")
@@ -171,14 +126,6 @@ def statuses(stack: Stack, ids: list[str]) -> Counter:
     return Counter(
         db(stack, lambda: list(Order.objects.filter(pk__in=ids).values_list("status", flat=True)))
     )
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s: {what}")
-        time.sleep(0.25)
 
 
 def wait_all(stack: Stack, ids: list[str], status: str = "confirmed", timeout: float = 120) -> None:
