@@ -8,6 +8,7 @@ import logging.config
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import setup_logging
 from django.conf import settings
 from kombu import Queue
@@ -41,6 +42,7 @@ TASK_ROUTES = {
     "orders.charge_payment": {"queue": "payments"},
     "orders.book_shipment": {"queue": "logistics"},
     **{task: {"queue": "maintenance"} for task in SWEEPS.values()},
+    "forecasting.*": {"queue": "maintenance"},
     "orders.*": {"queue": "pipeline"},
     "payments.*": {"queue": "payments"},
     "logistics.*": {"queue": "logistics"},
@@ -104,6 +106,16 @@ def _configure() -> None:
                 "options": {"queue": "maintenance", "expires": settings.COT_SWEEP_INTERVAL_SECONDS},
             }
             for name, task in SWEEPS.items()
+        }
+        | {
+            # Nightly: demand, forecasts and replenishment (docs/FORECASTING.md).
+            "forecast-demand": {
+                "task": "forecasting.forecast_demand",
+                "schedule": crontab(
+                    hour=settings.COT_FORECAST_HOUR, minute=settings.COT_FORECAST_MINUTE
+                ),
+                "options": {"queue": "maintenance", "expires": 6 * 3600},
+            }
         },
     )
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", include("payments.urls")),
     path("api/v1/", include("logistics.urls")),
     path("api/v1/", include("notifications.urls")),
+    path("api/v1/", include("forecasting.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     # Ours, not django_prometheus.urls: it adds the scrape-time collectors (core.metrics).
