@@ -6,6 +6,7 @@ import datetime
 
 from django.db.models import QuerySet
 
+from forecasting.enums import RunStatus
 from forecasting.models import DemandDay, ForecastRun, Replenishment
 
 
@@ -20,6 +21,13 @@ def replenishment_current(*, center: str = "") -> QuerySet[Replenishment]:
 
 def forecast_run_latest() -> ForecastRun | None:
     return ForecastRun.objects.order_by("-started_at").first()
+
+
+def forecast_run_succeeded(*, as_of: datetime.date) -> bool:
+    """Whether a run of every SKU and centre as of this day succeeded."""
+    return ForecastRun.objects.filter(
+        as_of=as_of, status=RunStatus.SUCCEEDED, skus=[], centers=[]
+    ).exists()
 
 
 def demand_history(

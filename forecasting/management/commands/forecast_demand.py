@@ -4,8 +4,10 @@ import datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from tqdm import tqdm
 
+from forecasting.selectors import forecast_run_succeeded
 from forecasting.services import RunInProgress, UnknownScope, forecast_run
 
 
@@ -30,8 +32,17 @@ class Command(BaseCommand):
             help="Forecast from this day (YYYY-MM-DD; default today), on the history before it.",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
+        parser.add_argument(
+            "--unless-current",
+            action="store_true",
+            help="Do nothing when a run as of the same day already succeeded (make run).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        as_of = options["as_of"] or timezone.localdate()
+        if options["unless_current"] and forecast_run_succeeded(as_of=as_of):
+            self.stdout.write(f"a forecast as of {as_of} is current already")
+            return
         bar = tqdm(
             total=0,
             unit="series",
@@ -45,7 +56,7 @@ class Command(BaseCommand):
 
         try:
             run = forecast_run(
-                as_of=options["as_of"],
+                as_of=as_of,
                 skus=options["sku"],
                 centers=options["center"],
                 on_start=start,

@@ -106,8 +106,8 @@ class Command(BaseCommand):
             days=days,
             # The benchmark packs a day's units of a centre into few big orders; the demo
             # writes orders of a few units of a few SKUs, as customers place them.
-            lines_per_order=50 if bench else 3,
-            units_per_line=100 if bench else 3,
+            lines_per_order=50 if bench else 4,
+            units_per_line=100 if bench else 4,
             rng=rng,
         )
         self.stdout.write(
