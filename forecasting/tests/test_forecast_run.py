@@ -135,7 +135,8 @@ def test_unknown_sku_or_centre_is_refused_and_writes_nothing(demo_catalog):
 
 
 def test_the_nightly_task_runs_a_forecast(small_history, settings):
-    from cot_project.celery import app
+    from celery import current_app as app
+
     from forecasting.tasks import forecast_demand
 
     entry = app.conf.beat_schedule["forecast-demand"]
