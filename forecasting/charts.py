@@ -6,9 +6,6 @@ from __future__ import annotations
 import datetime
 import io
 
-# A Figure of its own, never pyplot: no global state, no GUI backend, safe in threads.
-from matplotlib.figure import Figure
-
 # Django admin's palette: header blue, link blue, light accent.
 HISTORY = "#417690"
 FORECAST = "#ba2121"
@@ -26,6 +23,10 @@ def forecast_chart_svg(
 ) -> str:
     """An SVG document: daily units sold (bars) and the forecast from `as_of` (line) with
     its 80 % and 95 % intervals (bands)."""
+    # Imported here: web processes that never draw a chart do not carry matplotlib. A
+    # Figure of its own, never pyplot: no global state, no GUI backend, safe in threads.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(9.6, 3.6), dpi=100)
     axes = figure.add_subplot()
     if history:
