@@ -28,9 +28,9 @@ SEASON = 7
 LEVELS = (80, 95)
 ADI_CUTOFF = 1.32
 CV2_CUTOFF = 0.49
-# Eight weeks: enough to see the weekly season several times and to hold out the
-# backtest's four weeks with four more to fit on.
-MIN_HISTORY_DAYS = 56
+# About two months: the weekly season seen eight times, the backtest's four weeks held out
+# with four more to fit on, and more than the two 28-day windows conformal intervals need.
+MIN_HISTORY_DAYS = 60
 # The backtest: BACKTEST_ORIGINS forecasts of BACKTEST_HORIZON days each, from origins a
 # week apart over the last weeks of history.
 BACKTEST_HORIZON = 7

@@ -9,7 +9,7 @@ class DemandPattern(models.TextChoices):
     ERRATIC = "erratic", "Erratic (regular, varying sizes)"
     INTERMITTENT = "intermittent", "Intermittent (slow mover, steady sizes)"
     LUMPY = "lumpy", "Lumpy (slow mover, varying sizes)"
-    SHORT = "short", "Short history (under 8 weeks)"
+    SHORT = "short", "Short history (under 60 days)"
     NONE = "none", "No demand"
 
 

@@ -278,6 +278,14 @@ def forecast_run(
         raise
     _prune()
     run.refresh_from_db()
+    logger.info(
+        "forecast run succeeded",
+        extra={
+            "run": run.pk,
+            "series": run.series,
+            "seconds": round((run.finished_at - run.started_at).total_seconds(), 1),
+        },
+    )
     return run
 
 
@@ -323,9 +331,9 @@ def _forecast_into(
             horizon=horizon,
             policy=policies[key[1]],
         )
-    _plan_transfers(as_of, keys, forecasts, plans, stock, center_ids)
+    codes = dict(FulfillmentCenter.objects.values_list("pk", "code"))
+    _plan_transfers(as_of, keys, forecasts, plans, stock, center_ids, codes)
 
-    codes = {c.pk: c.code for c in FulfillmentCenter.objects.all()}
     rows = []
     for key in keys:
         f, plan, policy = forecasts[key], plans[key], policies[key[1]]
@@ -358,7 +366,7 @@ def _forecast_into(
                 service_level=policy.service_level,
                 order_up_to=plan.order_up_to,
                 suggested_quantity=plan.suggested_quantity,
-                transfers=[{**t, "to_center": codes[t["to_center"]]} for t in plan.transfers],
+                transfers=plan.transfers,
                 urgency=plan.urgency,
             )
         )
@@ -384,6 +392,7 @@ def _plan_transfers(
     plans: dict[SeriesKey, Plan],
     stock: dict[SeriesKey, list[BatchStock]],
     center_ids: list[int],
+    codes: dict[int, str],
 ) -> None:
     floor_days = settings.COT_SHELF_LIFE_FLOOR_DAYS
     with_risk = {key[0] for key in keys if plans[key].at_risk}
@@ -393,7 +402,7 @@ def _plan_transfers(
     for key in keys:
         if key[0] in with_risk and forecasts[key].mean:
             outlets.setdefault(key[0], []).append(
-                Outlet(center=str(key[1]), mean=forecasts[key].mean, batches=stock.get(key, []))
+                Outlet(center=codes[key[1]], mean=forecasts[key].mean, batches=stock.get(key, []))
             )
     outside = _outside_outlets(with_risk, center_ids)
     if outside:
@@ -402,7 +411,7 @@ def _plan_transfers(
             for center_id, mean in rows:
                 outlets.setdefault(product_id, []).append(
                     Outlet(
-                        center=str(center_id),
+                        center=codes[center_id],
                         mean=mean,
                         batches=outside_stock.get((product_id, center_id), []),
                     )
@@ -411,9 +420,8 @@ def _plan_transfers(
         plan = plans[key]
         if not plan.at_risk:
             continue
-        others = [o for o in outlets.get(key[0], []) if o.center != str(key[1])]
-        moves = transfers_for(plan.at_risk, others, as_of=as_of, floor_days=floor_days)
-        plan.transfers = [{**m, "to_center": int(str(m["to_center"]))} for m in moves]
+        others = [o for o in outlets.get(key[0], []) if o.center != codes[key[1]]]
+        plan.transfers = transfers_for(plan.at_risk, others, as_of=as_of, floor_days=floor_days)
 
 
 def _prune() -> None:
