@@ -92,3 +92,7 @@ def test_bad_queries_and_callers(forecast):
     as_client = client.get("/api/v1/inventory/replenishment/", HTTP_AUTHORIZATION=f"Api-Key {key}")
     assert as_client.status_code == 403 and set(as_client.json()) == {"type", "errors"}
     assert client.get("/api/v1/inventory/replenishment/").status_code == 401
+    # A username PostgreSQL cannot hold (a NUL byte) is refused, not a server error.
+    nul = base64.b64encode(b"inv\x00entory:pw").decode()
+    refused = client.get("/api/v1/inventory/replenishment/", HTTP_AUTHORIZATION=f"Basic {nul}")
+    assert refused.status_code == 401 and set(refused.json()) == {"type", "errors"}
