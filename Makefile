@@ -27,8 +27,11 @@ test: $(VENV)/.dev
 	scripts/test
 
 ## bench: the benchmark (docs/BENCHMARKS.md); QUICK=1 for about a minute, SOAK=1 adds the 20-minute soak, BENCH_BROKER=amqp on RabbitMQ, PUBLISH=1 writes it into docs/BENCHMARKS.md (NOTE="...")
+## FORECAST=1: the forecasting run instead (5,000 SKUs x 5 centres x 365 days; FORECAST_SKUS=N for fewer)
 bench: $(VENV)/.runtime
-	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(SOAK),--soak) $(if $(BENCH_BROKER),--broker $(BENCH_BROKER)) $(if $(PUBLISH),--publish) $(if $(NOTE),--note "$(NOTE)")
+	$(BIN)/python -m bench $(if $(QUICK),--quick) $(if $(SOAK),--soak) $(if $(BENCH_BROKER),--broker $(BENCH_BROKER)) \
+		$(if $(PUBLISH),--publish) $(if $(NOTE),--note "$(NOTE)") \
+		$(if $(FORECAST),--forecast) $(if $(FORECAST_SKUS),--forecast-skus $(FORECAST_SKUS))
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

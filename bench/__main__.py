@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import redis
 
-from bench import load, proc
+from bench import forecast, load, proc
 from bench.measure import (
     best_rate_within,
     cpu_seconds,
@@ -510,7 +510,24 @@ def main() -> None:
         default=None,
         help="offered rates, e.g. 5,10, run by each scenario instead of its search (development)",
     )
+    parser.add_argument(
+        "--forecast",
+        action="store_true",
+        help="the forecasting benchmark instead (bench/forecast.py; make bench FORECAST=1)",
+    )
+    parser.add_argument("--forecast-skus", type=int, default=5000)
+    parser.add_argument("--forecast-centers", type=int, default=5)
+    parser.add_argument("--forecast-days", type=int, default=365)
     args = parser.parse_args()
+    if args.forecast:
+        forecast.run(
+            pg_url=args.pg_url.rstrip("/"),
+            database=f"{args.database}_forecast",
+            skus=args.forecast_skus,
+            centers=args.forecast_centers,
+            days=args.forecast_days,
+        )
+        return
     cfg = dict(QUICK if args.quick else FULL)
     only = set(args.only.split(","))
     if args.soak:

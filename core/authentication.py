@@ -42,3 +42,16 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return KEYWORD
+
+
+class StaffBasicAuthentication(authentication.BasicAuthentication):
+    """HTTP Basic for staff scripts (DRF's), except that a username or password holding a
+    NUL byte is refused (401) before the user lookup: PostgreSQL cannot hold one and would
+    raise, as for the API key's shape above."""
+
+    def authenticate_credentials(
+        self, userid: str, password: str, request: Request | None = None
+    ) -> tuple[object, None]:
+        if "\x00" in userid or "\x00" in password:
+            raise exceptions.AuthenticationFailed("Invalid username/password.")
+        return super().authenticate_credentials(userid, password, request)

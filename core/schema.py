@@ -69,6 +69,16 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         }
 
 
+class StaffBasicAuthenticationScheme(OpenApiAuthenticationExtension):
+    """DRF's HTTP Basic scheme, for its subclass that staff scripts use."""
+
+    target_class = "core.authentication.StaffBasicAuthentication"
+    name = "basicAuth"
+
+    def get_security_definition(self, auto_schema: object) -> dict[str, str]:
+        return {"type": "http", "scheme": "basic"}
+
+
 # --- Error shapes ---------------------------------------------------------------------
 
 

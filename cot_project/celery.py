@@ -71,6 +71,7 @@ TASK_ROUTES = {
     "orders.fulfil_order": {"queue": "logistics"},
     "orders.book_shipment": {"queue": "logistics"},
     **{task: {"queue": "maintenance"} for task in SWEEPS.values()},
+    "forecasting.*": {"queue": "maintenance"},
     "orders.*": {"queue": "pipeline"},
     "payments.*": {"queue": "payments"},
     "logistics.*": {"queue": "logistics"},
@@ -145,6 +146,14 @@ def _configure() -> None:
             "redact-expired-pii": {
                 "task": "privacy.redact_expired_pii",
                 "schedule": crontab(hour=2, minute=30),
+                "options": {"queue": "maintenance", "expires": 6 * 3600},
+            },
+            # Nightly: demand, forecasts and replenishment (docs/FORECASTING.md).
+            "forecast-demand": {
+                "task": "forecasting.forecast_demand",
+                "schedule": crontab(
+                    hour=settings.COT_FORECAST_HOUR, minute=settings.COT_FORECAST_MINUTE
+                ),
                 "options": {"queue": "maintenance", "expires": 6 * 3600},
             }
         },

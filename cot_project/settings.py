@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "orders",
     "notifications",
     "privacy",
+    "forecasting",
     # Loads the Celery app with Django (cot_project/apps.py).
     "cot_project",
 ]
@@ -263,7 +264,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "core.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
+        "core.authentication.StaffBasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.TextJSONParser"],
@@ -336,6 +337,8 @@ SPECTACULAR_SETTINGS = {
         "WriteOffReasonEnum": "inventory.enums.WriteOffReason",
         "ScheduleEnum": "inventory.enums.Schedule",
         "PaymentMethodEnum": "payments.enums.PaymentMethod",
+        "ReplenishmentStatusEnum": "forecasting.enums.ReplenishmentStatus",
+        "DemandPatternEnum": "forecasting.enums.DemandPattern",
         "PaymentStatusEnum": "payments.enums.PaymentStatus",
         "ShipmentStatusEnum": "logistics.enums.ShipmentStatus",
         "DeliveryFailureReasonEnum": "logistics.enums.DeliveryFailureReason",
@@ -448,6 +451,23 @@ COT_STEP_MAX_ATTEMPTS = env.int("COT_STEP_MAX_ATTEMPTS", default=25)
 # TEST-ONLY fault injection (core/faults.py), e.g. "after_commit_before_enqueue" or
 # "crash_in_step:shipment". Never set in production.
 COT_FAULT_INJECTION = env.list("COT_FAULT_INJECTION", default=[])
+
+# Demand forecasting and replenishment (docs/FORECASTING.md).
+# Days of order history a forecast learns from, and days it looks ahead.
+COT_FORECAST_HISTORY_DAYS = env.int("COT_FORECAST_HISTORY_DAYS", default=365)
+COT_FORECAST_HORIZON_DAYS = 28
+# The demand table is rebuilt incrementally: each build re-does this many days before the
+# last one built, so units that came back late (returns, returns to origin) still count
+# against the day they were sold.
+COT_FORECAST_REBUILD_DAYS = env.int("COT_FORECAST_REBUILD_DAYS", default=21)
+# The nightly run (beat, maintenance queue), in UTC.
+COT_FORECAST_HOUR = env.int("COT_FORECAST_HOUR", default=1)
+COT_FORECAST_MINUTE = env.int("COT_FORECAST_MINUTE", default=30)
+# Replenishment: the probability that stock covers demand until the next delivery, and
+# a centre's lead time and review period when its replenishment settings leave them unset.
+COT_REPLENISHMENT_SERVICE_LEVEL = env.float("COT_REPLENISHMENT_SERVICE_LEVEL", default=0.95)
+COT_REPLENISHMENT_LEAD_TIME_DAYS = env.int("COT_REPLENISHMENT_LEAD_TIME_DAYS", default=7)
+COT_REPLENISHMENT_REVIEW_DAYS = env.int("COT_REPLENISHMENT_REVIEW_DAYS", default=7)
 
 # --- Outside world ------------------------------------------------------------------------
 SIMULATOR_URL = env.str("SIMULATOR_URL", default="http://127.0.0.1:8099")

@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/v1/", include("payments.urls")),
     path("api/v1/", include("logistics.urls")),
     path("api/v1/", include("notifications.urls")),
+    path("api/v1/", include("forecasting.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     # Its script is a separate request: the Content-Security-Policy allows no inline script.
     # Swagger UI's start-up script is a request of its own: the Content-Security-Policy

@@ -40,6 +40,11 @@ def center_is_active(*, code: str) -> bool:
     return FulfillmentCenter.objects.filter(code=code, active=True).exists()
 
 
+def center_exists(*, code: str) -> bool:
+    """Whether the catalog has a centre of this code, active or not."""
+    return FulfillmentCenter.objects.filter(code=code).exists()
+
+
 def center_name(*, code: str) -> str:
     """The centre's name as customers know it (its code when there is no such centre)."""
     name = FulfillmentCenter.objects.filter(code=code).values_list("name", flat=True).first()

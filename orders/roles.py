@@ -57,6 +57,10 @@ ROLE_PERMISSIONS: dict[str, dict[tuple[str, str], tuple[str, ...]]] = {
         ("inventory", "reservation"): ("view",),
         ("inventory", "stockreturn"): ("view",),
         ("inventory", "stockwriteoff"): ("view",),
+        # Demand forecasts and replenishment (the forecasting app).
+        ("forecasting", "replenishment"): ("view",),
+        ("forecasting", "forecastrun"): ("view",),
+        ("forecasting", "centerreplenishmentsettings"): ("view", "add", "change"),
     },
 }
 ROLES = tuple(ROLE_PERMISSIONS)

@@ -290,3 +290,36 @@ def test_validation_errors_carry_codes_the_schema_declares(live, shop, change, c
     assert response.status_code == 400
     assert code in [e["code"] for e in response.json()["errors"]]
     checked(live, response, "POST", API + "orders/")
+
+
+@pytest.mark.django_db
+def test_a_replenishment_page_matches_the_schema(live, demo_catalog):
+    """Rows with a forecast, transfers and no demand, through the staff endpoint."""
+    import base64
+
+    import numpy as np
+    from django.contrib.auth.models import Group, User
+
+    from forecasting.models import Replenishment
+    from forecasting.services import forecast_run
+    from forecasting.tests.factories import history_write, past_days
+
+    days = past_days(60)
+    history_write({("PARA-500", "BLR-1"): np.random.default_rng(1).poisson(4, len(days))}, days)
+    forecast_run(skus=["PARA-500"])
+    assert Replenishment.objects.filter(current=True, status="no_demand").exists()
+    Replenishment.objects.filter(current=True).exclude(status="no_demand").update(
+        transfers=[{"batch": "B1", "expires_on": "2027-01-31", "quantity": 5, "to_center": "DEL-1"}]
+    )
+    User.objects.create_user("schema-inv", password="pw-12345", is_staff=True).groups.add(
+        Group.objects.get(name="inventory")
+    )
+    token = base64.b64encode(b"schema-inv:pw-12345").decode()
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Basic {token}")
+    path = f"{API}inventory/replenishment/"
+    got = checked(live, api.get(path), "GET", path).json()
+    assert {row["status"] for row in got["results"]} >= {"no_demand"}
+    assert any(row["transfers"] for row in got["results"])
+    bad = f"{path}?center=NOPE"
+    assert checked(live, api.get(bad), "GET", bad).status_code == 400

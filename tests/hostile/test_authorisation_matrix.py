@@ -76,6 +76,7 @@ def endpoints(world: dict) -> list[tuple[str, str, dict | None]]:
         ),
         ("GET", "/api/v1/webhook-deliveries/", None),
         ("POST", f"/api/v1/webhook-deliveries/{world['delivery'].pk}/resend/", {}),
+        ("GET", "/api/v1/inventory/replenishment/", None),
     ]
 
 
@@ -99,8 +100,10 @@ EXPECTED = {
         "POST /api/v1/orders/{id}/returns/": 404,
         "GET /api/v1/webhook-deliveries/": 200,  # its own: none
         "POST /api/v1/webhook-deliveries/{delivery}/resend/": 404,
+        "GET /api/v1/inventory/replenishment/": 403,  # staff only
     },
-    "staff_without_role": {"*": 403},
+    # The staff user has the inventory role only: the one endpoint for that role answers.
+    "staff_without_role": {"*": 403, "GET /api/v1/inventory/replenishment/": 200},
 }
 
 
