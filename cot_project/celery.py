@@ -155,7 +155,7 @@ def _configure() -> None:
                     hour=settings.COT_FORECAST_HOUR, minute=settings.COT_FORECAST_MINUTE
                 ),
                 "options": {"queue": "maintenance", "expires": 6 * 3600},
-            }
+            },
         },
     )
 
