@@ -456,6 +456,9 @@ COT_FAULT_INJECTION = env.list("COT_FAULT_INJECTION", default=[])
 # Days of order history a forecast learns from, and days it looks ahead.
 COT_FORECAST_HISTORY_DAYS = env.int("COT_FORECAST_HISTORY_DAYS", default=365)
 COT_FORECAST_HORIZON_DAYS = 28
+# Processes statsforecast fits series with (its n_jobs; -1: one per core). Each fit is
+# single-threaded Python and numba, so a run spreads over cores only this way.
+COT_FORECAST_JOBS = env.int("COT_FORECAST_JOBS", default=1)
 # The demand table is rebuilt incrementally: each build re-does this many days before the
 # last one built, so units that came back late (returns, returns to origin) still count
 # against the day they were sold.

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 
 from forecasting.enums import INTERMITTENT_PATTERNS, REGULAR_PATTERNS, DemandPattern
 
@@ -136,7 +137,7 @@ def _backtest(pattern: DemandPattern, series: dict[int, np.ndarray]) -> dict[int
     if not eligible or pattern not in REGULAR_PATTERNS | INTERMITTENT_PATTERNS:
         return result
     model = _model_for(pattern, BACKTEST_HORIZON)
-    sf = StatsForecast(models=[model], freq=1, n_jobs=1)
+    sf = StatsForecast(models=[model], freq=1, n_jobs=settings.COT_FORECAST_JOBS)
     # ETS is fitted once, at the first origin, and rolled forward (the costly part is the
     # fit); Croston is cheap enough to refit at every origin (it has no forward step).
     cv = sf.cross_validation(
@@ -171,7 +172,9 @@ def forecast_many(series: dict[int, np.ndarray], *, horizon: int) -> dict[int, S
             for key in members:
                 results[key] = SeriesForecast(pattern, "", None, None, 0, [], [], [], [], [], None)
             continue
-        sf = StatsForecast(models=[_model_for(pattern, horizon)], freq=1, n_jobs=1)
+        sf = StatsForecast(
+            models=[_model_for(pattern, horizon)], freq=1, n_jobs=settings.COT_FORECAST_JOBS
+        )
         frame = sf.forecast(df=_frame(members), h=horizon, level=list(LEVELS))
         name = next(c for c in frame.columns if c not in ("unique_id", "ds") and "-" not in c)
         mase = _backtest(pattern, members)
