@@ -2,14 +2,15 @@
 
 Rows are written by PostgreSQL triggers (django-pghistory on django-pgtrigger), so a change
 is recorded however it is made: a form save, a bulk `update()` in a service, raw SQL. The
-triggers fire only inside a staff member's admin request (`audit.middleware`), whose user,
-action and reason travel with each row (`pgh_context`); the pipeline's own writes are in
-each order's timeline instead. An update writes two rows in one go, the row as it was
+triggers fire only inside a staff member's admin request (`audit.middleware`) or a
+command run in an audit context (`audit.context.acting`), whose user, action and reason
+travel with each row (`pgh_context`); the pipeline's own writes are in each order's
+timeline instead. An update writes two rows in one go, the row as it was
 (`before`) and as it is (`change`), so each change carries its exact before and after.
 
-Personal data (addresses, phone numbers, patient names, UPI ids) and secrets are not
-copied into the trail: it is never edited or deleted, so it must hold nothing that the
-retention rules or a customer's erasure would have to remove.
+Personal data (addresses, phone numbers, patient names, UPI ids, the notes on returns and
+prescriptions) and secrets are not copied into the trail: it is never edited or deleted, so
+it must hold nothing that the retention rules or a customer's erasure would have to remove.
 
 On SQLite there are no triggers: the tables exist and stay empty.
 """
@@ -83,17 +84,23 @@ ADD, BEFORE, CHANGE, DELETE = "add", "before", "change", "delete"
 SHOWN_LABELS = (ADD, CHANGE, DELETE)
 
 
-def _audited(model: type[models.Model], *, exclude: tuple[str, ...] = ()) -> type[models.Model]:
-    """The abstract event model for `model`; subclassed below so it gets a plain name.
+def audited(
+    model: type[models.Model], *, exclude: tuple[str, ...] = (), app_label: str = "audit"
+) -> type[models.Model]:
+    """The abstract event model for `model`, to subclass in `app_label`'s models module
+    (`class OrderAudit(audited(Order)): pass`) so it gets a plain name. `exclude`: the
+    fields holding personal data or secrets, which the trail must not copy.
 
-    The triggers go on a proxy of the model that lives here, so that their migrations are
-    this app's and the domain apps know nothing of the trail."""
+    The triggers go on a proxy of the model in `app_label`, so that their migrations are
+    that app's: the domain models below audit are audited here and know nothing of the
+    trail; an app above audit (privacy) declares its own. Every subclass is in the trail
+    the admin lists (`audit.selectors.event_models`)."""
     proxy = type(
         f"Audited{model.__name__}",
         (model,),
         {
-            "__module__": __name__,
-            "Meta": type("Meta", (), {"proxy": True, "app_label": "audit"}),
+            "__module__": f"{app_label}.models",
+            "Meta": type("Meta", (), {"proxy": True, "app_label": app_label}),
         },
     )
     return pghistory.create_event_model(
@@ -112,52 +119,54 @@ def _audited(model: type[models.Model], *, exclude: tuple[str, ...] = ()) -> typ
         base_model=AuditEvent,
         # A database trigger refuses UPDATE and DELETE of the event rows.
         append_only=True,
-        app_label="audit",
+        app_label=app_label,
         model_name=f"{model.__name__}AuditBase",
     )
 
 
-class OrderAudit(_audited(Order, exclude=("delivery_address", "contact", "payment_token"))):
+class OrderAudit(audited(Order, exclude=("delivery_address", "contact", "payment_token"))):
     pass
 
 
-class ReturnAudit(_audited(Return, exclude=("refund_vpa",))):
+# The customer's and ops' notes on a return and the pharmacist's on a prescription are
+# personal data a customer's erasure redacts: an erasure in the trail would copy them.
+class ReturnAudit(audited(Return, exclude=("refund_vpa", "note", "decision_note"))):
     pass
 
 
-class ReturnLineAudit(_audited(ReturnLine)):
+class ReturnLineAudit(audited(ReturnLine)):
     pass
 
 
-class PaymentAudit(_audited(Payment)):
+class PaymentAudit(audited(Payment)):
     pass
 
 
-class ShipmentAudit(_audited(Shipment, exclude=("delivery_otp",))):
+class ShipmentAudit(audited(Shipment, exclude=("delivery_otp",))):
     pass
 
 
-class StockBatchAudit(_audited(StockBatch)):
+class StockBatchAudit(audited(StockBatch)):
     pass
 
 
-class ProductAudit(_audited(Product)):
+class ProductAudit(audited(Product)):
     pass
 
 
-class PrescriptionAudit(_audited(Prescription, exclude=("patient_name", "image"))):
+class PrescriptionAudit(audited(Prescription, exclude=("patient_name", "image", "review_note"))):
     pass
 
 
-class PrescriptionItemAudit(_audited(PrescriptionItem)):
+class PrescriptionItemAudit(audited(PrescriptionItem)):
     pass
 
 
-class ApiClientAudit(_audited(ApiClient, exclude=("webhook_secret", "webhook_secret_previous"))):
+class ApiClientAudit(audited(ApiClient, exclude=("webhook_secret", "webhook_secret_previous"))):
     pass
 
 
-class ClientAPIKeyAudit(_audited(ClientAPIKey, exclude=("hashed_key",))):
+class ClientAPIKeyAudit(audited(ClientAPIKey, exclude=("hashed_key",))):
     pass
 
 

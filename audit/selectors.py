@@ -8,35 +8,13 @@ from typing import Any
 from django.apps import apps
 from django.db import connection, models
 
-from audit.models import (
-    BEFORE,
-    ApiClientAudit,
-    AuditEntry,
-    ClientAPIKeyAudit,
-    OrderAudit,
-    PaymentAudit,
-    PrescriptionAudit,
-    PrescriptionItemAudit,
-    ProductAudit,
-    ReturnAudit,
-    ReturnLineAudit,
-    ShipmentAudit,
-    StockBatchAudit,
-)
+from audit.models import BEFORE, AuditEntry, AuditEvent
 
-EVENT_MODELS: tuple[type[models.Model], ...] = (
-    OrderAudit,
-    ReturnAudit,
-    ReturnLineAudit,
-    PaymentAudit,
-    ShipmentAudit,
-    StockBatchAudit,
-    ProductAudit,
-    PrescriptionAudit,
-    PrescriptionItemAudit,
-    ApiClientAudit,
-    ClientAPIKeyAudit,
-)
+
+def event_models() -> tuple[type[models.Model], ...]:
+    """Every audited model's event table, this app's and those apps above it declare
+    (`audit.models.audited`): the concrete subclasses of `AuditEvent`."""
+    return tuple(m for m in apps.get_models() if issubclass(m, AuditEvent) and not m._meta.proxy)
 
 
 def audited_model(event_model: type[models.Model]) -> type[models.Model]:
@@ -44,9 +22,9 @@ def audited_model(event_model: type[models.Model]) -> type[models.Model]:
     return event_model.pgh_tracked_model._meta.concrete_model
 
 
-# "orders.order" -> its event table
+# "orders.order" -> its event table. Read when the admin loads, after every app's models.
 EVENT_MODEL_BY_LABEL: dict[str, type[models.Model]] = {
-    audited_model(m)._meta.label_lower: m for m in EVENT_MODELS
+    audited_model(m)._meta.label_lower: m for m in event_models()
 }
 
 
@@ -60,7 +38,7 @@ def audit_entries(*, label: str | None = None, object_id: str | None = None) -> 
     against), of one audited model (`"orders.order"`) and one object if given."""
     if not audit_trail_available():
         return AuditEntry.no_objects.all()
-    event_models = [EVENT_MODEL_BY_LABEL[label]] if label else list(EVENT_MODELS)
+    event_models = [EVENT_MODEL_BY_LABEL[label]] if label else list(EVENT_MODEL_BY_LABEL.values())
     entries = AuditEntry.objects.across(*event_models).exclude(pgh_label=BEFORE)
     if object_id is not None:
         entries = entries.filter(pgh_obj_id=object_id)

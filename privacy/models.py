@@ -1,7 +1,9 @@
 """The record of what was done with customers' personal data: each export or erasure a
 customer asked for (`PrivacyRequest`), and each record whose personal data was redacted
 (`Redaction`), by the retention job or an erasure. Neither holds a name, phone or address:
-a request names the client and its customer id, and lists what the law keeps by record."""
+a request names the client and its customer id, and lists what the law keeps by record.
+Each request is in the audit trail of staff changes too (`PrivacyRequestAudit`), with
+who made it: the staff member in admin, or who ran the command."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Q
 
+from audit.models import audited
 from core.models import ApiClient
 from privacy.enums import RedactionCause, RedactionKind, RequestKind
 
@@ -56,6 +59,10 @@ class PrivacyRequest(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise PrivacyRecordDeletion("privacy requests are never deleted")
+
+
+class PrivacyRequestAudit(audited(PrivacyRequest, app_label="privacy")):
+    """Nothing excluded: a request holds no name, phone or address."""
 
 
 class Redaction(models.Model):

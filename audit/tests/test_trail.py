@@ -12,9 +12,12 @@ from django.contrib.auth.models import User
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from audit.context import acting
 from audit.models import AuditEntry, AuditRecordError, ShipmentAudit, StockBatchAudit
 from audit.selectors import audit_entries
 from audit.tests.conftest import postgresql_only, staff_client
+from core.models import ApiClient
+from core.tests.factories import ApiClientFactory
 from inventory.models import StockBatch
 from logistics.models import Shipment
 from orders.models import Order
@@ -125,6 +128,25 @@ def test_an_admin_cancel_is_in_the_trail_with_its_user_and_reason(
     ]
     assert status_rows[0]["reason"] == "Cancel selected orders: customer called"
     assert {r["model"] for r in rows} == {"orders.order"}
+
+
+@postgresql_only
+def test_a_change_made_while_acting_is_in_the_trail_and_none_after():
+    api_client = ApiClientFactory(name="shop-before")
+
+    with acting("command-line (tester)", "rename_client", "rename_client: asked by the shop"):
+        ApiClient.objects.filter(pk=api_client.pk).update(name="shop-after")
+    ApiClient.objects.filter(pk=api_client.pk).update(name="shop-later")
+
+    [entry] = _entries("core.apiclient", api_client.pk)
+    assert (entry.pgh_label, entry.username, entry.user_id, entry.url) == (
+        "change",
+        "command-line (tester)",
+        None,
+        None,
+    )
+    assert (entry.action, entry.reason) == ("rename_client", "rename_client: asked by the shop")
+    assert entry.pgh_diff["name"] == ["shop-before", "shop-after"]
 
 
 @postgresql_only

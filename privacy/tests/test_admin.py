@@ -4,8 +4,12 @@ itself is driven in a real browser in tests/browser/test_privacy_admin.py)."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth.models import User
 
+from audit.selectors import audit_entries
+from audit.tests.conftest import postgresql_only
 from orders.models import Order
+from orders.services.cancellation import CLIENT, order_cancel
 from orders.tests.factories import place_order
 from orders.tests.test_admin import login
 from privacy.models import PrivacyRequest
@@ -51,3 +55,26 @@ def test_erasing_a_customer_with_an_order_in_progress_is_refused_and_changes_not
     # A bad lookup is a form error, not a failure.
     assert ops.get(PAGE, {"client": "nobody", "customer_id": ""}).status_code == 200
     assert ops.post(f"{PAGE}export/", {"client": "nobody"}).status_code == 302
+
+
+@postgresql_only
+def test_an_erasure_in_admin_is_in_the_audit_trail_with_the_ops_user(order):
+    order_cancel(order=order, by=CLIENT, actor="client:web-shop")
+    ops = login("ops")
+    body = {"client": "web-shop", "customer_id": order.customer_id, "confirm": "yes"}
+
+    assert ops.post(f"{PAGE}erase/", body).status_code == 302
+
+    [request] = PrivacyRequest.objects.all()
+    [entry] = audit_entries(label="privacy.privacyrequest", object_id=str(request.pk))
+    assert (entry.pgh_label, entry.username, entry.user_id) == (
+        "add",
+        "u-ops",
+        User.objects.get(username="u-ops").pk,
+    )
+    assert entry.url == f"{PAGE}erase/"
+    # Listed in the trail under the model's own name, with who made it.
+    page = ops.get("/admin/audit/auditentry/", {"model": "privacy.privacyrequest"})
+    text = page.content.decode()
+    assert f"privacy request {request.pk}" in text and "u-ops" in text
+    assert "Privacy request" in text  # the model filter offers it

@@ -6,12 +6,15 @@ law keeps, which it lists; it is refused while an order of theirs is in progress
 from __future__ import annotations
 
 import base64
+import getpass
 import io
 import json
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from audit.models import AuditEntry
+from audit.selectors import audit_entries, audit_trail_available
 from core.tests.factories import ApiClientFactory
 from orders.tests.factories import place_order
 from privacy.models import PrivacyRequest
@@ -28,6 +31,20 @@ from privacy.tests.conftest import (
 from privacy.tests.search import columns_holding, database_dump, snapshot, tables_holding
 
 KEPT_TABLES = {"prescriptions_prescription", "prescriptions_h1registerentry"}
+
+
+def trail_of(request: PrivacyRequest) -> list[AuditEntry]:
+    return list(audit_entries(label="privacy.privacyrequest", object_id=str(request.pk)))
+
+
+def assert_recorded_by_command(request: PrivacyRequest, command: str) -> None:
+    """The request is in the audit trail as added by whoever ran `command`."""
+    if not audit_trail_available():
+        return  # SQLite: no triggers, no trail
+    [entry] = trail_of(request)
+    assert (entry.pgh_label, entry.user_id, entry.action) == ("add", None, command)
+    assert entry.username == f"command-line ({getpass.getuser()})"
+    assert entry.reason == f"{command}: customer {request.customer_id} of privacy-shop"
 
 
 def run(command: str, *args: str) -> str:
@@ -69,6 +86,7 @@ def test_the_export_holds_the_customer_s_orders_prescriptions_and_messages(histo
     [request] = PrivacyRequest.objects.all()
     assert (request.kind, request.orders, request.prescriptions) == ("export", 3, 1)
     assert request.requested_by.startswith("command:")
+    assert_recorded_by_command(request, "customer_export")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -95,6 +113,7 @@ def test_erasure_leaves_no_trace_in_a_database_dump_but_the_records_the_law_keep
     assert all(k["until"] > "2026" and k["why"] for k in request.kept)
     assert PATIENT not in json.dumps(request.kept)
     assert history.prescription.image.storage.exists(history.prescription.image.name)
+    assert_recorded_by_command(request, "customer_erase")
 
     # Again: nothing left to change.
     state = snapshot()
@@ -102,7 +121,8 @@ def test_erasure_leaves_no_trace_in_a_database_dump_but_the_records_the_law_keep
     again = PrivacyRequest.objects.filter(kind="erasure").order_by("created_at").last()
     assert again.redacted == {} and again.kept == request.kept
     state_after = snapshot()
-    state_after.pop("privacy.PrivacyRequest"), state.pop("privacy.PrivacyRequest")
+    for requests in ("privacy.PrivacyRequest", "privacy.PrivacyRequestAudit"):
+        state_after.pop(requests), state.pop(requests)
     assert state_after == state
     # The export now shows what is left, and the erasure.
     document = json.loads(run("customer_export", history.client.name, history.customer_id))

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.context import acting, command_line_actor
 from privacy.management.commands.customer_export import client_named
 from privacy.services import CustomerInProgress, customer_erase
 
@@ -21,12 +22,18 @@ class Command(BaseCommand):
         parser.add_argument("customer_id", help="The customer id the client sends on orders.")
 
     def handle(self, *args: Any, client: str, customer_id: str, **options: Any) -> None:
+        api_client = client_named(client)
         try:
-            request = customer_erase(
-                client=client_named(client),
-                customer_id=customer_id,
-                by=f"command:{getpass.getuser()}",
-            )
+            with acting(
+                command_line_actor(),
+                "customer_erase",
+                f"customer_erase: customer {customer_id} of {api_client.name}",
+            ):
+                request = customer_erase(
+                    client=api_client,
+                    customer_id=customer_id,
+                    by=f"command:{getpass.getuser()}",
+                )
         except CustomerInProgress as exc:
             raise CommandError(f"not erased: {exc}") from exc
         self.stdout.write(

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from audit.context import acting, command_line_actor
 from core.models import ApiClient
 from privacy.selectors import api_client_named
 from privacy.services import customer_export
@@ -34,11 +35,17 @@ class Command(BaseCommand):
     def handle(
         self, *args: Any, client: str, customer_id: str, output: Path | None, **options: Any
     ) -> None:
-        document = customer_export(
-            client=client_named(client),
-            customer_id=customer_id,
-            by=f"command:{getpass.getuser()}",
-        )
+        api_client = client_named(client)
+        with acting(
+            command_line_actor(),
+            "customer_export",
+            f"customer_export: customer {customer_id} of {api_client.name}",
+        ):
+            document = customer_export(
+                client=api_client,
+                customer_id=customer_id,
+                by=f"command:{getpass.getuser()}",
+            )
         text = json.dumps(document, indent=2, ensure_ascii=False)
         if output is None:
             self.stdout.write(text)
