@@ -42,6 +42,7 @@ from drf_standardized_errors.openapi_utils import (
 from drf_standardized_errors.settings import package_settings
 from inflection import camelize
 from rest_framework import serializers
+from rest_framework.authentication import BasicAuthentication
 
 from core.authentication import ApiKeyAuthentication
 from core.errors import error_body
@@ -333,6 +334,10 @@ class CotAutoSchema(AutoSchema):
             has_body = self.method in BODY_METHODS
             if status_code == "415":
                 has_body = has_body and self.get_request_serializer() is not None
+                # A failed staff login is recorded with the request's form data (the admin
+                # login lock reads it), so a body that is not JSON is refused there too,
+                # whatever the method.
+                has_body = has_body or self._authenticates_staff_by_password()
             return has_body and super()._should_add_error_response(responses, status_code)
         if status_code == "429":
             return self._authenticates_by_api_key()
@@ -412,6 +417,9 @@ class CotAutoSchema(AutoSchema):
 
     def _has_authenticators(self) -> bool:
         return bool(self.view.get_authenticators())
+
+    def _authenticates_staff_by_password(self) -> bool:
+        return any(isinstance(a, BasicAuthentication) for a in self.view.get_authenticators())
 
     def _authenticates_by_api_key(self) -> bool:
         return any(
