@@ -68,7 +68,6 @@ TASK_ROUTES = {
     # Exact names first: the pipeline's outside calls go to their domain's queue.
     "orders.prepare_payment": {"queue": "payments"},
     "orders.charge_payment": {"queue": "payments"},
-    "orders.fulfil_order": {"queue": "logistics"},
     "orders.book_shipment": {"queue": "logistics"},
     **{task: {"queue": "maintenance"} for task in SWEEPS.values()},
     "forecasting.*": {"queue": "maintenance"},

@@ -3,9 +3,7 @@
     chord(
         group(check_prescription, reserve_stock, prepare_payment),
         charge_payment,
-    ) | fulfil_order
-
-fulfil_order books the shipment and confirms the order in one task.
+    ) | book_shipment | confirm_order
 
 `COT_PIPELINE_MODE=inline` runs the same step functions one after another in the caller.
 """
@@ -41,20 +39,24 @@ INLINE_STEPS = (
 
 def canvas(order_id: uuid.UUID):  # -> celery.canvas.Signature
     oid = str(order_id)
-    return chord(
-        group(
-            tasks.check_prescription.si(oid),
-            tasks.reserve_stock.si(oid),
-            tasks.prepare_payment.si(oid),
-        ),
-        tasks.charge_payment.si(oid),
-    ) | tasks.fulfil_order.si(oid)
+    return (
+        chord(
+            group(
+                tasks.check_prescription.si(oid),
+                tasks.reserve_stock.si(oid),
+                tasks.prepare_payment.si(oid),
+            ),
+            tasks.charge_payment.si(oid),
+        )
+        | tasks.book_shipment.si(oid)
+        | tasks.confirm_order.si(oid)
+    )
 
 
 def after_hold(order_id: uuid.UUID):  # -> celery.canvas.Signature
     """What is left once a pharmacist approved: the header ran before the hold."""
     oid = str(order_id)
-    return tasks.charge_payment.si(oid) | tasks.fulfil_order.si(oid)
+    return tasks.charge_payment.si(oid) | tasks.book_shipment.si(oid) | tasks.confirm_order.si(oid)
 
 
 def start(order_id: uuid.UUID) -> None:

@@ -117,19 +117,6 @@ def charge_payment(self: Task, order_id: str) -> str:
     return _run(self, Step.CHARGE, steps.order_charge_payment, order_id)
 
 
-@shared_task(bind=True, name="orders.fulfil_order", max_retries=None, ignore_result=True)
-def fulfil_order(self: Task, order_id: str) -> str:
-    """Book the shipment, then confirm: one task, since confirming follows only a booking
-    and both are quick beside the courier's answer. A retry books nothing twice (the
-    booking step is recorded) and confirms once (the order's status guards it)."""
-    booked = _run(self, Step.SHIPMENT, steps.order_book_shipment, order_id)
-    if booked not in steps.BOOKED:
-        return booked
-    return _run(self, Step.CONFIRM, steps.order_confirm, order_id)
-
-
-# The previous release's canvas sent these two; they stay registered so that a rolling
-# upgrade finishes the orders already on their way.
 @shared_task(bind=True, name="orders.book_shipment", max_retries=None, ignore_result=True)
 def book_shipment(self: Task, order_id: str) -> str:
     return _run(self, Step.SHIPMENT, steps.order_book_shipment, order_id)

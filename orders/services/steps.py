@@ -61,8 +61,6 @@ from prescriptions.services import H1Line, h1_register_record
 S = OrderStatus
 # The shipment step's outcome for an in-store pickup order: no courier is booked.
 PICKUP_NOTHING_BOOKED = "pickup"
-# The shipment step's outcomes after which the order is confirmed.
-BOOKED = ("booked", PICKUP_NOTHING_BOOKED)
 # What `order_resume_after_review` returns when it moved the order back to processing:
 # the rest of the pipeline (charge, shipment, confirm) is to be started.
 RESUMED = "resumed"

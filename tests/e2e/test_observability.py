@@ -145,7 +145,7 @@ def test_worker_log_lines_carry_the_order_and_the_request_id(stack):
         assert line["request_id"] == request_id, line
         assert line["task"].startswith(("orders.", "notifications.")), line
     step_lines = [l for l in mine if l.get("step")]
-    assert {l["task"] for l in step_lines} >= {"orders.charge_payment", "orders.fulfil_order"}
+    assert {l["task"] for l in step_lines} >= {"orders.charge_payment", "orders.confirm_order"}
 
     api = [l for l in _log_lines(stack.log_dir / "api.log") if l.get("request_id") == request_id]
     assert any(l.get("order_id") == order_id and l.get("status") == 202 for l in api), api
