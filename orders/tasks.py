@@ -185,9 +185,6 @@ STEP_OF_TASK = {
     "orders.reserve_stock": Step.STOCK,
     "orders.prepare_payment": Step.PAYMENT_PREPARE,
     "orders.charge_payment": Step.CHARGE,
-    # Fulfilment books, then confirms: a message that keeps dying there is named by the
-    # step that comes first (the order's timeline says which one finished).
-    "orders.fulfil_order": Step.SHIPMENT,
     "orders.book_shipment": Step.SHIPMENT,
     "orders.confirm_order": Step.CONFIRM,
     "orders.resume_after_review": Step.PRESCRIPTION,

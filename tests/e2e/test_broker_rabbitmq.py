@@ -145,7 +145,7 @@ def test_a_message_that_kills_its_worker_every_time_is_dead_lettered_and_flagged
             {
                 "step": "shipment",
                 "attempts": DELIVERY_LIMIT + 1,
-                "task": "orders.fulfil_order",
+                "task": "orders.book_shipment",
                 "dead_lettered": True,
             }
         ]
@@ -159,6 +159,6 @@ def test_a_message_that_kills_its_worker_every_time_is_dead_lettered_and_flagged
             db(rabbit, lambda: OrderStep.objects.get(order_id=order_id, step="shipment").attempts)
             == runs
         )
-        assert "dead letter: orders.fulfil_order" in (rabbit.log_dir / "worker.log").read_text()
+        assert "dead letter: orders.book_shipment" in (rabbit.log_dir / "worker.log").read_text()
     finally:
         rabbit.restart("worker")
