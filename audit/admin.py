@@ -25,6 +25,7 @@ from audit.selectors import (
     changes_describe,
     object_model_label,
 )
+from core.admin import ReadOnlyAdminMixin
 
 AUDITOR_PERMISSION = "audit.view_auditentry"
 
@@ -97,7 +98,7 @@ def _scope(request: HttpRequest) -> tuple[str | None, str | None]:
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("pgh_created_at", "username", "object_link", "pgh_label", "reason", "changes")
     list_display_links = None
     list_filter = (
@@ -112,15 +113,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
     actions = None
 
     # Nobody adds, changes or deletes audit rows, superusers included.
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
     def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.is_active and request.user.has_perm(AUDITOR_PERMISSION)
 

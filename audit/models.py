@@ -55,7 +55,7 @@ class AuditEvent(Event):
         abstract = True
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
+        if self.pk is not None:
             raise AuditRecordError("audit rows are never changed")
         super().save(*args, **kwargs)
 

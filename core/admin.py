@@ -20,6 +20,20 @@ from core.webhook_urls import WebhookUrlInvalid, WebhookUrlRefused, webhook_url_
 admin.site.unregister(APIKey)
 
 
+class ReadOnlyAdminMixin:
+    """For records written only by the system (ledgers, runs, trails): staff look, nobody
+    adds, changes or deletes them in admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
 class ApiClientForm(forms.ModelForm):
     webhook_url = forms.URLField(
         required=False,

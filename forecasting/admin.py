@@ -15,6 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from core.admin import ReadOnlyAdminMixin
 from forecasting import selectors
 from forecasting.charts import forecast_chart_svg
 from forecasting.enums import ReplenishmentStatus
@@ -71,7 +72,7 @@ class ScheduleFilter(admin.SimpleListFilter):
 
 
 @admin.register(Replenishment)
-class ReplenishmentAdmin(admin.ModelAdmin):
+class ReplenishmentAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "sku",
         "product_name",
@@ -97,15 +98,6 @@ class ReplenishmentAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).filter(current=True)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     @admin.display(description="SKU", ordering="product__sku")
     def sku(self, row: Replenishment) -> str:
@@ -280,7 +272,7 @@ class CenterReplenishmentSettingsAdmin(admin.ModelAdmin):
 
 
 @admin.register(ForecastRun)
-class ForecastRunAdmin(admin.ModelAdmin):
+class ForecastRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("pk", "started_at", "finished_at", "status", "as_of", "series", "scope")
     list_filter = ("status",)
     readonly_fields = [f.name for f in ForecastRun._meta.fields]
@@ -289,12 +281,3 @@ class ForecastRunAdmin(admin.ModelAdmin):
     def scope(self, run: ForecastRun) -> str:
         parts = [", ".join(run.skus) or "every SKU", ", ".join(run.centers) or "every centre"]
         return " at ".join(parts)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False

@@ -19,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 
+from core.admin import ReadOnlyAdminMixin
 from inventory.models import (
     FulfillmentCenter,
     Product,
@@ -160,7 +161,7 @@ class StockBatchAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockLevel)
-class StockLevelAdmin(admin.ModelAdmin):
+class StockLevelAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "product",
         "center",
@@ -174,15 +175,6 @@ class StockLevelAdmin(admin.ModelAdmin):
     search_fields = ("product__sku", "product__name")
     list_select_related = ("product", "center")
     ordering = ("product__sku", "center__priority")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 class ReservationItemInline(admin.TabularInline):
@@ -237,7 +229,7 @@ def _csv_cell(value: object) -> object:
 
 
 @admin.register(StockReturn)
-class StockReturnAdmin(admin.ModelAdmin):
+class StockReturnAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every unit taken back. Read-only for everyone, superusers too: the rows are the
     evidence of where stock went."""
 
@@ -260,15 +252,6 @@ class StockReturnAdmin(admin.ModelAdmin):
     change_list_template = "admin/inventory/stockreturn/change_list.html"
     readonly_fields = [f.name for f in StockReturn._meta.fields]
     export_filename = "stock-returns.csv"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     @admin.display(description="SKU", ordering="batch__product__sku")
     def sku(self, record: StockReturn) -> str:

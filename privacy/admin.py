@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 
+from core.admin import ReadOnlyAdminMixin
 from core.models import ApiClient
 from privacy import selectors
 from privacy.models import PrivacyRequest
@@ -45,7 +46,7 @@ class OrderNumberForm(forms.Form):
 
 
 @admin.register(PrivacyRequest)
-class PrivacyRequestAdmin(admin.ModelAdmin):
+class PrivacyRequestAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = (
         "created_at",
         "kind",
@@ -70,15 +71,6 @@ class PrivacyRequestAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
     change_list_template = "admin/privacy/privacyrequest/change_list.html"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # requests are made by exporting or erasing (the customer page)
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     def has_export_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("privacy.export_privacyrequest")
