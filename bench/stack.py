@@ -103,6 +103,20 @@ def _rabbitmqctl(*args: str, check: bool = True) -> None:
     subprocess.run([ctl, "-q", *args], check=check, capture_output=True, timeout=60)
 
 
+def _rabbitmq_pid() -> int | None:
+    """The local RabbitMQ server's Erlang VM (`beam.smp` running `rabbit`), if any."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if cmdline[0].endswith(b"beam.smp") and b"rabbit" in cmdline:
+            return int(entry)
+    return None
+
+
 @dataclass
 class Stack:
     workdir: Path
@@ -341,6 +355,14 @@ class Stack:
         the outside world)."""
         parts = {"api": "api", "redis": "redis"}
         parts.update({w["name"]: w["name"] for w in WORKERS})
-        return {
+        roots = {
             part: self.processes[name].pid for part, name in parts.items() if name in self.processes
         }
+        if self.broker == "amqp":
+            # RabbitMQ is the machine's service, not started here, but it is the stack's
+            # broker: its Erlang VM counts, as PostgreSQL's backends do (in full, even if
+            # another vhost were busy at the same time: an overestimate then).
+            rabbitmq = _rabbitmq_pid()
+            if rabbitmq:
+                roots["rabbitmq"] = rabbitmq
+        return roots
