@@ -103,8 +103,10 @@ class Sampler:
         self.peak = 0
         self.peak_pss = 0
         self.peak_by_part: dict[str, int] = {}
-        # (time, bytes) every second: how the stack's memory moved over a long run.
+        # (time, bytes) every second: how the stack's memory moved over a long run, and
+        # (time, {part: {kind: KiB}}) to tell which part moved and how (bench.proc).
         self.pss_series: list[tuple[float, int]] = []
+        self.pss_by_part_series: list[tuple[float, dict[str, dict[str, int]]]] = []
         self._stop = threading.Event()
 
     def _parts(self) -> dict:
@@ -130,8 +132,11 @@ class Sampler:
             self.window_snapshots.append(self._parts())
 
     def _memory(self, parts: dict) -> None:
-        pss = proc.pss_bytes(parts)
-        self.pss_series.append((time.time(), pss))
+        by_part = proc.pss_kib_by_part(parts)
+        pss = sum(sizes["pss"] for sizes in by_part.values()) * 1024
+        now = time.time()
+        self.pss_series.append((now, pss))
+        self.pss_by_part_series.append((now, by_part))
         self.peak = max(self.peak, proc.rss_bytes(parts))
         self.peak_pss = max(self.peak_pss, pss)
         for name, size in proc.rss_bytes_by_part(parts).items():
@@ -337,12 +342,41 @@ def run_soak(stack: Stack, rate: float, minutes: float) -> dict:
         "pss_mib_by_minute": [
             round(size / 2**20) for t, size in sampler.pss_series if int(t - start) % 60 == 0
         ],
+        # Which part grew, and whether as private heap or as a cache filling shared memory.
+        "pss_mib_by_part": {
+            "after_first_window": _pss_mib_at(sampler, start + window),
+            "end": _pss_mib_at(sampler, start + duration),
+        },
     }
     result["held"] = (
         sum(result["errors"].values()) == 0 and result["p99_held"] and result["pss_held"]
     )
     print(f"    → {soak_line(result)}", flush=True)
     return result
+
+
+def _pss_mib_at(sampler: Sampler, moment: float) -> dict[str, dict[str, int]]:
+    """The sample nearest `moment`, per part and kind, in MiB."""
+    if not sampler.pss_by_part_series:
+        return {}
+    _, by_part = min(sampler.pss_by_part_series, key=lambda sample: abs(sample[0] - moment))
+    return {
+        part: {kind: round(kib / 1024) for kind, kib in sizes.items()}
+        for part, sizes in by_part.items()
+    }
+
+
+def soak_parts_line(r: dict) -> str:
+    """Each part's PSS after the first window and at the end, with its private heap and
+    shared memory: what grew, and how."""
+    first, end = r["pss_mib_by_part"]["after_first_window"], r["pss_mib_by_part"]["end"]
+    parts = [
+        f"{part} {first[part]['pss']}→{sizes['pss']} (anon {first[part]['anon']}→"
+        f"{sizes['anon']}, shmem {first[part]['shmem']}→{sizes['shmem']})"
+        for part, sizes in end.items()
+        if part in first
+    ]
+    return "soak PSS by part, after the first window → end (MiB): " + ", ".join(parts) + "."
 
 
 def soak_line(r: dict) -> str:
@@ -439,6 +473,7 @@ def table(results: dict) -> str:
     if "soak" in results["scenarios"]:
         soak = results["scenarios"]["soak"]
         rows.append(f"{soak_line(soak)} PSS by minute (MiB): {soak['pss_mib_by_minute']}.")
+        rows.append(soak_parts_line(soak))
     for name in ("floor", "zero", "seed", "inline"):
         by_part = results["scenarios"][name].get("cpu_ms_per_order_by_part") or {}
         if by_part:
@@ -698,6 +733,7 @@ def _finish(
         for name, result in scenarios.items():
             if name == "soak":
                 print(soak_line(result))
+                print(soak_parts_line(result))
                 continue
             print(f"{name}: {_line(result)}")
             print(f"    cpu s by part: {result['cpu_s_by_part']}, ramp: {result['ramp']}")

@@ -63,18 +63,31 @@ def rss_bytes(parts: dict[str, dict[int, ProcStat]]) -> int:
     return sum(stat.rss_pages for part in parts.values() for stat in part.values()) * PAGE
 
 
+# smaps_rollup's split of PSS: private heap (`anon`), shared memory such as PostgreSQL's
+# shared buffers (`shmem`) and mapped files (`file`: libraries, Prometheus' multiprocess
+# files). A leak grows `anon`; a cache filling up grows `shmem`.
+PSS_KINDS = {"Pss:": "pss", "Pss_Anon:": "anon", "Pss_Shmem:": "shmem", "Pss_File:": "file"}
+
+
+def pss_kib_by_part(parts: dict[str, dict[int, ProcStat]]) -> dict[str, dict[str, int]]:
+    """Per part, PSS and its anon/shmem/file split, in KiB (proc(5), `smaps_rollup`)."""
+    by_part = {}
+    for name, part in parts.items():
+        sizes = dict.fromkeys(PSS_KINDS.values(), 0)
+        for pid in part:
+            for line in (_read(f"/proc/{pid}/smaps_rollup") or "").splitlines():
+                field, _, value = line.partition(" ")
+                if field in PSS_KINDS:
+                    sizes[PSS_KINDS[field]] += int(value.split()[0])
+        by_part[name] = sizes
+    return by_part
+
+
 def pss_bytes(parts: dict[str, dict[int, ProcStat]]) -> int:
     """Proportional set size (proc(5), `smaps_rollup`): each shared page split among the
     processes sharing it, so the sum is the stack's memory without counting PostgreSQL's
     shared buffers or a forked worker's inherited pages more than once."""
-    total_kib = 0
-    for part in parts.values():
-        for pid in part:
-            for line in (_read(f"/proc/{pid}/smaps_rollup") or "").splitlines():
-                if line.startswith("Pss:"):
-                    total_kib += int(line.split()[1])
-                    break
-    return total_kib * 1024
+    return sum(sizes["pss"] for sizes in pss_kib_by_part(parts).values()) * 1024
 
 
 def rss_bytes_by_part(parts: dict[str, dict[int, ProcStat]]) -> dict[str, int]:

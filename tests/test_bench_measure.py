@@ -104,6 +104,13 @@ def test_pss_splits_what_rss_counts_twice() -> None:
         own = proc.pss_bytes({"parent": {os.getpid(): None}})
         assert 0 < own < pss <= rss
         assert proc.pss_bytes({"gone": {2**22 + 7: None}}) == 0  # no such process
+        # The split: the forked child's heap is anon, the interpreter's libraries file.
+        split = proc.pss_kib_by_part(parts)
+        for sizes in split.values():
+            assert sizes["anon"] > 0 and sizes["file"] > 0
+            assert abs(sizes["anon"] + sizes["shmem"] + sizes["file"] - sizes["pss"]) <= 8
+        # Read again a moment later: the same total, give or take what pytest allocated.
+        assert sum(sizes["pss"] for sizes in split.values()) * 1024 == pytest.approx(pss, rel=0.1)
     finally:
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
