@@ -43,6 +43,18 @@ def _postgres_pids(stats: dict[int, ProcStat], database: str) -> set[int]:
     return pids
 
 
+def rabbitmq_pid() -> int | None:
+    """The local RabbitMQ server's Erlang VM (`beam.smp` running `rabbit`), if any."""
+    for entry in os.listdir("/proc"):
+        if (
+            entry.isdigit()
+            and (_read(f"/proc/{entry}/comm") or "").strip() == "beam.smp"
+            and "rabbit" in (_read(f"/proc/{entry}/cmdline") or "").split("\0")
+        ):
+            return int(entry)
+    return None
+
+
 def snapshot(roots: dict[str, int], database: str | None) -> dict[str, dict[int, ProcStat]]:
     """The processes of each named part (its root pid and every descendant), plus the
     PostgreSQL backends serving `database` as `postgres`."""

@@ -23,6 +23,8 @@ import httpx
 import psycopg
 import redis
 
+from bench import proc
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
@@ -101,20 +103,6 @@ def stop(process: subprocess.Popen, timeout: float = 20.0) -> None:
 def _rabbitmqctl(*args: str, check: bool = True) -> None:
     ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
     subprocess.run([ctl, "-q", *args], check=check, capture_output=True, timeout=60)
-
-
-def _rabbitmq_pid() -> int | None:
-    """The local RabbitMQ server's Erlang VM (`beam.smp` running `rabbit`), if any."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if cmdline[0].endswith(b"beam.smp") and b"rabbit" in cmdline:
-            return int(entry)
-    return None
 
 
 @dataclass
@@ -362,7 +350,7 @@ class Stack:
             # RabbitMQ is the machine's service, not started here, but it is the stack's
             # broker: its Erlang VM counts, as PostgreSQL's backends do (in full, even if
             # another vhost were busy at the same time: an overestimate then).
-            rabbitmq = _rabbitmq_pid()
+            rabbitmq = proc.rabbitmq_pid()
             if rabbitmq:
                 roots["rabbitmq"] = rabbitmq
         return roots
